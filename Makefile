@@ -1,0 +1,54 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+FLASK := PORTAL_SERVER_NAME=localhost:$(PORT) $(BIN)/flask --app wsgi
+
+.PHONY: run test lint db seed clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+db: $(VENV)/.installed
+	$(FLASK) db upgrade
+
+seed: db
+	$(FLASK) seed-demo
+
+run: seed
+	@echo
+	@echo "Partner Portal is starting:"
+	@echo "  operator console  http://localhost:$(PORT)/"
+	@echo "  Acme Corp         http://acme.localhost:$(PORT)/"
+	@echo "  Globex            http://globex.localhost:$(PORT)/"
+	@echo
+	$(FLASK) run --host 127.0.0.1 --port $(PORT)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# SQLite always; PostgreSQL too when PORTAL_TEST_DATABASE_URL is set (required when
+# PORTAL_REQUIRE_POSTGRES=1, as on CI).
+test: lint
+	PORTAL_TEST_DB=sqlite $(BIN)/pytest
+	@if [ -n "$$PORTAL_TEST_DATABASE_URL" ]; then \
+		PORTAL_TEST_DB=postgres $(BIN)/pytest; \
+	elif [ "$$PORTAL_REQUIRE_POSTGRES" = "1" ]; then \
+		echo "PORTAL_REQUIRE_POSTGRES=1 but PORTAL_TEST_DATABASE_URL is not set" >&2; exit 1; \
+	else \
+		echo "PostgreSQL pass skipped: set PORTAL_TEST_DATABASE_URL to run the suite against it too."; \
+	fi
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -1,0 +1,67 @@
+"""Partner Portal: a multi-tenant, server-rendered self-service portal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from portal import (
+    cli,
+    errors,
+    models,  # noqa: F401  - registers every model before the first query
+    observability,
+    static_files,
+    theming,
+)
+from portal.auth import guards, loader
+from portal.auth.routes import bp as auth_bp
+from portal.config import ROOT, load_config
+from portal.extensions import csrf, db, migrate
+from portal.health import routes as health
+from portal.home.routes import bp as home_bp
+from portal.home.routes import landing_bp
+from portal.operator.routes import bp as operator_bp
+from portal.tenancy import context as tenancy
+from portal.theming import ThemedEnvironment
+
+
+class PortalFlask(Flask):
+    jinja_environment = ThemedEnvironment
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the application; `config` overrides what the environment says (tests)."""
+    app = PortalFlask(
+        __name__,
+        subdomain_matching=True,
+        static_folder=str(ROOT / "static"),
+        template_folder=None,
+        instance_path=str(ROOT / "instance"),
+    )
+    app.config.update(load_config(config))
+    if app.config["PROXY_FIX"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    observability.init_app(app)
+    tenancy.init_app(app)
+    loader.init_app(app)
+    guards.init_app(app)
+    theming.init_app(app, ROOT / "templates")
+    errors.init_app(app)
+    cli.init_app(app)
+    _register_blueprints(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    app.register_blueprint(landing_bp)
+    app.register_blueprint(operator_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(home_bp)
+    health.register(app)
+    static_files.register(app)

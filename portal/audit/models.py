@@ -1,0 +1,45 @@
+"""The audit trail: who did what, to what, for whom, from where."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.clock import utcnow
+from portal.extensions import db, str_enum
+from portal.tenancy.models import TenantOwned
+
+
+class ActorType(enum.StrEnum):
+    USER = "user"
+    OPERATOR = "operator"
+    SYSTEM = "system"
+    ANONYMOUS = "anonymous"
+
+
+class AuditEvent(TenantOwned, db.Model):
+    """One recorded action. Platform-level events (operator console) have no partner."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("ix_audit_events_partner_time", "partner_id", "created_at"),)
+    allows_platform_rows = True
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int | None] = mapped_column(  # type: ignore[assignment]
+        sa.ForeignKey("partners.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_type: Mapped[ActorType] = mapped_column(str_enum(ActorType))
+    actor_id: Mapped[int | None]
+    actor_label: Mapped[str] = mapped_column(sa.String(254), default="")
+    on_behalf_of_id: Mapped[int | None]
+    action: Mapped[str] = mapped_column(sa.String(80), index=True)
+    target_type: Mapped[str | None] = mapped_column(sa.String(40))
+    target_id: Mapped[str | None] = mapped_column(sa.String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    request_id: Mapped[str | None] = mapped_column(sa.String(64))

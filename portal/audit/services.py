@@ -1,0 +1,87 @@
+"""`record_audit`: the one way every mutation writes its audit event."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import g, has_request_context, request
+from flask_login import current_user
+
+from portal.audit.models import ActorType, AuditEvent
+from portal.extensions import db
+
+log = logging.getLogger("portal.audit")
+
+
+def _actor_of(actor: Any) -> tuple[ActorType, int | None, str]:
+    if actor is None:
+        return ActorType.SYSTEM, None, "system"
+    kind = getattr(actor, "kind", None)
+    if kind == "operator":
+        return ActorType.OPERATOR, actor.id, actor.email
+    if kind == "user":
+        return ActorType.USER, actor.id, actor.email
+    return ActorType.ANONYMOUS, None, ""
+
+
+def _request_actor() -> Any:
+    if not has_request_context():
+        return None
+    user = current_user._get_current_object() if current_user else None
+    if user is not None and getattr(user, "is_authenticated", False):
+        return user
+    return "anonymous"
+
+
+def _target_of(target: Any) -> tuple[str | None, str | None]:
+    if target is None:
+        return None, None
+    if isinstance(target, tuple):
+        kind, ident = target
+        return str(kind), None if ident is None else str(ident)
+    return getattr(target, "__tablename__", type(target).__name__.lower()), str(target.id)
+
+
+def record_audit(
+    action: str,
+    *,
+    target: Any = None,
+    details: dict[str, Any] | None = None,
+    actor: Any = ...,
+    on_behalf_of: Any = None,
+) -> AuditEvent:
+    """Add an audit event to the current transaction; the caller's commit makes it stick.
+
+    The partner comes from the request (or `partner_scope`), the actor defaults to whoever is
+    logged in, `target` is a model instance or a `(type, id)` pair.
+    """
+    if actor is ...:
+        actor = _request_actor()
+    actor_type, actor_id, actor_label = _actor_of(actor)
+    if on_behalf_of is None and has_request_context():
+        on_behalf_of = g.get("impersonated_user")
+    target_type, target_id = _target_of(target)
+    event = AuditEvent(
+        actor_type=actor_type,
+        actor_id=actor_id,
+        actor_label=actor_label,
+        on_behalf_of_id=getattr(on_behalf_of, "id", None),
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details=details or {},
+        ip=request.remote_addr if has_request_context() else None,
+        request_id=g.get("request_id") if has_request_context() else None,
+    )
+    db.session.add(event)
+    log.debug(
+        "audit %s",
+        action,
+        extra={
+            "audit_action": action,
+            "target": f"{target_type}:{target_id}",
+            "actor": actor_label,
+        },
+    )
+    return event

@@ -1,0 +1,39 @@
+"""The authentication cookie: host-only, HttpOnly, SameSite=Lax, Secure in production."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app, request
+from werkzeug.wrappers import Response
+
+
+def cookie_name() -> str:
+    return current_app.config["AUTH_COOKIE_NAME"]
+
+
+def read_token() -> str | None:
+    return request.cookies.get(cookie_name()) or None
+
+
+def set_auth_cookie(response: Response, token: str, *, expires: datetime | None = None) -> None:
+    # No Domain attribute: the cookie stays on the exact host that issued it.
+    response.set_cookie(
+        cookie_name(),
+        token,
+        expires=expires,
+        path="/",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def clear_auth_cookie(response: Response) -> None:
+    response.delete_cookie(
+        cookie_name(),
+        path="/",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )

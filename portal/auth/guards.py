@@ -1,0 +1,51 @@
+"""Safe by default: every view needs a login unless it visibly opts out with `@public`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, g, redirect, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+
+def public(view: Any) -> Any:
+    """Mark a view that anonymous visitors may reach (login page, health checks)."""
+    view.is_public = True
+    return view
+
+
+def is_public_endpoint(endpoint: str | None) -> bool:
+    view = current_app.view_functions.get(endpoint) if endpoint else None
+    return view is None or getattr(view, "is_public", False)
+
+
+def principal_kind() -> str | None:
+    """'user' for a partner user, 'operator' for an operator, None for an anonymous visitor."""
+    if not current_user.is_authenticated:
+        return None
+    return current_user.kind
+
+
+def login_redirect() -> Response:
+    endpoint = "auth.login" if g.get("on_partner_host") else "operator.login"
+    target = url_for(endpoint, next=request.full_path.rstrip("?"))
+    if request.headers.get("HX-Request"):
+        return Response(
+            "Your session has ended. Please sign in again.", 401, {"HX-Redirect": target}
+        )
+    return redirect(target)
+
+
+def require_login() -> Response | None:
+    """before_request: partner hosts need a user of that partner, the root domain an operator."""
+    if is_public_endpoint(request.endpoint):
+        return None
+    wanted = "user" if g.get("on_partner_host") else "operator"
+    if principal_kind() != wanted:
+        return login_redirect()
+    return None
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(require_login)

@@ -1,0 +1,75 @@
+"""Partner-host login and logout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from portal.auth.cookies import clear_auth_cookie, set_auth_cookie
+from portal.auth.forms import LoginForm
+from portal.auth.guards import principal_kind, public
+from portal.auth.services import LoginFailed, login_with_password, logout_user_session
+from portal.sessions.services import ClientInfo
+
+bp = Blueprint("auth", __name__, subdomain="<partner>")
+
+
+def client_info() -> ClientInfo:
+    return ClientInfo(ip=request.remote_addr, user_agent=request.user_agent.string or None)
+
+
+def safe_next(default: str) -> str:
+    """A local path from `?next=`, never another host."""
+    target = request.args.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+def password_login_page(
+    *, kind: str, home: str, template: str, login: Callable[..., tuple[Any, str]]
+) -> tuple[str, int] | Response:
+    """The login page shared by partner users and operators; only the account lookup differs."""
+    if principal_kind() == kind:
+        return redirect(safe_next(url_for(home)))
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            _account, token = login(form.email.data, form.password.data, client_info())
+        except LoginFailed as exc:
+            error = str(exc)
+        else:
+            session.clear()  # a fresh CSRF secret for the new login, nothing carried over
+            response = redirect(safe_next(url_for(home)))
+            set_auth_cookie(response, token)
+            return response
+    status = 200 if error is None and not form.errors else 422
+    return render_template(template, form=form, error=error), status
+
+
+def end_login(logout: Callable[[], None], login_endpoint: str) -> Response:
+    logout()
+    session.clear()
+    flash("You have signed out.", "info")
+    response = redirect(url_for(login_endpoint))
+    clear_auth_cookie(response)
+    return response
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login() -> tuple[str, int] | Response:
+    return password_login_page(
+        kind="user", home="home.index", template="auth/login.html", login=login_with_password
+    )
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    user = current_user._get_current_object()
+    return end_login(lambda: logout_user_session(g.user_session, user), "auth.login")

@@ -1,0 +1,80 @@
+"""Password login and logout for partner users and operators."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from portal.audit.services import record_audit
+from portal.auth.passwords import hash_password, needs_rehash, verify_password
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.operator.models import Operator
+from portal.sessions.models import LoginMethod, UserSession
+from portal.sessions.services import (
+    ClientInfo,
+    revoke_operator_session,
+    revoke_user_session,
+    start_operator_session,
+    start_user_session,
+)
+from portal.users.models import User, UserStatus, normalize_email
+
+LOGIN_FAILED = "Incorrect email or password."
+
+
+class LoginFailed(Exception):
+    """Unknown email, wrong password or another partner's user: all look the same."""
+
+    def __init__(self) -> None:
+        super().__init__(LOGIN_FAILED)
+
+
+def _check_password(account: User | Operator | None, password: str) -> bool:
+    ok = verify_password(account.password_hash if account else None, password)
+    if ok and account is not None and needs_rehash(account.password_hash):
+        account.password_hash = hash_password(password)
+    return ok
+
+
+def login_with_password(email: str, password: str, client: ClientInfo) -> tuple[User, str]:
+    """Log a user of the current partner in; returns the user and the new session token."""
+    address = normalize_email(email)
+    user = db.session.execute(select(User).where(User.email == address)).scalar_one_or_none()
+    if not _check_password(user, password) or user is None or user.status != UserStatus.ACTIVE:
+        record_audit("auth.login_failed", target=("email", address[:64]), actor="anonymous")
+        db.session.commit()
+        raise LoginFailed()
+    user.last_login_at = utcnow()
+    record_audit("auth.login", target=user, actor=user, details={"method": "password"})
+    _record, token = start_user_session(user, client, method=LoginMethod.PASSWORD)
+    db.session.commit()
+    return user, token
+
+
+def logout_user_session(record: UserSession, user: User) -> None:
+    revoke_user_session(record, by=user, reason="logout")
+    record_audit("auth.logout", target=user, actor=user)
+    db.session.commit()
+
+
+def login_operator(email: str, password: str, client: ClientInfo) -> tuple[Operator, str]:
+    """Log an operator in on the root domain."""
+    address = normalize_email(email)
+    operator = db.session.execute(
+        select(Operator).where(Operator.email == address)
+    ).scalar_one_or_none()
+    if not _check_password(operator, password) or operator is None or not operator.active:
+        record_audit("operator.login_failed", target=("email", address[:64]), actor="anonymous")
+        db.session.commit()
+        raise LoginFailed()
+    operator.last_login_at = utcnow()
+    record_audit("operator.login", target=operator, actor=operator)
+    _record, token = start_operator_session(operator, client)
+    db.session.commit()
+    return operator, token
+
+
+def logout_operator(record, operator: Operator) -> None:
+    revoke_operator_session(record, reason="logout")
+    record_audit("operator.logout", target=operator, actor=operator)
+    db.session.commit()

@@ -1,0 +1,86 @@
+"""Configuration read from `PORTAL_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+
+class ConfigError(RuntimeError):
+    """A configuration that must not start (for example production without a secret key)."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"PORTAL_{name}")
+    return value if value not in (None, "") else default
+
+
+def _dev_secret_key() -> str:
+    """A per-checkout random key kept under instance/, so dev sessions survive restarts."""
+    INSTANCE.mkdir(exist_ok=True)
+    path = INSTANCE / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the Flask config from the environment, then apply `overrides` (tests)."""
+    overrides = overrides or {}
+    env = overrides.get("PORTAL_ENV") or _env("ENV", "development")
+    if env not in ("development", "production", "testing"):
+        raise ConfigError(f"PORTAL_ENV must be development, production or testing, not {env!r}")
+    production = env == "production"
+
+    secret_key = overrides.get("SECRET_KEY") or _env("SECRET_KEY")
+    server_name = overrides.get("SERVER_NAME") or _env("SERVER_NAME")
+    if production:
+        missing = [
+            name
+            for name, value in (
+                ("PORTAL_SECRET_KEY", secret_key),
+                ("PORTAL_SERVER_NAME", server_name),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                "PORTAL_ENV=production needs "
+                + " and ".join(missing)
+                + " to be set; refusing to start."
+            )
+    secret_key = secret_key or _dev_secret_key()
+    server_name = (server_name or "localhost:5000").lower()
+
+    database_url = _env("DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.sqlite3'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+
+    host_only = server_name.split(":")[0]
+    config: dict[str, Any] = {
+        "PORTAL_ENV": env,
+        "SECRET_KEY": secret_key,
+        "SERVER_NAME": server_name,
+        # The root domain and every <slug>. subdomain; anything else is refused with 400.
+        "TRUSTED_HOSTS": [host_only, "." + host_only],
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SESSION_COOKIE_NAME": "__Host-portal" if production else "portal",
+        "SESSION_COOKIE_SECURE": production,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "AUTH_COOKIE_NAME": "__Host-portal_auth" if production else "portal_auth",
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "PROXY_FIX": int(_env("PROXY_FIX", "1" if production else "0") or 0),
+        "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
+    }
+    config.update(overrides)
+    return config

@@ -1,0 +1,96 @@
+"""Demo data: two partners with different themes, one user per role, and an operator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from portal.audit.services import record_audit
+from portal.auth.passwords import hash_password
+from portal.extensions import db
+from portal.operator.models import Operator
+from portal.tenancy.models import Partner, Theme
+from portal.tenancy.scope import partner_scope
+from portal.users.models import Role
+from portal.users.services import create_user, email_taken
+
+DEMO_PASSWORD = "portal-demo-2026"
+OPERATOR_EMAIL = "operator@portal.test"
+PARTNERS = (
+    ("acme", "Acme Corp", Theme(base="default", primary_color="#2563eb", accent_color="#1e3a8a")),
+    ("globex", "Globex", Theme(base="midnight", primary_color="#10b981", accent_color="#064e3b")),
+)
+SHARED_EMAIL = "shared@example.com"
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    where: str
+    email: str
+    password: str
+    note: str
+
+
+def _ensure_user(email: str, password: str, role: Role, *, support: bool = False) -> None:
+    if email_taken(email):
+        return
+    create_user(
+        email,
+        role=role,
+        password=password,
+        display_name=email.split("@")[0].title(),
+        is_support=support,
+        actor=None,
+        source="seed-demo",
+    )
+
+
+def seed_demo() -> list[DemoAccount]:
+    """Create whatever of the demo data is missing; existing rows are left as they are."""
+    accounts: list[DemoAccount] = []
+    for slug, name, theme in PARTNERS:
+        partner = db.session.execute(
+            select(Partner).where(Partner.slug == slug)
+        ).scalar_one_or_none()
+        if partner is None:
+            partner = Partner(slug=slug, name=name, theme_settings=theme.to_dict())
+            db.session.add(partner)
+            db.session.flush()
+        with partner_scope(partner):
+            for role in Role:
+                email = f"{role.value}@{slug}.test"
+                _ensure_user(email, DEMO_PASSWORD, role)
+                accounts.append(DemoAccount(slug, email, DEMO_PASSWORD, f"role {role.value}"))
+            _ensure_user(f"support@{slug}.test", DEMO_PASSWORD, Role.BASIC, support=True)
+            accounts.append(
+                DemoAccount(
+                    slug, f"support@{slug}.test", DEMO_PASSWORD, "role basic, support agent"
+                )
+            )
+            shared_password = f"{slug}-shared-2026"
+            _ensure_user(SHARED_EMAIL, shared_password, Role.BASIC)
+            accounts.append(
+                DemoAccount(slug, SHARED_EMAIL, shared_password, "same email, own password")
+            )
+    if (
+        db.session.execute(
+            select(Operator).where(Operator.email == OPERATOR_EMAIL)
+        ).scalar_one_or_none()
+        is None
+    ):
+        operator = Operator(
+            email=OPERATOR_EMAIL,
+            display_name="Platform Operator",
+            password_hash=hash_password(DEMO_PASSWORD),
+        )
+        db.session.add(operator)
+        db.session.flush()
+        record_audit(
+            "operator.create", target=operator, actor=None, details={"source": "seed-demo"}
+        )
+    accounts.append(
+        DemoAccount("operator console", OPERATOR_EMAIL, DEMO_PASSWORD, "platform operator")
+    )
+    db.session.commit()
+    return accounts

@@ -1,0 +1,159 @@
+"""Creating, validating and revoking server-side sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from portal.audit.services import record_audit
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.operator.models import Operator
+from portal.sessions.models import LoginMethod, OperatorSession, UserSession
+from portal.tenancy.models import Partner
+from portal.users.models import User, UserStatus
+
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+OPERATOR_IDLE = timedelta(minutes=30)
+OPERATOR_LIFETIME = timedelta(hours=12)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)  # 256 bits
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Where a login came from."""
+
+    ip: str | None
+    user_agent: str | None
+
+    @property
+    def user_agent_trimmed(self) -> str | None:
+        return self.user_agent[:512] if self.user_agent else None
+
+
+def start_user_session(
+    user: User, client: ClientInfo, *, method: LoginMethod = LoginMethod.PASSWORD
+) -> tuple[UserSession, str]:
+    """Create a new session record for `user` (never reuse one) and return it with its token."""
+    policy = user.partner.session_policy
+    now = utcnow()
+    token = new_token()
+    record = UserSession(
+        partner_id=user.partner_id,
+        user_id=user.id,
+        token_hash=hash_token(token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=policy.absolute_hours),
+        ip=client.ip,
+        user_agent=client.user_agent_trimmed,
+        login_method=method,
+    )
+    db.session.add(record)
+    db.session.flush()
+    record_audit("session.start", target=record, actor=user, details={"method": method.value})
+    return record, token
+
+
+def _fresh(last_seen, idle: timedelta, expires_at, now) -> bool:
+    return now < expires_at and now < last_seen + idle
+
+
+def _touch(model: type, record_id: int, last_seen, now) -> None:
+    """Write last-seen at most once a minute per session, not on every request."""
+    if now - last_seen >= LAST_SEEN_RESOLUTION:
+        db.session.execute(update(model).where(model.id == record_id).values(last_seen_at=now))
+        db.session.commit()
+
+
+def authenticate_user_session(partner: Partner, token: str) -> UserSession | None:
+    """The live session for `token` on `partner`'s host, or None.
+
+    Checked on every request: the record exists, belongs to this partner (the query is
+    partner-scoped and says so again), is not revoked, not idle or past its lifetime, and its
+    user is active.
+    """
+    record = db.session.execute(
+        select(UserSession).where(
+            UserSession.token_hash == hash_token(token), UserSession.partner_id == partner.id
+        )
+    ).scalar_one_or_none()
+    if record is None or record.revoked_at is not None:
+        return None
+    now = utcnow()
+    idle = timedelta(minutes=partner.session_policy.idle_minutes)
+    if not _fresh(record.last_seen_at, idle, record.expires_at, now):
+        return None
+    user = record.user
+    if user.partner_id != partner.id or user.status != UserStatus.ACTIVE:
+        return None
+    _touch(UserSession, record.id, record.last_seen_at, now)
+    return record
+
+
+def revoke_user_session(record: UserSession, *, by: User | None, reason: str) -> bool:
+    """Revoke one session; True if this call revoked it (False if it already was)."""
+    now = utcnow()
+    result = db.session.execute(
+        update(UserSession)
+        .where(UserSession.id == record.id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason, revoked_by_id=by.id if by else None)
+        .execution_options(synchronize_session="fetch")
+    )
+    if result.rowcount:
+        record_audit(
+            "session.revoke", target=record, details={"reason": reason, "user_id": record.user_id}
+        )
+    return bool(result.rowcount)
+
+
+def start_operator_session(operator: Operator, client: ClientInfo) -> tuple[OperatorSession, str]:
+    now = utcnow()
+    token = new_token()
+    record = OperatorSession(
+        operator_id=operator.id,
+        token_hash=hash_token(token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + OPERATOR_LIFETIME,
+        ip=client.ip,
+        user_agent=client.user_agent_trimmed,
+    )
+    db.session.add(record)
+    db.session.flush()
+    record_audit("operator_session.start", target=record, actor=operator)
+    return record, token
+
+
+def authenticate_operator_session(token: str) -> OperatorSession | None:
+    """The live operator session for `token` (root domain only), or None."""
+    record = db.session.execute(
+        select(OperatorSession).where(OperatorSession.token_hash == hash_token(token))
+    ).scalar_one_or_none()
+    if record is None or record.revoked_at is not None or not record.operator.active:
+        return None
+    now = utcnow()
+    if not _fresh(record.last_seen_at, OPERATOR_IDLE, record.expires_at, now):
+        return None
+    _touch(OperatorSession, record.id, record.last_seen_at, now)
+    return record
+
+
+def revoke_operator_session(record: OperatorSession, *, reason: str) -> None:
+    db.session.execute(
+        update(OperatorSession)
+        .where(OperatorSession.id == record.id, OperatorSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+    )
+    record_audit("operator_session.revoke", target=record, details={"reason": reason})

@@ -1,0 +1,35 @@
+"""Static files on partner hosts too, so pages load assets from their own origin."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g, url_for
+from werkzeug.wrappers import Response
+
+from portal.auth.guards import public
+from portal.tenancy.context import exempt_from_tenancy
+
+
+@public
+@exempt_from_tenancy
+def partner_static(filename: str) -> Response:
+    return current_app.send_static_file(filename)
+
+
+@public
+def root_static(filename: str) -> Response:
+    return current_app.send_static_file(filename)
+
+
+def asset_url(filename: str) -> str:
+    """URL of a static file on the current host."""
+    if g.get("on_partner_host") and g.get("partner") is not None:
+        return url_for("partner_static", filename=filename)
+    return url_for("static", filename=filename)
+
+
+def register(app: Flask) -> None:
+    app.view_functions["static"] = root_static
+    app.add_url_rule(
+        "/static/<path:filename>", "partner_static", partner_static, subdomain="<partner>"
+    )
+    app.jinja_env.globals["asset_url"] = asset_url

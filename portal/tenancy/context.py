@@ -1,0 +1,88 @@
+"""Resolving the partner from the host, once per request, and loading ids partner-scoped."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from flask import Flask, abort, current_app, g, request
+from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
+from werkzeug.local import LocalProxy
+
+from portal.extensions import db
+from portal.tenancy import scope  # noqa: F401  - importing registers the ORM scoping hooks
+from portal.tenancy.models import Partner, TenantOwned, slug_problem
+
+M = TypeVar("M", bound=TenantOwned)
+
+current_partner: Partner = LocalProxy(lambda: g.get("partner"))  # type: ignore[assignment]
+
+
+class PartnerUnavailable(HTTPException):
+    """The host names a partner that exists but is suspended."""
+
+    code = 403
+    description = "This portal is unavailable at the moment."
+
+
+def exempt_from_tenancy(view: Any) -> Any:
+    """Mark a view that answers on any partner host without resolving it (health checks)."""
+    view.tenancy_exempt = True
+    return view
+
+
+def _view(endpoint: str | None) -> Any:
+    return current_app.view_functions.get(endpoint) if endpoint else None
+
+
+def resolve_partner(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """url_value_preprocessor: turn the `<partner>` subdomain into `g.partner` or a 404."""
+    g.partner = None
+    g.on_partner_host = bool(values) and "partner" in values
+    if not g.on_partner_host:
+        return
+    slug = values.pop("partner")
+    if getattr(_view(endpoint), "tenancy_exempt", False):
+        return
+    if slug_problem(slug) is not None or request.host != request.host.lower():
+        abort(404)
+    partner = db.session.execute(select(Partner).where(Partner.slug == slug)).scalar_one_or_none()
+    if partner is None:
+        abort(404)
+    if not partner.is_active:
+        g.unavailable_partner = partner
+        raise PartnerUnavailable()
+    g.partner = partner
+
+
+def add_partner_default(endpoint: str, values: dict[str, Any]) -> None:
+    """url_defaults: `url_for` on a partner host never needs the partner argument."""
+    partner = g.get("partner")
+    if (
+        partner is not None
+        and "partner" not in values
+        and current_app.url_map.is_endpoint_expecting(endpoint, "partner")
+    ):
+        values["partner"] = partner.slug
+
+
+def get_or_404(model: type[M], ident: Any) -> M:
+    """Load a tenant-owned row by id; another partner's row is as missing as a missing one."""
+    partner = g.get("partner")
+    if partner is None:
+        abort(404)
+    try:
+        key = int(ident)
+    except (TypeError, ValueError):
+        abort(404)
+    row = db.session.execute(
+        select(model).where(model.id == key, model.partner_id == partner.id)  # type: ignore[attr-defined]
+    ).scalar_one_or_none()
+    if row is None:
+        abort(404)
+    return row
+
+
+def init_app(app: Flask) -> None:
+    app.url_value_preprocessor(resolve_partner)
+    app.url_defaults(add_partner_default)

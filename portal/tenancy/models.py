@@ -1,0 +1,170 @@
+"""The partner (tenant) and the mixin every tenant-owned model uses."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from portal.clock import utcnow
+from portal.extensions import db, str_enum
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:-?[a-z0-9])*$")
+RESERVED_SLUGS = frozenset(
+    {
+        "www",
+        "api",
+        "static",
+        "admin",
+        "app",
+        "assets",
+        "auth",
+        "cdn",
+        "console",
+        "dev",
+        "docs",
+        "help",
+        "login",
+        "mail",
+        "metrics",
+        "operator",
+        "portal",
+        "root",
+        "smtp",
+        "status",
+        "support",
+        "test",
+        "healthz",
+        "readyz",
+    }
+)
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+BASE_THEMES = ("default", "midnight")
+
+
+def slug_problem(slug: str) -> str | None:
+    """Why `slug` cannot name a partner, or None when it can."""
+    if not 2 <= len(slug) <= 40:
+        return "must be 2 to 40 characters long"
+    if not SLUG_RE.match(slug):
+        return "may hold only lowercase letters, digits and single inner hyphens"
+    if slug in RESERVED_SLUGS:
+        return "is reserved"
+    return None
+
+
+class PartnerStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+@dataclass(frozen=True)
+class Theme:
+    """How a partner's portal looks; validated whenever it is read or written."""
+
+    base: str = "default"
+    brand_name: str = ""
+    primary_color: str = "#2563eb"
+    accent_color: str = "#0f172a"
+
+    def __post_init__(self) -> None:
+        if self.base not in BASE_THEMES:
+            raise ValueError(f"unknown base theme {self.base!r}")
+        for name in ("primary_color", "accent_color"):
+            if not COLOR_RE.match(getattr(self, name)):
+                raise ValueError(f"{name} must be a colour like #1a2b3c")
+        if len(self.brand_name) > 80:
+            raise ValueError("brand_name must be at most 80 characters")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Self:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class AtLimit(enum.StrEnum):
+    EVICT_OLDEST = "evict_oldest"
+    DENY_NEW = "deny_new"
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """A partner's session rules (DESIGN §7); the defaults are the safe ones."""
+
+    idle_minutes: int = 30
+    absolute_hours: int = 12
+    max_concurrent: int = 5
+    at_limit: str = AtLimit.EVICT_OLDEST.value
+    remember_me_allowed: bool = False
+    remember_me_days: int = 14
+
+    def __post_init__(self) -> None:
+        if not 5 <= self.idle_minutes <= 24 * 60:
+            raise ValueError("idle timeout must be between 5 minutes and 24 hours")
+        if not 1 <= self.absolute_hours <= 24 * 30:
+            raise ValueError("absolute lifetime must be between 1 hour and 30 days")
+        if not 1 <= self.max_concurrent <= 100:
+            raise ValueError("maximum concurrent sessions must be between 1 and 100")
+        if self.at_limit not in {a.value for a in AtLimit}:
+            raise ValueError("behaviour at the limit must be evict_oldest or deny_new")
+        if not 1 <= self.remember_me_days <= 90:
+            raise ValueError("remember-me must last between 1 and 90 days")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Self:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Partner(db.Model):
+    """A tenant: its own subdomain, users, roles, plans, features and policies."""
+
+    __tablename__ = "partners"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    status: Mapped[PartnerStatus] = mapped_column(
+        str_enum(PartnerStatus), default=PartnerStatus.ACTIVE
+    )
+    theme_settings: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    session_policy_settings: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def theme(self) -> Theme:
+        return Theme.from_dict(self.theme_settings)
+
+    @property
+    def brand_name(self) -> str:
+        return self.theme.brand_name or self.name
+
+    @property
+    def session_policy(self) -> SessionPolicy:
+        return SessionPolicy.from_dict(self.session_policy_settings)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == PartnerStatus.ACTIVE
+
+    def __repr__(self) -> str:
+        return f"<Partner {self.slug}>"
+
+
+class TenantOwned:
+    """Mixin for every model that belongs to one partner; ORM access is scoped automatically."""
+
+    @declared_attr
+    def partner_id(cls) -> Mapped[int]:
+        return mapped_column(sa.ForeignKey("partners.id", ondelete="CASCADE"), index=True)

@@ -1,0 +1,112 @@
+"""Automatic partner scoping of every ORM statement on tenant-owned models.
+
+In a partner request the partner resolved from the host (``g.partner``) restricts every
+SELECT, UPDATE and DELETE of a `TenantOwned` model and stamps every insert. Outside a partner
+request (root domain, CLI) tenant-owned data is refused unless the code says so with
+`partner_scope(partner)` or `unscoped()`, so a forgotten filter is an error, not a leak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from flask import g, has_app_context
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from portal.tenancy.models import TenantOwned
+
+if TYPE_CHECKING:
+    from portal.tenancy.models import Partner
+
+
+class TenantScopeError(RuntimeError):
+    """Tenant-owned data was touched with no partner in scope."""
+
+
+_UNSCOPED = "tenancy_unscoped"
+
+
+def scoped_partner_id() -> int | None:
+    partner = g.get("partner") if has_app_context() else None
+    return partner.id if partner is not None else None
+
+
+def is_unscoped() -> bool:
+    return has_app_context() and bool(g.get(_UNSCOPED))
+
+
+@contextmanager
+def partner_scope(partner: Partner) -> Iterator[Partner]:
+    """Run a block (CLI, tests, operator actions) as if inside `partner`'s request."""
+    previous = g.get("partner")
+    previous_unscoped = g.get(_UNSCOPED)
+    g.partner = partner
+    g.pop(_UNSCOPED, None)
+    try:
+        yield partner
+    finally:
+        g.partner = previous
+        if previous_unscoped:
+            g.setdefault(_UNSCOPED, previous_unscoped)
+
+
+@contextmanager
+def unscoped() -> Iterator[None]:
+    """Explicitly read across partners (operator console, platform jobs)."""
+    if scoped_partner_id() is not None:
+        raise TenantScopeError("unscoped() is not allowed inside a partner request")
+    g.setdefault(_UNSCOPED, True)
+    try:
+        yield
+    finally:
+        g.pop(_UNSCOPED, None)
+
+
+def _touches_tenant_data(state: ORMExecuteState) -> bool:
+    return any(issubclass(m.class_, TenantOwned) for m in state.all_mappers)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_statement(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return  # the criteria added to the parent statement propagate to these loads
+    if not _touches_tenant_data(state):
+        return
+    partner_id = scoped_partner_id()
+    if partner_id is None:
+        if is_unscoped():
+            return
+        raise TenantScopeError("tenant-owned data queried with no partner in scope")
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            TenantOwned, lambda cls: cls.partner_id == partner_id, include_aliases=True
+        )
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_partner(session: Session, _context: Any, _instances: Any) -> None:
+    partner_id = scoped_partner_id()
+    for obj in session.new:
+        if not isinstance(obj, TenantOwned):
+            continue
+        owner = obj.partner_id
+        if owner is None:
+            owner = getattr(getattr(obj, "partner", None), "id", None)
+        if partner_id is None:
+            if owner is None and getattr(obj, "allows_platform_rows", False):
+                continue
+            if owner is None or not is_unscoped():
+                raise TenantScopeError(f"{type(obj).__name__} inserted with no partner in scope")
+            continue
+        if owner is not None and owner != partner_id:
+            raise TenantScopeError(f"{type(obj).__name__} inserted for another partner")
+        obj.partner_id = partner_id
+    for obj in session.dirty:
+        if isinstance(obj, TenantOwned) and inspect(obj).attrs.partner_id.history.deleted:
+            raise TenantScopeError(f"{type(obj).__name__} cannot move to another partner")

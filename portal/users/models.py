@@ -1,0 +1,77 @@
+"""Partner users, their roles and statuses."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.clock import utcnow
+from portal.extensions import db, str_enum
+from portal.tenancy.models import Partner, TenantOwned
+
+
+class Role(enum.StrEnum):
+    """Role types, declared lowest to highest."""
+
+    GUEST = "guest"
+    BASIC = "basic"
+    ADVANCED = "advanced"
+    COMPANY = "company"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+class UserStatus(enum.StrEnum):
+    INVITED = "invited"
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+
+
+def normalize_email(email: str) -> str:
+    """The stored, compared form of an email address: trimmed and lowercased."""
+    return email.strip().lower()
+
+
+class User(UserMixin, TenantOwned, db.Model):
+    """A person in one partner; the same email in two partners is two unrelated users."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.UniqueConstraint("partner_id", "email"),
+        sa.CheckConstraint("email = lower(email)", name="email_lowercase"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254))
+    display_name: Mapped[str] = mapped_column(sa.String(120), default="")
+    role: Mapped[Role] = mapped_column(str_enum(Role), default=Role.GUEST)
+    status: Mapped[UserStatus] = mapped_column(str_enum(UserStatus), default=UserStatus.INVITED)
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    is_support: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+    partner: Mapped[Partner] = relationship()
+
+    kind = "user"
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login's notion: may this account be logged in
+        return self.status == UserStatus.ACTIVE
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.email
+
+    def get_id(self) -> str:
+        return f"user:{self.id}"
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email}>"

@@ -1,0 +1,241 @@
+"""Fixtures: a migrated database per test run (SQLite or PostgreSQL), apps, host clients."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+from portal import create_app
+from portal.clock import clock
+from portal.extensions import db
+from portal.tenancy.models import Partner, Theme
+from portal.tenancy.scope import partner_scope, unscoped
+from portal.users.models import Role, User
+from portal.users.services import create_user
+
+pytest_plugins = ["browser"]
+
+SERVER_NAME = "localhost"
+PASSWORD = "correct-horse-battery"
+FROZEN_AT = datetime(2026, 3, 2, 9, 0, 0)
+CSRF_RE = re.compile(r'"X-CSRFToken": "([^"]+)"')  # every page's <body hx-headers>
+
+
+def _backend() -> str:
+    backend = os.environ.get("PORTAL_TEST_DB", "sqlite")
+    if backend not in ("sqlite", "postgres"):
+        raise pytest.UsageError("PORTAL_TEST_DB must be sqlite or postgres")
+    return backend
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"portal database backend: {_backend()}"
+
+
+def _postgres_database() -> Iterator[str]:
+    base = os.environ.get("PORTAL_TEST_DATABASE_URL")
+    if not base:
+        pytest.exit("PORTAL_TEST_DB=postgres needs PORTAL_TEST_DATABASE_URL", returncode=4)
+    url = sa.engine.make_url(base).set(drivername="postgresql+psycopg")
+    name = f"portal_test_{secrets.token_hex(4)}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.exit(f"PostgreSQL at {url.render_as_string()} is unreachable: {exc}", returncode=4)
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database with every migration applied, for the whole run."""
+    if _backend() == "postgres":
+        urls = _postgres_database()
+        url = next(urls)
+    else:
+        urls = None
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'portal.sqlite3'}"
+    migrator = create_app(_config(url))
+    with migrator.app_context():
+        upgrade(directory=str(Path(__file__).parent.parent / "migrations"))
+        db.engine.dispose()
+    yield url
+    if urls is not None:
+        next(urls, None)
+
+
+def _config(url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "PORTAL_ENV": "testing",
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SERVER_NAME": SERVER_NAME,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "PASSWORD_HASH_PROFILE": "cheapest",
+        **extra,
+    }
+
+
+@pytest.fixture
+def make_app(database_url: str) -> Iterator[Any]:
+    """Build extra app instances on the same database (a second worker, a live server)."""
+    apps: list[Flask] = []
+
+    def build(**extra: Any) -> Flask:
+        app = create_app(_config(database_url, **extra))
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def data(make_app: Any) -> Iterator[Flask]:
+    """The test's own app context, standing for another process: setup and assertions.
+
+    Requests go to a separate app instance (`app`), so they get fresh contexts, sessions and
+    `g`, just as in production; nothing the test holds leaks into a request or back.
+    """
+    setup = make_app()
+    with setup.app_context():
+        yield setup
+        db.session.remove()
+        _wipe()
+
+
+@pytest.fixture
+def app(data: Flask, make_app: Any) -> Flask:
+    """The application under test, served to the host clients."""
+    return make_app()
+
+
+def _wipe() -> None:
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock() -> Iterator[Any]:
+    """Every test runs at a fixed instant; tests move it with `frozen_clock.advance`."""
+    clock.freeze(FROZEN_AT)
+    yield clock
+    clock.unfreeze()
+
+
+class HostClient(FlaskClient):
+    """A test client bound to one host (root domain or one partner's subdomain)."""
+
+    host: str = SERVER_NAME
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], str):
+            kwargs.setdefault("base_url", f"http://{self.host}")
+        return super().open(*args, **kwargs)
+
+    def csrf_token(self, path: str = "/login") -> str:
+        page = self.get(path, follow_redirects=True)
+        match = CSRF_RE.search(page.get_data(as_text=True))
+        assert match, f"no CSRF token on {path}"
+        return match.group(1)
+
+    def login(self, email: str, password: str = PASSWORD, **kwargs: Any) -> Any:
+        token = self.csrf_token()
+        return self.post(
+            "/login", data={"email": email, "password": password, "csrf_token": token}, **kwargs
+        )
+
+    def post_form(self, path: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """POST with the CSRF token the page's forms carry."""
+        token = self.csrf_token()
+        return self.post(path, data={**(data or {}), "csrf_token": token}, **kwargs)
+
+
+def host_client(app: Flask, slug: str | None) -> HostClient:
+    app.test_client_class = HostClient
+    client = app.test_client()
+    client.host = f"{slug}.{SERVER_NAME}" if slug else SERVER_NAME
+    return client
+
+
+@pytest.fixture
+def root(app: Flask) -> HostClient:
+    return host_client(app, None)
+
+
+@pytest.fixture
+def acme_client(app: Flask, acme: Partner) -> HostClient:
+    return host_client(app, "acme")
+
+
+@pytest.fixture
+def globex_client(app: Flask, globex: Partner) -> HostClient:
+    return host_client(app, "globex")
+
+
+def make_partner(slug: str, name: str, theme: Theme | None = None) -> Partner:
+    partner = Partner(slug=slug, name=name, theme_settings=(theme or Theme()).to_dict())
+    db.session.add(partner)
+    db.session.commit()
+    return partner
+
+
+def make_user(
+    partner: Partner, email: str, *, role: Role = Role.BASIC, password: str = PASSWORD, **kw: Any
+) -> User:
+    with partner_scope(partner):
+        user = create_user(email, role=role, password=password, actor=None, source="test", **kw)
+        db.session.commit()
+    return user
+
+
+@pytest.fixture
+def acme(app: Flask) -> Partner:
+    return make_partner("acme", "Acme Corp", Theme(primary_color="#2563eb"))
+
+
+@pytest.fixture
+def globex(app: Flask) -> Partner:
+    return make_partner("globex", "Globex", Theme(base="midnight", primary_color="#10b981"))
+
+
+@pytest.fixture
+def acme_user(acme: Partner) -> User:
+    return make_user(acme, "alice@acme.test", display_name="Alice Acme")
+
+
+@pytest.fixture
+def globex_user(globex: Partner) -> User:
+    return make_user(globex, "gus@globex.test", display_name="Gus Globex")
+
+
+def rows(model: type, **filters: Any) -> list[Any]:
+    """Every row of `model` across partners, for assertions on what is stored."""
+    db.session.expire_all()
+    with unscoped():
+        stmt = sa.select(model).filter_by(**filters)
+        return list(db.session.execute(stmt).scalars())
