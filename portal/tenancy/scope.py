@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from flask import g, has_app_context
-from sqlalchemy import event, inspect
+from sqlalchemy import Table, event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql import visitors
 
+from portal.extensions import db
 from portal.tenancy.models import TenantOwned
 
 if TYPE_CHECKING:
@@ -65,8 +67,21 @@ def unscoped() -> Iterator[None]:
         g.pop(_UNSCOPED, None)
 
 
+def _tenant_tables() -> frozenset[Table]:
+    return frozenset(
+        m.local_table for m in db.Model.registry.mappers if issubclass(m.class_, TenantOwned)
+    )
+
+
 def _touches_tenant_data(state: ORMExecuteState) -> bool:
-    return any(issubclass(m.class_, TenantOwned) for m in state.all_mappers)
+    if any(issubclass(m.class_, TenantOwned) for m in state.all_mappers):
+        return True
+    # `select(func.count()).select_from(User)` names no mapper but still reads a tenant table.
+    tenant = _tenant_tables()
+    return any(
+        isinstance(element, Table) and element in tenant
+        for element in visitors.iterate(state.statement)
+    )
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -1,0 +1,55 @@
+"""Health probes on every host, and clear pages (never a stack trace) when things go wrong."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import host_client
+from flask import Flask
+
+from portal.tenancy.models import Partner
+
+
+@pytest.mark.parametrize("slug", [None, "acme", "nonexistent"])
+def test_healthz_and_readyz_answer_on_every_host(app: Flask, acme: Partner, slug) -> None:
+    client = host_client(app, slug)
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json == {"status": "ok", "database": "ok"}
+
+
+def test_readyz_and_pages_answer_503_while_the_database_is_down(
+    make_app, data: Flask, tmp_path
+) -> None:
+    down = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/db.sqlite3")
+    root = host_client(down, None)
+    assert root.get("/healthz").status_code == 200
+    ready = root.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json["database"] == "unreachable"
+    page = host_client(down, "acme").get("/login")
+    assert page.status_code == 503
+    assert "Temporarily unavailable" in page.text
+    assert "Traceback" not in page.text
+
+
+def test_unknown_page_is_a_clear_404(acme_client) -> None:
+    page = acme_client.get("/no/such/page")
+    assert page.status_code == 404
+    assert "Page not found" in page.text
+
+
+def test_htmx_errors_are_short_messages(acme_client) -> None:
+    response = acme_client.get("/no/such/page", headers={"HX-Request": "true"})
+    assert response.status_code == 404
+    assert "<html" not in response.text
+
+
+def test_every_response_carries_a_request_id(acme_client) -> None:
+    first = acme_client.get("/login").headers["X-Request-ID"]
+    second = acme_client.get("/login").headers["X-Request-ID"]
+    assert first != second
+    echoed = acme_client.get("/login", headers={"X-Request-ID": "trace-abc-12345"})
+    assert echoed.headers["X-Request-ID"] == "trace-abc-12345"
+    forged = acme_client.get("/login", headers={"X-Request-ID": "<script>"})
+    assert forged.headers["X-Request-ID"] != "<script>"

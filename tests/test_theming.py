@@ -1,0 +1,40 @@
+"""Themes: each partner's colours and template overrides, never another partner's."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import HostClient
+
+from portal.tenancy.models import Theme
+
+
+def test_partner_colours_reach_the_page(acme_client: HostClient, globex_client: HostClient) -> None:
+    acme_page = acme_client.get("/login").text
+    globex_page = globex_client.get("/login").text
+    assert "--brand: #2563eb" in acme_page
+    assert "--brand: #10b981" in globex_page
+    assert 'data-theme="dark"' in globex_page and 'data-theme="light"' in acme_page
+
+
+def test_theme_override_applies_to_its_partner_only(
+    acme_client: HostClient, globex_client: HostClient
+) -> None:
+    # Render globex (midnight override of _brand.html) first, then acme: the cache is keyed
+    # by theme, so acme still gets the default brand partial.
+    assert "brand-wordmark" in globex_client.get("/login").text
+    assert "brand-wordmark" not in acme_client.get("/login").text
+    assert "brand-wordmark" in globex_client.get("/login").text
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"primary_color": "red; } body { display:none"},
+        {"accent_color": "#12345"},
+        {"base": "../../etc"},
+        {"brand_name": "x" * 81},
+    ],
+)
+def test_invalid_theme_settings_are_refused(settings: dict) -> None:
+    with pytest.raises(ValueError):
+        Theme.from_dict(settings)
