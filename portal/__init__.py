@@ -23,6 +23,7 @@ from portal.health import routes as health
 from portal.home.routes import bp as home_bp
 from portal.home.routes import landing_bp
 from portal.operator.routes import bp as operator_bp
+from portal.roles import policy
 from portal.tenancy import context as tenancy
 from portal.theming import ThemedEnvironment
 
@@ -51,6 +52,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     tenancy.init_app(app)
     loader.init_app(app)
     guards.init_app(app)
+    policy.init_app(app)
     theming.init_app(app, ROOT / "templates")
     errors.init_app(app)
     cli.init_app(app)

@@ -81,6 +81,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": None,
         "PROXY_FIX": int(_env("PROXY_FIX", "1" if production else "0") or 0),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
+        "SMTP_URL": _env("SMTP_URL"),
+        "MAIL_FROM": _env("MAIL_FROM", f"Partner Portal <no-reply@{host_only}>"),
     }
     config.update(overrides)
     return config

@@ -1,20 +1,28 @@
 """Every model in one import, for Alembic and the app factory."""
 
 from portal.audit.models import ActorType, AuditEvent
+from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
+from portal.roles.models import RoleSetting, RoleTransition
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
 from portal.tenancy.models import Partner, PartnerStatus
+from portal.tokens.models import ActionToken, TokenPurpose
 from portal.users.models import Role, User, UserStatus
 
 __all__ = [
+    "ActionToken",
     "ActorType",
     "AuditEvent",
     "LoginMethod",
     "Operator",
     "OperatorSession",
+    "OutboxMessage",
     "Partner",
     "PartnerStatus",
     "Role",
+    "RoleSetting",
+    "RoleTransition",
+    "TokenPurpose",
     "User",
     "UserSession",
     "UserStatus",

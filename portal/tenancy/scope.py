@@ -47,9 +47,11 @@ def partner_scope(partner: Partner) -> Iterator[Partner]:
     previous_unscoped = g.get(_UNSCOPED)
     g.partner = partner
     g.pop(_UNSCOPED, None)
+    g.pop("policy", None)  # per-partner caches belong to the partner in scope
     try:
         yield partner
     finally:
+        g.pop("policy", None)
         g.partner = previous
         if previous_unscoped:
             g.setdefault(_UNSCOPED, previous_unscoped)

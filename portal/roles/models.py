@@ -1,0 +1,35 @@
+"""Per-partner role configuration: enabled roles, labels, permissions, allowed transitions."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.extensions import db, str_enum
+from portal.tenancy.models import TenantOwned
+from portal.users.models import Role
+
+
+class RoleSetting(TenantOwned, db.Model):
+    """One role of one partner. Absent rows mean the catalogue defaults."""
+
+    __tablename__ = "role_settings"
+    __table_args__ = (sa.UniqueConstraint("partner_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    role: Mapped[Role] = mapped_column(str_enum(Role))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    label: Mapped[str] = mapped_column(sa.String(40))
+    permissions: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+
+
+class RoleTransition(TenantOwned, db.Model):
+    """An allowed role change (from → to) and the lowest role that may make it."""
+
+    __tablename__ = "role_transitions"
+    __table_args__ = (sa.UniqueConstraint("partner_id", "from_role", "to_role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    from_role: Mapped[Role] = mapped_column(str_enum(Role))
+    to_role: Mapped[Role] = mapped_column(str_enum(Role))
+    min_role: Mapped[Role] = mapped_column(str_enum(Role))
