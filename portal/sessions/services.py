@@ -157,3 +157,25 @@ def revoke_operator_session(record: OperatorSession, *, reason: str) -> None:
         .values(revoked_at=utcnow(), revoked_reason=reason)
     )
     record_audit("operator_session.revoke", target=record, details={"reason": reason})
+
+
+def revoke_user_sessions(
+    user: User, *, by: User | None, reason: str, keep: UserSession | None = None
+) -> int:
+    """Revoke every live session of `user` (except `keep`); returns how many were ended."""
+    stmt = (
+        update(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason, revoked_by_id=by.id if by else None)
+        .execution_options(synchronize_session=False)
+    )
+    if keep is not None:
+        stmt = stmt.where(UserSession.id != keep.id)
+    count = db.session.execute(stmt).rowcount
+    if count:
+        record_audit(
+            "session.revoke_all",
+            target=user,
+            details={"reason": reason, "count": count, "kept": keep.id if keep else None},
+        )
+    return count
