@@ -24,8 +24,12 @@ from portal.home.routes import bp as home_bp
 from portal.home.routes import landing_bp
 from portal.operator.routes import bp as operator_bp
 from portal.roles import policy
+from portal.roles.routes import bp as roles_bp
+from portal.settings.routes import bp as settings_bp
 from portal.tenancy import context as tenancy
 from portal.theming import ThemedEnvironment
+from portal.users.routes import bp as users_bp
+from portal.users.routes import invitations_bp
 
 
 class PortalFlask(Flask):
@@ -65,5 +69,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(operator_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
+    app.register_blueprint(users_bp)
+    app.register_blueprint(invitations_bp)
+    app.register_blueprint(roles_bp)
+    app.register_blueprint(settings_bp)
     health.register(app)
     static_files.register(app)

@@ -239,3 +239,16 @@ def rows(model: type, **filters: Any) -> list[Any]:
     with unscoped():
         stmt = sa.select(model).filter_by(**filters)
         return list(db.session.execute(stmt).scalars())
+
+
+def logged_in(app: Flask, user: User) -> HostClient:
+    """A client on the user's partner host, logged in as that user."""
+    client = host_client(app, user.partner.slug)
+    response = client.login(user.email)
+    assert response.status_code == 302, response.text
+    return client
+
+
+@pytest.fixture
+def acme_admin(acme: Partner) -> User:
+    return make_user(acme, "root@acme.test", role=Role.ADMIN, display_name="Ada Admin")

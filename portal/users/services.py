@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
-from sqlalchemy import select
+from flask import current_app, url_for
+from sqlalchemy import func, select
 
 from portal.audit.services import record_audit
 from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from portal.extensions import db
+from portal.mail.services import send_email
+from portal.roles.policy import current_policy
+from portal.sessions.services import revoke_user_sessions
+from portal.tokens.models import TokenPurpose
+from portal.tokens.services import TokenInvalid, issue_token, redeem_token, revoke_tokens
 from portal.users.models import Role, User, UserStatus, normalize_email
 
 
@@ -69,4 +77,171 @@ def create_user(
         actor=actor,
         details={"role": role.value, "status": status.value, "source": source},
     )
+    return user
+
+
+# --- Admin actions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """The outcome of one row of a bulk action."""
+
+    user_id: int
+    email: str
+    ok: bool
+    message: str
+
+
+def _active_admins() -> int:
+    return db.session.execute(
+        select(func.count(User.id)).where(User.role == Role.ADMIN, User.status == UserStatus.ACTIVE)
+    ).scalar_one()
+
+
+def _guard_last_admin(target: User, *, losing: str) -> None:
+    if target.role == Role.ADMIN and target.status == UserStatus.ACTIVE and _active_admins() <= 1:
+        raise UserError(f"{target.email} is the last active admin and cannot be {losing}.")
+
+
+def change_role(actor: User, target: User, to: Role) -> None:
+    """Move `target` to role `to` along an allowed transition (audited)."""
+    problem = current_policy().transition_problem(actor, target, to)
+    if problem:
+        raise UserError(problem)
+    if to != Role.ADMIN:
+        _guard_last_admin(target, losing="demoted")
+    before = target.role
+    target.role = to
+    record_audit("user.role_change", target=target, details={"from": before.value, "to": to.value})
+
+
+def deactivate_user(actor: User, target: User) -> int:
+    """Deactivate `target` and end all their sessions at once; returns sessions ended."""
+    if actor.id == target.id:
+        raise UserError("You cannot deactivate your own account.")
+    if target.status == UserStatus.DEACTIVATED:
+        raise UserError(f"{target.email} is already deactivated.")
+    _guard_last_admin(target, losing="deactivated")
+    before = target.status
+    target.status = UserStatus.DEACTIVATED
+    ended = revoke_user_sessions(target, by=actor, reason="user deactivated")
+    revoke_tokens_of(target)
+    record_audit(
+        "user.deactivate", target=target, details={"from": before.value, "sessions_ended": ended}
+    )
+    return ended
+
+
+def reactivate_user(actor: User, target: User) -> None:
+    if target.status != UserStatus.DEACTIVATED:
+        raise UserError(f"{target.email} is not deactivated.")
+    # Someone who never accepted an invitation goes back to the invitation state.
+    target.status = UserStatus.ACTIVE if target.password_hash else UserStatus.INVITED
+    record_audit("user.reactivate", target=target, details={"to": target.status.value})
+
+
+def set_support(actor: User, target: User, enabled: bool) -> None:
+    """Grant or remove the support capability."""
+    if target.is_support == enabled:
+        return
+    if enabled and target.role == Role.ADMIN:
+        raise UserError("Admins cannot be support agents; support agents act on ordinary users.")
+    target.is_support = enabled
+    record_audit("user.support_grant" if enabled else "user.support_remove", target=target)
+
+
+def revoke_tokens_of(user: User) -> None:
+    for purpose in TokenPurpose:
+        revoke_tokens(user, purpose)
+
+
+def bulk_apply(
+    actor: User, user_ids: list[int], action: Callable[[User], str | None]
+) -> list[RowResult]:
+    """Apply `action` to each listed user of this partner, each in its own savepoint."""
+    found = {
+        u.id: u for u in db.session.execute(select(User).where(User.id.in_(user_ids))).scalars()
+    }
+    results: list[RowResult] = []
+    for user_id in dict.fromkeys(user_ids):
+        user = found.get(user_id)
+        if user is None:  # missing, or another partner's: the same answer
+            results.append(RowResult(user_id, "", False, "No such user."))
+            continue
+        try:
+            with db.session.begin_nested():
+                message = action(user) or "Done."
+        except UserError as exc:
+            results.append(RowResult(user.id, user.email, False, str(exc)))
+        else:
+            results.append(RowResult(user.id, user.email, True, message))
+    return results
+
+
+# --- Invitations ---------------------------------------------------------------------------
+
+
+def invite_user(actor: User, email: str, role: Role, display_name: str = "") -> User:
+    """Create an invited user and email them a single-use link to set their password."""
+    policy = current_policy()
+    if not policy.roles[role].enabled:
+        raise UserError(f"The role {policy.label(role)} is not enabled.")
+    if role.rank > actor.role.rank:
+        raise UserError("You cannot invite someone to a role above your own.")
+    address = clean_email(email)
+    existing = db.session.execute(select(User).where(User.email == address)).scalar_one_or_none()
+    if existing is not None:
+        state = "already invited" if existing.status == UserStatus.INVITED else "already a user"
+        raise UserError(f"{address} is {state} of this portal.")
+    user = create_user(
+        address, role=role, display_name=display_name, status=UserStatus.INVITED, source="invite"
+    )
+    _send_invitation(actor, user)
+    record_audit("invitation.send", target=user, details={"role": role.value})
+    return user
+
+
+def _send_invitation(actor: User, user: User) -> None:
+    token = issue_token(user, TokenPurpose.INVITE, by=actor)
+    send_email(
+        user.email,
+        "You are invited",
+        "invitation",
+        link=url_for("invitations.accept", token=token, _external=True),
+        inviter=actor.label,
+        role=current_policy().label(user.role),
+    )
+
+
+def _pending_invitation(user: User) -> None:
+    if user.status != UserStatus.INVITED or user.password_hash is not None:
+        raise UserError(f"{user.email} has no pending invitation.")
+
+
+def resend_invitation(actor: User, user: User) -> None:
+    _pending_invitation(user)
+    _send_invitation(actor, user)
+    record_audit("invitation.resend", target=user)
+
+
+def revoke_invitation(actor: User, user: User) -> None:
+    """Withdraw a pending invitation: the link dies and the invited account is removed."""
+    _pending_invitation(user)
+    record_audit("invitation.revoke", target=user, details={"email": user.email})
+    db.session.delete(user)
+
+
+def accept_invitation(token: str, display_name: str, password: str) -> User:
+    """Redeem an invitation on its partner's host: set name and password, become active."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
+    record = redeem_token(token, TokenPurpose.INVITE)
+    user = record.user
+    if user.status != UserStatus.INVITED:
+        raise TokenInvalid()
+    user.display_name = display_name.strip()[:120]
+    user.password_hash = hash_password(password)
+    user.status = UserStatus.ACTIVE
+    record_audit("invitation.accept", target=user, actor=user)
     return user

@@ -1,0 +1,88 @@
+"""Admin pages to configure roles, their permissions and the allowed transitions."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+
+from portal.extensions import db
+from portal.roles.permissions import DESCRIPTIONS, Permission
+from portal.roles.policy import current_policy, requires
+from portal.roles.services import RoleConfigError, RoleInput, save_roles, save_transitions
+from portal.users.models import Role
+
+bp = Blueprint("roles_admin", __name__, subdomain="<partner>", url_prefix="/admin/roles")
+
+
+def _parse_roles(form: MultiDict) -> dict[Role, RoleInput]:
+    roles = {}
+    for role in Role:
+        chosen = set(form.getlist(f"perm_{role.value}"))
+        roles[role] = RoleInput(
+            enabled=role == Role.ADMIN or form.get(f"enabled_{role.value}") == "1",
+            label=form.get(f"label_{role.value}", "")[:200],
+            permissions=frozenset(p for p in Permission if p.value in chosen),
+        )
+    return roles
+
+
+def _parse_edges(form: MultiDict) -> dict[tuple[Role, Role], Role]:
+    edges = {}
+    for frm in Role:
+        for to in Role:
+            value = form.get(f"edge_{frm.value}_{to.value}", "")
+            if frm != to and value in Role._value2member_map_:
+                edges[(frm, to)] = Role(value)
+    return edges
+
+
+@bp.route("/", methods=["GET", "POST"])
+@requires(Permission.ROLES_MANAGE)
+def index() -> tuple[str, int] | Response:
+    error = None
+    if request.method == "POST":
+        try:
+            save_roles(_parse_roles(request.form))
+        except RoleConfigError as exc:
+            db.session.rollback()
+            error = str(exc)
+        else:
+            db.session.commit()
+            flash("Roles saved. The change applies to everyone's next request.", "info")
+            return redirect(url_for("roles_admin.index"))
+    roles = _parse_roles(request.form) if error else None
+    return render_template(
+        "roles/index.html",
+        policy=current_policy(),
+        submitted=roles,
+        permissions=list(Permission),
+        descriptions=DESCRIPTIONS,
+        roles=list(Role),
+        error=error,
+    ), 422 if error else 200
+
+
+@bp.route("/transitions", methods=["GET", "POST"])
+@requires(Permission.ROLES_MANAGE)
+def transitions() -> tuple[str, int] | Response:
+    error = None
+    edges = current_policy().transitions
+    if request.method == "POST":
+        edges = _parse_edges(request.form)
+        try:
+            save_transitions(edges)
+        except RoleConfigError as exc:
+            db.session.rollback()
+            error = str(exc)
+        else:
+            db.session.commit()
+            flash("Transitions saved.", "info")
+            return redirect(url_for("roles_admin.transitions"))
+    return render_template(
+        "roles/transitions.html",
+        policy=current_policy(),
+        edges=edges,
+        roles=list(Role),
+        error=error,
+    ), 422 if error else 200

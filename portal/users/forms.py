@@ -1,0 +1,50 @@
+"""Forms of the admin user pages and the invitation page."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+from portal.auth.passwords import MIN_PASSWORD_LENGTH
+from portal.users.models import Role
+
+
+def role_choices(roles: list[Role], label) -> list[tuple[str, str]]:
+    return [(r.value, label(r)) for r in roles]
+
+
+class InviteForm(FlaskForm):
+    email = EmailField(
+        "Email", validators=[DataRequired("Enter an email address."), Length(max=254)]
+    )
+    display_name = StringField("Name (optional)", validators=[Length(max=120)])
+    role = SelectField("Role", validators=[DataRequired("Choose a role.")])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("New role", validators=[DataRequired("Choose a role.")])
+
+
+class AcceptInvitationForm(FlaskForm):
+    display_name = StringField(
+        "Your name", validators=[DataRequired("Enter your name."), Length(max=120)]
+    )
+    password = PasswordField(
+        "Password",
+        validators=[
+            DataRequired("Choose a password."),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=1024,
+                message=f"Use at least {MIN_PASSWORD_LENGTH} characters.",
+            ),
+        ],
+    )
+    confirm = PasswordField(
+        "Repeat the password",
+        validators=[
+            DataRequired("Repeat the password."),
+            EqualTo("password", "The passwords differ."),
+        ],
+    )

@@ -1,0 +1,115 @@
+"""Reading users for the admin list: search, filter, sort and paginate within one partner."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from sqlalchemy import Select, func, or_, select
+
+from portal.extensions import db
+from portal.users.models import Role, User, UserStatus
+
+SORTS = {
+    "email": User.email,
+    "name": User.display_name,
+    "role": User.role,
+    "status": User.status,
+    "created": User.created_at,
+    "last_login": User.last_login_at,
+}
+PER_PAGE = 25
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    """The list's state, parsed from the query string; unknown values fall back to defaults."""
+
+    q: str = ""
+    role: Role | None = None
+    status: UserStatus | None = None
+    sort: str = "email"
+    direction: str = "asc"
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args: dict[str, str]) -> UserQuery:
+        def enum_or_none(kind, value):
+            return kind(value) if value in kind._value2member_map_ else None
+
+        try:
+            page = max(1, min(int(args.get("page", 1)), 1_000_000))
+        except ValueError:
+            page = 1
+        sort = args.get("sort", "email")
+        return cls(
+            q=args.get("q", "").strip()[:100],
+            role=enum_or_none(Role, args.get("role")),
+            status=enum_or_none(UserStatus, args.get("status")),
+            sort=sort if sort in SORTS else "email",
+            direction="desc" if args.get("direction") == "desc" else "asc",
+            page=page,
+        )
+
+    def args(self, **changes: object) -> dict[str, object]:
+        """Query-string arguments for a link that changes some of the state."""
+        state = {
+            "q": self.q,
+            "role": self.role.value if self.role else "",
+            "status": self.status.value if self.status else "",
+            "sort": self.sort,
+            "direction": self.direction,
+            "page": self.page,
+            **changes,
+        }
+        return {k: v for k, v in state.items() if v not in ("", None)}
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[User]
+    total: int
+    query: UserQuery
+    per_page: int = PER_PAGE
+    pages: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pages", max(1, math.ceil(self.total / self.per_page)))
+
+
+def _filtered(query: UserQuery) -> Select:
+    stmt = select(User)
+    if query.q:
+        pattern = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(
+                User.email.like(pattern.lower(), escape="\\"),
+                User.display_name.ilike(pattern, escape="\\"),
+            )
+        )
+    if query.role:
+        stmt = stmt.where(User.role == query.role)
+    if query.status:
+        stmt = stmt.where(User.status == query.status)
+    return stmt
+
+
+def search_users(query: UserQuery, per_page: int = PER_PAGE) -> Page:
+    """One page of the current partner's users (the ORM adds the partner filter)."""
+    stmt = _filtered(query)
+    total = db.session.execute(
+        select(func.count()).select_from(stmt.with_only_columns(User.id).subquery())
+    ).scalar_one()
+    column = SORTS[query.sort]
+    order = column.desc() if query.direction == "desc" else column.asc()
+    if query.sort == "last_login":
+        order = order.nulls_last()
+    page = min(query.page, max(1, math.ceil(total / per_page)))
+    items = (
+        db.session.execute(
+            stmt.order_by(order, User.id).limit(per_page).offset((page - 1) * per_page)
+        )
+        .scalars()
+        .all()
+    )
+    return Page(items=list(items), total=total, query=replace(query, page=page), per_page=per_page)

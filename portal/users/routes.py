@@ -1,0 +1,265 @@
+"""Admin user management (/admin/users) and accepting invitations (/invite/<token>)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from portal.auth.guards import public
+from portal.extensions import db
+from portal.roles.permissions import Permission
+from portal.roles.policy import can, current_policy, requires
+from portal.tenancy.context import get_or_404
+from portal.tokens.models import TokenPurpose
+from portal.tokens.services import TokenInvalid, peek_token
+from portal.users import services
+from portal.users.forms import AcceptInvitationForm, InviteForm, RoleForm, role_choices
+from portal.users.models import Role, User, UserStatus
+from portal.users.queries import SORTS, UserQuery, search_users
+
+bp = Blueprint("users_admin", __name__, subdomain="<partner>", url_prefix="/admin/users")
+invitations_bp = Blueprint("invitations", __name__, subdomain="<partner>")
+
+
+def _actor() -> User:
+    return current_user._get_current_object()
+
+
+def _is_htmx() -> bool:
+    return bool(request.headers.get("HX-Request"))
+
+
+@bp.get("/")
+@requires(Permission.USERS_VIEW)
+def index() -> Response:
+    query = UserQuery.from_args(request.args)
+    page = search_users(query)
+    context = {
+        "page": page,
+        "query": query,
+        "sorts": SORTS,
+        "roles": list(Role),
+        "statuses": list(UserStatus),
+        "policy": current_policy(),
+    }
+    # htmx asks for the table only (search, filters, sorting, pagination).
+    template = (
+        "users/_table.html"
+        if _is_htmx() and not request.headers.get("HX-Boosted")
+        else "users/list.html"
+    )
+    response = make_response(render_template(template, **context))
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@bp.get("/<int:user_id>")
+@requires(Permission.USERS_VIEW)
+def detail(user_id: int) -> str:
+    user = get_or_404(User, user_id)
+    policy = current_policy()
+    form = RoleForm()
+    form.role.choices = role_choices(policy.targets_for(_actor(), user), policy.label)
+    return render_template("users/detail.html", user=user, form=form, policy=policy)
+
+
+def _act(user_id: int, action: Callable[[User], str]) -> Response:
+    """Run one admin action on a user of this partner: commit, or roll back and explain."""
+    user = get_or_404(User, user_id)
+    try:
+        message = action(user)
+    except services.UserError as exc:
+        db.session.rollback()
+        if _is_htmx():
+            return Response(str(exc), 409)
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash(message, "info")
+    return redirect(url_for("users_admin.detail", user_id=user_id))
+
+
+@bp.post("/<int:user_id>/role")
+@requires(Permission.USERS_EDIT_ROLE)
+def change_role(user_id: int) -> Response:
+    value = request.form.get("role", "")
+    if value not in Role._value2member_map_:
+        get_or_404(User, user_id)
+        flash("Choose a role.", "error")
+        return redirect(url_for("users_admin.detail", user_id=user_id))
+
+    def act(user: User) -> str:
+        services.change_role(_actor(), user, Role(value))
+        return f"{user.email} now has the role {current_policy().label(user.role)}."
+
+    return _act(user_id, act)
+
+
+@bp.post("/<int:user_id>/deactivate")
+@requires(Permission.USERS_DEACTIVATE)
+def deactivate(user_id: int) -> Response:
+    def act(user: User) -> str:
+        ended = services.deactivate_user(_actor(), user)
+        return f"{user.email} is deactivated; {ended} session(s) ended."
+
+    return _act(user_id, act)
+
+
+@bp.post("/<int:user_id>/reactivate")
+@requires(Permission.USERS_DEACTIVATE)
+def reactivate(user_id: int) -> Response:
+    def act(user: User) -> str:
+        services.reactivate_user(_actor(), user)
+        return f"{user.email} is {user.status.value} again."
+
+    return _act(user_id, act)
+
+
+@bp.post("/<int:user_id>/support")
+@requires(Permission.USERS_SUPPORT)
+def support(user_id: int) -> Response:
+    enabled = request.form.get("enabled") == "1"
+
+    def act(user: User) -> str:
+        services.set_support(_actor(), user, enabled)
+        verb = "is now a support agent" if enabled else "is no longer a support agent"
+        return f"{user.email} {verb}."
+
+    return _act(user_id, act)
+
+
+@bp.post("/<int:user_id>/invitation/resend")
+@requires(Permission.USERS_INVITE)
+def resend_invitation(user_id: int) -> Response:
+    def act(user: User) -> str:
+        services.resend_invitation(_actor(), user)
+        return f"A new invitation link was sent to {user.email}; the old one no longer works."
+
+    return _act(user_id, act)
+
+
+@bp.post("/<int:user_id>/invitation/revoke")
+@requires(Permission.USERS_INVITE)
+def revoke_invitation(user_id: int) -> Response:
+    user = get_or_404(User, user_id)
+    email = user.email
+    try:
+        services.revoke_invitation(_actor(), user)
+    except services.UserError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("users_admin.detail", user_id=user_id))
+    db.session.commit()
+    flash(f"The invitation of {email} is revoked.", "info")
+    return redirect(url_for("users_admin.index"))
+
+
+@bp.route("/invite", methods=["GET", "POST"])
+@requires(Permission.USERS_INVITE)
+def invite() -> tuple[str, int] | Response:
+    policy = current_policy()
+    form = InviteForm()
+    allowed = [r for r in policy.enabled_roles() if r.rank <= _actor().role.rank]
+    form.role.choices = role_choices(allowed, policy.label)
+    if request.method == "GET":
+        form.role.data = Role(g.partner.default_role).value
+    if form.validate_on_submit():
+        try:
+            user = services.invite_user(
+                _actor(), form.email.data, Role(form.role.data), form.display_name.data or ""
+            )
+        except services.UserError as exc:
+            db.session.rollback()
+            form.email.errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(f"Invitation sent to {user.email}.", "info")
+            return redirect(url_for("users_admin.detail", user_id=user.id))
+    status = 422 if form.errors else 200
+    return render_template("users/invite.html", form=form), status
+
+
+BULK_ACTIONS = {
+    "deactivate": Permission.USERS_DEACTIVATE,
+    "reactivate": Permission.USERS_DEACTIVATE,
+    "role": Permission.USERS_EDIT_ROLE,
+}
+
+
+@bp.post("/bulk")
+@requires(Permission.USERS_VIEW)
+def bulk() -> tuple[str, int]:
+    action = request.form.get("action", "")
+    if action not in BULK_ACTIONS:
+        return render_template("users/_bulk_results.html", error="Choose an action."), 422
+    if not can(BULK_ACTIONS[action]):
+        abort(403, "You do not have permission to do this.")
+    try:
+        ids = [int(v) for v in request.form.getlist("user_ids")][:500]
+    except ValueError:
+        ids = []
+    if not ids:
+        return render_template("users/_bulk_results.html", error="Select at least one user."), 422
+    actor = _actor()
+    if action == "role":
+        value = request.form.get("role", "")
+        if value not in Role._value2member_map_:
+            return render_template("users/_bulk_results.html", error="Choose a role."), 422
+
+        def apply(user: User) -> str:
+            services.change_role(actor, user, Role(value))
+            return f"Role set to {current_policy().label(user.role)}."
+    elif action == "deactivate":
+
+        def apply(user: User) -> str:
+            ended = services.deactivate_user(actor, user)
+            return f"Deactivated; {ended} session(s) ended."
+    else:
+
+        def apply(user: User) -> str:
+            services.reactivate_user(actor, user)
+            return f"Now {user.status.value}."
+
+    results = services.bulk_apply(actor, ids, apply)
+    db.session.commit()
+    return render_template("users/_bulk_results.html", results=results, error=None), 200
+
+
+@invitations_bp.route("/invite/<token>", methods=["GET", "POST"])
+@public
+def accept(token: str) -> tuple[str, int] | Response:
+    try:
+        invitation = peek_token(token, TokenPurpose.INVITE)
+    except TokenInvalid:
+        return render_template("users/invitation_invalid.html"), 404
+    form = AcceptInvitationForm()
+    if request.method == "GET" and invitation.user.display_name:
+        form.display_name.data = invitation.user.display_name
+    if form.validate_on_submit():
+        try:
+            user = services.accept_invitation(token, form.display_name.data, form.password.data)
+        except TokenInvalid:
+            db.session.rollback()
+            return render_template("users/invitation_invalid.html"), 404
+        except services.UserError as exc:
+            db.session.rollback()
+            form.password.errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(f"Welcome, {user.label}! Your account is ready. Sign in to continue.", "info")
+            return redirect(url_for("auth.login"))
+    status = 422 if form.errors else 200
+    return render_template("users/accept.html", form=form, invitation=invitation), status
