@@ -45,9 +45,7 @@ def test_company_user_cannot_change_roles_by_default(acme: Partner) -> None:
     company = make_user(acme, "co@acme.test", role=Role.COMPANY)
     target = make_user(acme, "t@acme.test", role=Role.GUEST)
     with partner_scope(acme), pytest.raises(UserError, match="may not change roles"):
-        change_role(
-            db.session.get(User, company.id), db.session.get(User, target.id), Role.BASIC
-        )
+        change_role(db.session.get(User, company.id), db.session.get(User, target.id), Role.BASIC)
 
 
 def test_custom_graph_takes_effect(app: Flask, acme: Partner, acme_admin: User) -> None:

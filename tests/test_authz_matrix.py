@@ -1,0 +1,114 @@
+"""Authorization matrix: every partner route x every role x own partner / other partner.
+
+Walks `app.url_map`, so a new route is covered the day it is added. Each route either declares
+its permission with `@requires(...)` or is listed here as open to every logged-in user.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from conftest import host_client, logged_in, make_user
+from flask import Flask
+from test_route_walk import PUBLIC_PARTNER_ENDPOINTS
+from werkzeug.routing import Rule
+
+from portal.extensions import db
+from portal.roles.permissions import DEFAULT_PERMISSIONS
+from portal.tenancy.models import Partner
+from portal.tenancy.scope import unscoped
+from portal.users.models import Role, User
+
+ANY_LOGGED_IN_USER = {"home.index", "auth.logout"}
+
+
+def partner_rules(app: Flask) -> list[tuple[Rule, str]]:
+    pairs = []
+    for rule in app.url_map.iter_rules():
+        if rule.subdomain != "<partner>" or rule.endpoint in PUBLIC_PARTNER_ENDPOINTS:
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            pairs.append((rule, method))
+    return pairs
+
+
+def path_for(app: Flask, rule: Rule, slug: str, target_id: int) -> str:
+    values = {arg: target_id for arg in rule.arguments if arg != "partner"}
+    adapter = app.url_map.bind("localhost", subdomain=slug)
+    return adapter.build(rule.endpoint, {**values, "partner": slug})
+
+
+def snapshot(partner_id: int) -> dict[str, list]:
+    """Every row of every table that belongs to `partner_id`."""
+    with unscoped():
+        state = {}
+        for table in db.metadata.sorted_tables:
+            if "partner_id" in table.c:
+                stmt = (
+                    sa.select(table)
+                    .where(table.c.partner_id == partner_id)
+                    .order_by(*table.primary_key)
+                )
+                state[table.name] = [tuple(r) for r in db.session.execute(stmt)]
+        return state
+
+
+def test_every_route_declares_who_may_use_it(app: Flask) -> None:
+    for rule, _method in partner_rules(app):
+        view = app.view_functions[rule.endpoint]
+        assert hasattr(view, "required_permission") or rule.endpoint in ANY_LOGGED_IN_USER, rule
+
+
+@pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
+def test_matrix_own_partner(app: Flask, acme: Partner, globex: Partner, role: Role) -> None:
+    make_user(acme, "keeper@acme.test", role=Role.ADMIN)  # never the last admin
+    actor = make_user(acme, f"actor-{role.value}@acme.test", role=role)
+    for rule, method in partner_rules(app):
+        target = make_user(acme, f"t-{rule.endpoint}-{method}@acme.test".lower(), role=Role.GUEST)
+        client = logged_in(app, actor)
+        token = client.csrf_token("/")
+        response = client.open(
+            path_for(app, rule, "acme", target.id), method=method, headers={"X-CSRFToken": token}
+        )
+        permission = getattr(app.view_functions[rule.endpoint], "required_permission", None)
+        allowed = permission is None or permission in DEFAULT_PERMISSIONS[role]
+        label = (rule.endpoint, method, role.value, response.status_code)
+        assert response.status_code < 500, label
+        if allowed:
+            assert response.status_code != 403, label
+            assert not response.headers.get("Location", "").startswith("/login?next"), label
+        else:
+            assert response.status_code == 403, label
+            assert "You do not have permission" in response.text, label
+
+
+@pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
+def test_matrix_other_partner(app: Flask, acme: Partner, globex: Partner, role: Role) -> None:
+    actor = make_user(acme, f"actor-{role.value}@acme.test", role=role)
+    globex_target = make_user(globex, "victim@globex.test", role=Role.GUEST)
+    make_user(globex, "boss@globex.test", role=Role.ADMIN)
+    acme_client = logged_in(app, actor)
+    token = acme_client.get_cookie("portal_auth", domain="acme.localhost").value
+    before = snapshot(globex.id)
+    for rule, method in partner_rules(app):
+        # The acme session presented on globex's host: nobody is logged in there.
+        intruder = host_client(app, "globex")
+        intruder.set_cookie("portal_auth", token, domain="globex.localhost")
+        csrf = intruder.csrf_token("/login")
+        response = intruder.open(
+            path_for(app, rule, "globex", globex_target.id),
+            method=method,
+            headers={"X-CSRFToken": csrf},
+        )
+        assert response.status_code == 302, (rule.endpoint, method)
+        assert response.headers["Location"].startswith("/login")
+        # Globex ids on acme's own host: missing, never another partner's row.
+        if rule.arguments - {"partner"}:
+            own = acme_client.open(
+                path_for(app, rule, "acme", globex_target.id),
+                method=method,
+                headers={"X-CSRFToken": acme_client.csrf_token("/")},
+            )
+            assert own.status_code in (403, 404), (rule.endpoint, method, own.status_code)
+    assert snapshot(globex.id) == before
+    assert db.session.get(User, globex_target.id) is not None

@@ -1,0 +1,88 @@
+"""Hypothesis-generated input on the user forms: never a 500, never a partial write."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import host_client, logged_in, rows
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portal.mail.models import OutboxMessage
+from portal.tokens.models import ActionToken
+from portal.users.models import User, UserStatus
+
+FUZZ = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300)
+emailish = st.one_of(
+    text, st.emails(), st.from_regex(r"[a-zA-Z0-9._%+-]{1,20}@acme\.test", fullmatch=True)
+)
+roles = st.one_of(st.sampled_from(["guest", "basic", "advanced", "company", "admin"]), text)
+
+
+def counts() -> tuple[int, int, int]:
+    return len(rows(User)), len(rows(OutboxMessage)), len(rows(ActionToken))
+
+
+@FUZZ
+@given(email=emailish, name=text, role=roles)
+def test_invite_form(app: Flask, acme_admin: User, email: str, name: str, role: str) -> None:
+    client = logged_in(app, acme_admin)
+    users, mails, tokens = counts()
+    response = client.post_form(
+        "/admin/users/invite", {"email": email, "display_name": name, "role": role}
+    )
+    assert response.status_code in (302, 422), response.status_code
+    if response.status_code == 302:
+        assert counts() == (users + 1, mails + 1, tokens + 1)
+        newest = max(rows(User), key=lambda u: u.id)
+        assert newest.status == UserStatus.INVITED and newest.email == newest.email.lower()
+    else:
+        assert counts() == (users, mails, tokens)
+
+
+@FUZZ
+@given(name=text, password=text, confirm=text)
+def test_accept_invitation_form(
+    app: Flask, acme_admin: User, name: str, password: str, confirm: str
+) -> None:
+    admin = logged_in(app, acme_admin)
+    address = f"fuzz{len(rows(User))}@acme.test"
+    assert (
+        admin.post_form("/admin/users/invite", {"email": address, "role": "basic"}).status_code
+        == 302
+    )
+    [mail] = rows(OutboxMessage, to_address=address)
+    path = re.search(r"/invite/[A-Za-z0-9_-]+", mail.body_text).group(0)
+    client = host_client(app, "acme")
+    response = client.post_form(
+        path, {"display_name": name, "password": password, "confirm": confirm}
+    )
+    assert response.status_code in (302, 422)
+    [user] = rows(User, email=address)
+    if response.status_code == 302:
+        assert user.status == UserStatus.ACTIVE and user.password_hash
+    else:
+        assert user.status == UserStatus.INVITED and user.password_hash is None
+
+
+@FUZZ
+@given(
+    role=roles,
+    ids=st.lists(st.one_of(st.integers(-5, 10**12).map(str), text), max_size=5),
+    action=text,
+)
+def test_role_and_bulk_forms(
+    app: Flask, acme_admin: User, acme_user: User, role, ids, action
+) -> None:
+    client = logged_in(app, acme_admin)
+    before = [(u.id, u.role, u.status) for u in rows(User)]
+    single = client.post_form(f"/admin/users/{acme_user.id}/role", {"role": role})
+    assert single.status_code == 302
+    bulk = client.post_form("/admin/users/bulk", {"action": action, "user_ids": ids, "role": role})
+    assert bulk.status_code in (200, 403, 422)
+    after = {u.id: (u.role, u.status) for u in rows(User)}
+    assert set(after) == {uid for uid, _, _ in before}
