@@ -28,8 +28,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def include_in_autogenerate(obj: object, name: str | None, kind: str, *_: object) -> bool:
+    """PostgreSQL-only trigram indexes live in migrations alone, not in the models."""
+    return not (kind == "index" and name is not None and name.endswith("_trgm"))
+
+
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate(render_as_batch=True, compare_type=True)
+migrate = Migrate(render_as_batch=True, compare_type=True, include_object=include_in_autogenerate)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 

@@ -10,14 +10,17 @@ from alembic.migration import MigrationContext
 from flask import Flask
 from flask_migrate import upgrade
 
-from portal.extensions import db
+from portal.extensions import db, include_in_autogenerate
 
 MIGRATIONS = str(Path(__file__).parent.parent / "migrations")
 
 
 def test_models_and_migrations_agree(data: Flask) -> None:
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+        context = MigrationContext.configure(
+            conn, opts={"include_object": include_in_autogenerate, "compare_type": True}
+        )
+        diff = compare_metadata(context, db.metadata)
     assert diff == []
 
 

@@ -1,0 +1,145 @@
+"""Time the admin user list with 100,000 users in one partner (and 1,000 in another).
+
+    .venv/bin/python benchmarks/user_list.py                      # SQLite (a temp file)
+    .venv/bin/python benchmarks/user_list.py postgresql://postgres@127.0.0.1:5432/postgres
+
+Builds a throw-away database, inserts the users in bulk, logs an admin in through the real
+login form and times each list request end to end through the WSGI app (median of 5).
+"""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from portal import create_app
+from portal.auth.passwords import hash_password
+from portal.extensions import db
+from portal.tenancy.models import Partner
+from portal.tenancy.scope import partner_scope
+from portal.users.models import User
+
+USERS = 100_000
+PASSWORD = "benchmark-password"
+QUERIES = [
+    "/admin/users/",
+    "/admin/users/?page=2000",
+    "/admin/users/?q=user0500",
+    "/admin/users/?q=person+77",
+    "/admin/users/?role=company",
+    "/admin/users/?status=deactivated&sort=last_login&direction=desc",
+    "/admin/users/?sort=created&direction=desc&page=50",
+    "/admin/users/?q=nomatch-anywhere",
+]
+
+
+def database(url: str | None):
+    if url is None:
+        path = Path(tempfile.mkdtemp()) / "bench.sqlite3"
+        return f"sqlite:///{path}", None
+    base = sa.engine.make_url(url).set(drivername="postgresql+psycopg")
+    name = f"portal_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    return base.set(database=name).render_as_string(hide_password=False), (admin, name)
+
+
+def fill(partner_id: int, count: int, password_hash: str) -> None:
+    roles = ["guest", "basic", "advanced", "company"]
+    statuses = ["active"] * 8 + ["invited", "deactivated"]
+    start = datetime(2024, 1, 1)
+    rows = [
+        {
+            "partner_id": partner_id,
+            "email": f"user{i:06d}@p{partner_id}.example",
+            "display_name": f"Person {i}",
+            "role": roles[i % 4],
+            "status": statuses[i % 10],
+            "password_hash": password_hash,
+            "is_support": False,
+            "created_at": start + timedelta(minutes=i),
+            "last_login_at": start + timedelta(hours=i % 5000) if i % 3 else None,
+        }
+        for i in range(count)
+    ]
+    table = User.__table__
+    for chunk in range(0, count, 10_000):
+        db.session.execute(table.insert(), rows[chunk : chunk + 10_000])
+    db.session.commit()
+
+
+def main() -> None:
+    url, cleanup = database(sys.argv[1] if len(sys.argv) > 1 else None)
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": "bench",
+            "SERVER_NAME": "localhost",
+            "PORTAL_ENV": "testing",
+            "PASSWORD_HASH_PROFILE": "cheapest",
+        }
+    )
+    try:
+        with app.app_context():
+            upgrade(directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+            big, small = Partner(slug="big", name="Big"), Partner(slug="small", name="Small")
+            db.session.add_all([big, small])
+            db.session.commit()
+            hashed = hash_password(PASSWORD)
+            t0 = time.perf_counter()
+            fill(big.id, USERS, hashed)
+            fill(small.id, 1_000, hashed)
+            with partner_scope(big):
+                db.session.execute(
+                    sa.update(User)
+                    .where(User.email == "user000000@p1.example")
+                    .values(role="admin")
+                )
+                db.session.commit()
+            if db.engine.dialect.name == "postgresql":
+                with db.engine.connect() as conn:
+                    conn.execute(sa.text("ANALYZE"))
+                    conn.commit()
+            elapsed = time.perf_counter() - t0
+            print(f"{db.engine.dialect.name}: inserted {USERS + 1000:,} users in {elapsed:.1f}s")
+        client = app.test_client()
+        base = "http://big.localhost"
+        page = client.get("/login", base_url=base).text
+        token = page.split('"X-CSRFToken": "')[1].split('"')[0]
+        response = client.post(
+            "/login",
+            base_url=base,
+            data={"email": "user000000@p1.example", "password": PASSWORD, "csrf_token": token},
+        )
+        assert response.status_code == 302, response.status_code
+        for path in QUERIES:
+            timings = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                response = client.get(path, base_url=base)
+                timings.append((time.perf_counter() - t0) * 1000)
+                assert response.status_code == 200
+            count = response.text.split('class="muted result-count">')[1].split(".")[0]
+            print(f"  {statistics.median(timings):7.1f} ms  {path:<70} {count}")
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        if cleanup:
+            admin, name = cleanup
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
