@@ -15,7 +15,7 @@ from portal import (
     static_files,
     theming,
 )
-from portal.auth import guards, loader
+from portal.auth import guards, loader, throttle
 from portal.auth.routes import bp as auth_bp
 from portal.config import ROOT, load_config
 from portal.extensions import csrf, db, migrate
@@ -25,6 +25,7 @@ from portal.home.routes import landing_bp
 from portal.operator.routes import bp as operator_bp
 from portal.roles import policy
 from portal.roles.routes import bp as roles_bp
+from portal.sessions import routes as sessions_routes
 from portal.settings.routes import bp as settings_bp
 from portal.tenancy import context as tenancy
 from portal.theming import ThemedEnvironment
@@ -55,6 +56,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     observability.init_app(app)
     tenancy.init_app(app)
     loader.init_app(app)
+    throttle.init_app(app)
     guards.init_app(app)
     policy.init_app(app)
     theming.init_app(app, ROOT / "templates")
@@ -73,5 +75,6 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(invitations_bp)
     app.register_blueprint(roles_bp)
     app.register_blueprint(settings_bp)
+    sessions_routes.init_app(app)
     health.register(app)
     static_files.register(app)

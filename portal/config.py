@@ -82,6 +82,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "PROXY_FIX": int(_env("PROXY_FIX", "1" if production else "0") or 0),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         "SMTP_URL": _env("SMTP_URL"),
+        "RATELIMIT_STORAGE_URL": _env("RATELIMIT_STORAGE_URL", "memory://"),
+        "RATELIMIT_KEY_PREFIX": _env("RATELIMIT_KEY_PREFIX", "portal"),
+        "LOGIN_LIMIT_PER_ACCOUNT": _env("LOGIN_LIMIT_PER_ACCOUNT", "5/5minutes"),
+        "LOGIN_LIMIT_PER_IP": _env("LOGIN_LIMIT_PER_IP", "30/5minutes"),
         "MAIL_FROM": _env("MAIL_FROM", f"Partner Portal <no-reply@{host_only}>"),
     }
     config.update(overrides)

@@ -40,10 +40,8 @@ def test_login_creates_a_session_record_holding_only_the_token_hash(
     assert home.status_code == 200
     assert "Welcome, Alice Acme" in home.text
     assert "Acme Corp" in home.text
-    assert [e.action for e in rows(AuditEvent, partner_id=acme_user.partner_id)][-2:] == [
-        "auth.login",
-        "session.start",
-    ]
+    actions = [e.action for e in rows(AuditEvent, partner_id=acme_user.partner_id)]
+    assert set(actions[-2:]) == {"auth.login", "session.start"}
 
 
 def test_cookie_is_host_only_httponly_samesite(acme_client: HostClient, acme_user: User) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
+from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 
@@ -14,3 +14,4 @@ class LoginForm(FlaskForm):
     password = PasswordField(
         "Password", validators=[DataRequired("Enter your password."), Length(max=1024)]
     )
+    remember = BooleanField("Keep me signed in on this device")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
@@ -12,8 +11,14 @@ from werkzeug.wrappers import Response
 from portal.auth.cookies import clear_auth_cookie, set_auth_cookie
 from portal.auth.forms import LoginForm
 from portal.auth.guards import principal_kind, public
-from portal.auth.services import LoginFailed, login_with_password, logout_user_session
-from portal.sessions.services import ClientInfo
+from portal.auth.services import (
+    LoginFailed,
+    LoginResult,
+    login_with_password,
+    logout_user_session,
+)
+from portal.auth.throttle import LoginThrottled
+from portal.sessions.services import ClientInfo, SessionLimitReached
 
 bp = Blueprint("auth", __name__, subdomain="<partner>")
 
@@ -30,25 +35,35 @@ def safe_next(default: str) -> str:
     return default
 
 
+LOGIN_REFUSALS: dict[type[Exception], int] = {
+    LoginFailed: 422,
+    LoginThrottled: 429,
+    SessionLimitReached: 409,
+}
+
+
 def password_login_page(
-    *, kind: str, home: str, template: str, login: Callable[..., tuple[Any, str]]
+    *, kind: str, home: str, template: str, login: Callable[..., LoginResult]
 ) -> tuple[str, int] | Response:
     """The login page shared by partner users and operators; only the account lookup differs."""
     if principal_kind() == kind:
         return redirect(safe_next(url_for(home)))
     form = LoginForm()
-    error = None
+    error, status = None, 200
     if form.validate_on_submit():
         try:
-            _account, token = login(form.email.data, form.password.data, client_info())
-        except LoginFailed as exc:
-            error = str(exc)
+            result = login(
+                form.email.data, form.password.data, client_info(), remember=form.remember.data
+            )
+        except tuple(LOGIN_REFUSALS) as exc:
+            error, status = str(exc), LOGIN_REFUSALS[type(exc)]
         else:
             session.clear()  # a fresh CSRF secret for the new login, nothing carried over
             response = redirect(safe_next(url_for(home)))
-            set_auth_cookie(response, token)
+            set_auth_cookie(response, result.token, expires=result.remember_until)
             return response
-    status = 200 if error is None and not form.errors else 422
+    elif form.errors:
+        status = 422
     return render_template(template, form=form, error=error), status
 
 

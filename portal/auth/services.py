@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import select
 
 from portal.audit.services import record_audit
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
+from portal.auth.throttle import LoginThrottled, login_throttle
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.sessions.models import LoginMethod, UserSession
 from portal.sessions.services import (
     ClientInfo,
+    SessionLimitReached,
     revoke_operator_session,
     revoke_user_session,
     start_operator_session,
     start_user_session,
 )
+from portal.tenancy.context import current_partner
 from portal.users.models import User, UserStatus, normalize_email
 
 LOGIN_FAILED = "Incorrect email or password."
@@ -36,19 +42,46 @@ def _check_password(account: User | Operator | None, password: str) -> bool:
     return ok
 
 
-def login_with_password(email: str, password: str, client: ClientInfo) -> tuple[User, str]:
-    """Log a user of the current partner in; returns the user and the new session token."""
+@dataclass(frozen=True)
+class LoginResult:
+    account: User | Operator
+    token: str
+    remember_until: datetime | None = None
+
+
+def _throttled(scope: str, address: str, client: ClientInfo, action: str) -> None:
+    try:
+        login_throttle().check(scope, address, client.ip)
+    except LoginThrottled:
+        record_audit(action, target=("email", address[:64]), actor="anonymous")
+        db.session.commit()
+        raise
+
+
+def login_with_password(
+    email: str, password: str, client: ClientInfo, *, remember: bool = False
+) -> LoginResult:
+    """Log a user of the current partner in with a new session."""
     address = normalize_email(email)
+    scope = str(current_partner.id)
+    _throttled(scope, address, client, "auth.login_throttled")
     user = db.session.execute(select(User).where(User.email == address)).scalar_one_or_none()
     if not _check_password(user, password) or user is None or user.status != UserStatus.ACTIVE:
+        login_throttle().failed(scope, address, client.ip)
         record_audit("auth.login_failed", target=("email", address[:64]), actor="anonymous")
         db.session.commit()
         raise LoginFailed()
+    try:
+        record, token = start_user_session(
+            user, client, method=LoginMethod.PASSWORD, remember=remember
+        )
+    except SessionLimitReached:
+        db.session.commit()  # keeps the audit event of the refusal
+        raise
     user.last_login_at = utcnow()
     record_audit("auth.login", target=user, actor=user, details={"method": "password"})
-    _record, token = start_user_session(user, client, method=LoginMethod.PASSWORD)
     db.session.commit()
-    return user, token
+    return LoginResult(user, token, record.expires_at if record.remember else None)
 
 
 def logout_user_session(record: UserSession, user: User) -> None:
@@ -57,13 +90,17 @@ def logout_user_session(record: UserSession, user: User) -> None:
     db.session.commit()
 
 
-def login_operator(email: str, password: str, client: ClientInfo) -> tuple[Operator, str]:
-    """Log an operator in on the root domain."""
+def login_operator(
+    email: str, password: str, client: ClientInfo, *, remember: bool = False
+) -> LoginResult:
+    """Log an operator in on the root domain (operators get no remember-me)."""
     address = normalize_email(email)
+    _throttled("operators", address, client, "operator.login_throttled")
     operator = db.session.execute(
         select(Operator).where(Operator.email == address)
     ).scalar_one_or_none()
     if not _check_password(operator, password) or operator is None or not operator.active:
+        login_throttle().failed("operators", address, client.ip)
         record_audit("operator.login_failed", target=("email", address[:64]), actor="anonymous")
         db.session.commit()
         raise LoginFailed()
@@ -71,7 +108,7 @@ def login_operator(email: str, password: str, client: ClientInfo) -> tuple[Opera
     record_audit("operator.login", target=operator, actor=operator)
     _record, token = start_operator_session(operator, client)
     db.session.commit()
-    return operator, token
+    return LoginResult(operator, token)
 
 
 def logout_operator(record, operator: Operator) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, render_template
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
@@ -11,6 +11,8 @@ from portal.auth.guards import public
 from portal.auth.routes import end_login, password_login_page
 from portal.auth.services import login_operator, logout_operator
 from portal.extensions import db
+from portal.operator.models import Operator
+from portal.operator.services import PartnerStateError, reactivate_partner, suspend_partner
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import unscoped
 from portal.users.models import User
@@ -42,3 +44,35 @@ def index() -> str:
         )
     partners = db.session.execute(select(Partner).order_by(Partner.name)).scalars().all()
     return render_template("operator/index.html", partners=partners, user_counts=user_counts)
+
+
+@bp.post("/operator/partners/<int:partner_id>/suspend")
+def suspend(partner_id: int) -> Response:
+    partner = db.get_or_404(Partner, partner_id)
+    try:
+        ended = suspend_partner(_operator(), partner, request.form.get("reason", ""))
+    except PartnerStateError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash(f"{partner.name} is suspended; {ended} session(s) ended.", "info")
+    return redirect(url_for("operator.index"))
+
+
+@bp.post("/operator/partners/<int:partner_id>/reactivate")
+def reactivate(partner_id: int) -> Response:
+    partner = db.get_or_404(Partner, partner_id)
+    try:
+        reactivate_partner(_operator(), partner)
+    except PartnerStateError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash(f"{partner.name} is active again.", "info")
+    return redirect(url_for("operator.index"))
+
+
+def _operator() -> Operator:
+    return current_user._get_current_object()

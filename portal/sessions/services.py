@@ -5,16 +5,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, or_, select, update
 
 from portal.audit.services import record_audit
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
-from portal.tenancy.models import Partner
+from portal.tenancy.models import AtLimit, Partner, SessionPolicy
 from portal.users.models import User, UserStatus
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
@@ -42,12 +42,69 @@ class ClientInfo:
         return self.user_agent[:512] if self.user_agent else None
 
 
-def start_user_session(
-    user: User, client: ClientInfo, *, method: LoginMethod = LoginMethod.PASSWORD
-) -> tuple[UserSession, str]:
-    """Create a new session record for `user` (never reuse one) and return it with its token."""
-    policy = user.partner.session_policy
+class SessionLimitReached(Exception):
+    """The user already has the maximum of live sessions and the policy says deny_new."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"You are already signed in on {limit} device(s), the most this portal allows. "
+            "Sign out on another device (or ask an administrator to end a session) and try again."
+        )
+
+
+def live_sessions_query(now: datetime, idle: timedelta) -> Select:
+    """Sessions that still authenticate: not revoked, within lifetime, not idle too long."""
+    return select(UserSession).where(
+        UserSession.revoked_at.is_(None),
+        UserSession.expires_at > now,
+        or_(UserSession.remember.is_(True), UserSession.last_seen_at > now - idle),
+    )
+
+
+def live_sessions_of(user: User) -> list[UserSession]:
+    """The user's own live sessions (not support sessions in their name), oldest first."""
     now = utcnow()
+    idle = timedelta(minutes=user.partner.session_policy.idle_minutes)
+    stmt = live_sessions_query(now, idle).where(
+        UserSession.user_id == user.id, UserSession.impersonator_id.is_(None)
+    )
+    return list(db.session.execute(stmt.order_by(UserSession.created_at, UserSession.id)).scalars())
+
+
+def _make_room(user: User, policy: SessionPolicy) -> None:
+    """Apply the concurrent-session limit before a new login."""
+    live = live_sessions_of(user)
+    excess = len(live) - policy.max_concurrent + 1
+    if excess <= 0:
+        return
+    if policy.at_limit == AtLimit.DENY_NEW:
+        record_audit("session.limit_denied", target=user, actor=user, details={"live": len(live)})
+        raise SessionLimitReached(policy.max_concurrent)
+    for oldest in live[:excess]:
+        revoke_user_session(oldest, by=None, reason="signed out: session limit reached")
+
+
+def start_user_session(
+    user: User,
+    client: ClientInfo,
+    *,
+    method: LoginMethod = LoginMethod.PASSWORD,
+    remember: bool = False,
+) -> tuple[UserSession, str]:
+    """Create a new session record for `user` (never reuse one) and return it with its token.
+
+    "Remember me" (when the partner allows it) makes the record last `remember_me_days` and
+    survive idle periods; it is revoked by exactly the same actions as any other session.
+    """
+    policy = user.partner.session_policy
+    remember = remember and policy.remember_me_allowed
+    _make_room(user, policy)
+    now = utcnow()
+    lifetime = (
+        timedelta(days=policy.remember_me_days)
+        if remember
+        else timedelta(hours=policy.absolute_hours)
+    )
     token = new_token()
     record = UserSession(
         partner_id=user.partner_id,
@@ -55,19 +112,21 @@ def start_user_session(
         token_hash=hash_token(token),
         created_at=now,
         last_seen_at=now,
-        expires_at=now + timedelta(hours=policy.absolute_hours),
+        expires_at=now + lifetime,
         ip=client.ip,
         user_agent=client.user_agent_trimmed,
         login_method=method,
+        remember=remember,
     )
     db.session.add(record)
     db.session.flush()
-    record_audit("session.start", target=record, actor=user, details={"method": method.value})
+    record_audit(
+        "session.start",
+        target=record,
+        actor=user,
+        details={"method": method.value, "remember": remember},
+    )
     return record, token
-
-
-def _fresh(last_seen, idle: timedelta, expires_at, now) -> bool:
-    return now < expires_at and now < last_seen + idle
 
 
 def _touch(model: type, record_id: int, last_seen, now) -> None:
@@ -93,13 +152,34 @@ def authenticate_user_session(partner: Partner, token: str) -> UserSession | Non
         return None
     now = utcnow()
     idle = timedelta(minutes=partner.session_policy.idle_minutes)
-    if not _fresh(record.last_seen_at, idle, record.expires_at, now):
+    # A remembered session outlives idle periods; its lifetime is its only limit.
+    if now >= record.expires_at or (not record.remember and now >= record.last_seen_at + idle):
         return None
     user = record.user
     if user.partner_id != partner.id or user.status != UserStatus.ACTIVE:
         return None
     _touch(UserSession, record.id, record.last_seen_at, now)
     return record
+
+
+def revoke_partner_sessions(
+    *, by: User | None, reason: str, keep: UserSession | None = None
+) -> int:
+    """Revoke every live session of the partner in scope (except `keep`)."""
+    stmt = (
+        update(UserSession)
+        .where(UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason, revoked_by_id=by.id if by else None)
+        .execution_options(synchronize_session=False)
+    )
+    if keep is not None:
+        stmt = stmt.where(UserSession.id != keep.id)
+    count = db.session.execute(stmt).rowcount
+    record_audit(
+        "session.revoke_partner",
+        details={"reason": reason, "count": count, "kept": keep.id if keep else None},
+    )
+    return count
 
 
 def revoke_user_session(record: UserSession, *, by: User | None, reason: str) -> bool:
@@ -144,7 +224,7 @@ def authenticate_operator_session(token: str) -> OperatorSession | None:
     if record is None or record.revoked_at is not None or not record.operator.active:
         return None
     now = utcnow()
-    if not _fresh(record.last_seen_at, OPERATOR_IDLE, record.expires_at, now):
+    if now >= record.expires_at or now >= record.last_seen_at + OPERATOR_IDLE:
         return None
     _touch(OperatorSession, record.id, record.last_seen_at, now)
     return record

@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 from portal.extensions import db
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy, requires
-from portal.settings.services import SettingsError, update_signup
+from portal.settings.services import SettingsError, update_session_policy, update_signup
 from portal.users.models import Role
 
 bp = Blueprint("settings_admin", __name__, subdomain="<partner>", url_prefix="/admin/settings")
@@ -36,3 +36,41 @@ def index() -> tuple[str, int] | Response:
     return render_template(
         "settings/index.html", partner=g.partner, choices=choices, policy=policy, error=error
     ), 422 if error else 200
+
+
+FIELDS = {
+    "idle_minutes": ("Idle timeout (minutes)", int),
+    "absolute_hours": ("Absolute lifetime (hours)", int),
+    "max_concurrent": ("Maximum concurrent sessions per user", int),
+    "remember_me_days": ("Remember-me lasts (days)", int),
+}
+
+
+@bp.route("/sessions", methods=["GET", "POST"])
+@requires(Permission.SETTINGS_MANAGE)
+def sessions() -> tuple[str, int] | Response:
+    errors: dict[str, str] = {}
+    values: dict[str, object] = g.partner.session_policy.to_dict()
+    if request.method == "POST":
+        for name, (label, kind) in FIELDS.items():
+            raw = request.form.get(name, "").strip()
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                values[name] = raw
+                errors[name] = f"{label}: enter a whole number."
+        values["at_limit"] = request.form.get("at_limit", "")
+        values["remember_me_allowed"] = request.form.get("remember_me_allowed") == "1"
+        if not errors:
+            try:
+                update_session_policy(values)
+            except SettingsError as exc:
+                db.session.rollback()
+                errors["form"] = str(exc)
+            else:
+                db.session.commit()
+                flash("Session policy saved. It applies from every user's next request.", "info")
+                return redirect(url_for("settings_admin.sessions"))
+    return render_template(
+        "settings/sessions.html", values=values, errors=errors, fields=FIELDS
+    ), 422 if errors else 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 from portal.audit.services import record_audit
 from portal.roles.policy import current_policy
 from portal.tenancy.context import current_partner
+from portal.tenancy.models import SessionPolicy
 from portal.users.models import Role
 
 
@@ -27,3 +28,21 @@ def update_signup(self_signup: bool, default_role: Role) -> None:
         record_audit(
             "settings.signup_update", target=partner, details={"before": before, "after": after}
         )
+
+
+def update_session_policy(values: dict[str, object]) -> SessionPolicy:
+    """Validate and store the partner's session policy; applies to every next request."""
+    try:
+        policy = SessionPolicy.from_dict(values)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(str(exc).capitalize() + ".") from exc
+    partner = current_partner._get_current_object()
+    before = partner.session_policy
+    if policy != before:
+        partner.session_policy_settings = policy.to_dict()
+        record_audit(
+            "settings.session_policy_update",
+            target=partner,
+            details={"before": before.to_dict(), "after": policy.to_dict()},
+        )
+    return policy

@@ -77,10 +77,15 @@ class Page:
         object.__setattr__(self, "pages", max(1, math.ceil(self.total / self.per_page)))
 
 
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, with LIKE's wildcards taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def _filtered(query: UserQuery) -> Select:
     stmt = select(User)
     if query.q:
-        pattern = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = contains_pattern(query.q)
         stmt = stmt.where(
             or_(
                 User.email.like(pattern.lower(), escape="\\"),

@@ -22,6 +22,7 @@ from portal.auth.guards import public
 from portal.extensions import db
 from portal.roles.permissions import Permission
 from portal.roles.policy import can, current_policy, requires
+from portal.sessions.services import live_sessions_of
 from portal.tenancy.context import get_or_404
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid, peek_token
@@ -73,7 +74,10 @@ def detail(user_id: int) -> str:
     policy = current_policy()
     form = RoleForm()
     form.role.choices = role_choices(policy.targets_for(_actor(), user), policy.label)
-    return render_template("users/detail.html", user=user, form=form, policy=policy)
+    sessions = live_sessions_of(user) if can(Permission.SESSIONS_REVOKE_ANY) else []
+    return render_template(
+        "users/detail.html", user=user, form=form, policy=policy, sessions=sessions
+    )
 
 
 def _act(user_id: int, action: Callable[[User], str]) -> Response:

@@ -1,0 +1,25 @@
+"""Human device labels ("Firefox on Windows") from user-agent strings, via ua-parser."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from ua_parser import parse
+
+
+@lru_cache(maxsize=1024)
+def device_label(user_agent: str | None) -> str:
+    """A short label for a session list; 'Unknown device' when nothing is recognisable."""
+    if not user_agent:
+        return "Unknown device"
+    result = parse(user_agent)
+    browser = result.user_agent.family if result.user_agent else None
+    system = result.os.family if result.os else None
+    device = result.device.family if result.device and result.device.family != "Other" else None
+    if browser and system:
+        label = f"{browser} on {system}"
+    else:
+        label = browser or system or "Unknown device"
+    if device and device not in label and not device.startswith("Generic"):
+        label = f"{label} ({device})"
+    return label
