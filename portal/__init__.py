@@ -27,6 +27,8 @@ from portal.roles import policy
 from portal.roles.routes import bp as roles_bp
 from portal.sessions import routes as sessions_routes
 from portal.settings.routes import bp as settings_bp
+from portal.subscriptions.admin_routes import plans_bp, subs_bp
+from portal.subscriptions.routes import bp as subscription_bp
 from portal.tenancy import context as tenancy
 from portal.theming import ThemedEnvironment
 from portal.users.routes import bp as users_bp
@@ -76,5 +78,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(roles_bp)
     app.register_blueprint(settings_bp)
     sessions_routes.init_app(app)
+    app.register_blueprint(subscription_bp)
+    app.register_blueprint(plans_bp)
+    app.register_blueprint(subs_bp)
     health.register(app)
     static_files.register(app)

@@ -5,6 +5,7 @@ from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
 from portal.roles.models import RoleSetting, RoleTransition
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
+from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent, SubscriptionState
 from portal.tenancy.models import Partner, PartnerStatus
 from portal.tokens.models import ActionToken, TokenPurpose
 from portal.users.models import Role, User, UserStatus
@@ -19,9 +20,13 @@ __all__ = [
     "OutboxMessage",
     "Partner",
     "PartnerStatus",
+    "Plan",
     "Role",
     "RoleSetting",
     "RoleTransition",
+    "Subscription",
+    "SubscriptionEvent",
+    "SubscriptionState",
     "TokenPurpose",
     "User",
     "UserSession",

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import host_client, logged_in, make_user
 from flask import Flask
-from test_route_walk import PUBLIC_PARTNER_ENDPOINTS
+from test_route_walk import PUBLIC_PARTNER_ENDPOINTS, sample_value
 from werkzeug.routing import Rule
 
 from portal.extensions import db
@@ -33,7 +33,7 @@ def partner_rules(app: Flask) -> list[tuple[Rule, str]]:
 
 
 def path_for(app: Flask, rule: Rule, slug: str, target_id: int) -> str:
-    values = {arg: target_id for arg in rule.arguments if arg != "partner"}
+    values = {arg: sample_value(rule, arg, target_id) for arg in rule.arguments if arg != "partner"}
     adapter = app.url_map.bind("localhost", subdomain=slug)
     return adapter.build(rule.endpoint, {**values, "partner": slug})
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from conftest import HostClient, host_client
 from flask import Flask
-from werkzeug.routing import Rule
+from werkzeug.routing import AnyConverter, Rule
 
 from portal.tenancy.models import Partner
 from portal.users.models import User
@@ -30,10 +30,22 @@ PUBLIC_ROOT_ENDPOINTS = {
 SAMPLE_ARGS = {"filename": "css/portal.css", "token": "x" * 20, "id": "1", "user_id": "1"}
 
 
+def sample_value(rule: Rule, arg: str, default: object) -> object:
+    """A value the rule's converter accepts for `arg` (the first choice of an `any(...)`)."""
+    converter = rule._converters[arg]
+    if isinstance(converter, AnyConverter):
+        return sorted(converter.items)[0]
+    return default
+
+
 def sample_path(app: Flask, rule: Rule) -> str:
     """A concrete path for `rule`, built by the URL map itself."""
     slug = "acme" if rule.subdomain == "<partner>" else ""
-    values = {arg: SAMPLE_ARGS.get(arg, "1") for arg in rule.arguments if arg != "partner"}
+    values = {
+        arg: sample_value(rule, arg, SAMPLE_ARGS.get(arg, "1"))
+        for arg in rule.arguments
+        if arg != "partner"
+    }
     if slug:
         values["partner"] = slug
     adapter = app.url_map.bind("localhost", subdomain=slug)

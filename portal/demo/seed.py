@@ -9,7 +9,10 @@ from sqlalchemy import select
 from portal.audit.services import record_audit
 from portal.auth.passwords import hash_password
 from portal.extensions import db
+from portal.features.catalogue import PLAN_GATED
 from portal.operator.models import Operator
+from portal.subscriptions.models import BillingInterval, Plan
+from portal.subscriptions.plans import PlanInput, create_plan
 from portal.tenancy.models import Partner, Theme
 from portal.tenancy.scope import partner_scope
 from portal.users.models import Role
@@ -46,6 +49,63 @@ def _ensure_user(email: str, password: str, role: Role, *, support: bool = False
     )
 
 
+DEMO_PLANS = (
+    # code, name, description, price (cents), interval, roles, entitlements, needs approval
+    (
+        "free",
+        "Free",
+        "The essentials, at no cost.",
+        0,
+        BillingInterval.FREE,
+        (Role.BASIC, Role.ADVANCED, Role.COMPANY),
+        (),
+        False,
+    ),
+    (
+        "plus",
+        "Plus",
+        "Usage reports for individuals; an administrator approves each request.",
+        900,
+        BillingInterval.MONTH,
+        (Role.BASIC, Role.ADVANCED),
+        ("reports",),
+        True,
+    ),
+    (
+        "pro",
+        "Pro",
+        "Everything in Free, plus usage reports.",
+        1900,
+        BillingInterval.MONTH,
+        (Role.ADVANCED,),
+        ("reports",),
+        False,
+    ),
+    (
+        "business",
+        "Business",
+        "For companies: reports for the whole team.",
+        9900,
+        BillingInterval.MONTH,
+        (Role.COMPANY,),
+        ("reports",),
+        False,
+    ),
+)
+
+
+def _ensure_plans(currency: str) -> None:
+    for position, (code, name, text, cents, interval, roles, ents, approval) in enumerate(
+        DEMO_PLANS
+    ):
+        if db.session.execute(select(Plan.id).where(Plan.code == code)).first():
+            continue
+        create_plan(
+            PlanInput(code, name, text, cents, currency, interval, roles, ents, approval, position),
+            PLAN_GATED,
+        )
+
+
 def seed_demo() -> list[DemoAccount]:
     """Create whatever of the demo data is missing; existing rows are left as they are."""
     accounts: list[DemoAccount] = []
@@ -70,6 +130,7 @@ def seed_demo() -> list[DemoAccount]:
             )
             shared_password = f"{slug}-shared-2026"
             _ensure_user(SHARED_EMAIL, shared_password, Role.BASIC)
+            _ensure_plans("USD" if slug == "globex" else "EUR")
             accounts.append(
                 DemoAccount(slug, SHARED_EMAIL, shared_password, "same email, own password")
             )

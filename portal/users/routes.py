@@ -23,6 +23,8 @@ from portal.extensions import db
 from portal.roles.permissions import Permission
 from portal.roles.policy import can, current_policy, requires
 from portal.sessions.services import live_sessions_of
+from portal.subscriptions.routes import plan_offers
+from portal.subscriptions.services import held_subscription, pending_subscription
 from portal.tenancy.context import get_or_404
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid, peek_token
@@ -75,8 +77,20 @@ def detail(user_id: int) -> str:
     form = RoleForm()
     form.role.choices = role_choices(policy.targets_for(_actor(), user), policy.label)
     sessions = live_sessions_of(user) if can(Permission.SESSIONS_REVOKE_ANY) else []
+    subscriptions = None
+    if can(Permission.SUBSCRIPTIONS_MANAGE_ANY):
+        subscriptions = {
+            "held": held_subscription(user),
+            "pending": pending_subscription(user),
+            "offers": [plan for plan, reason in plan_offers(user) if reason is None],
+        }
     return render_template(
-        "users/detail.html", user=user, form=form, policy=policy, sessions=sessions
+        "users/detail.html",
+        user=user,
+        form=form,
+        policy=policy,
+        sessions=sessions,
+        subscriptions=subscriptions,
     )
 
 
@@ -105,11 +119,29 @@ def change_role(user_id: int) -> Response:
         flash("Choose a role.", "error")
         return redirect(url_for("users_admin.detail", user_id=user_id))
 
-    def act(user: User) -> str:
-        services.change_role(_actor(), user, Role(value))
-        return f"{user.email} now has the role {current_policy().label(user.role)}."
-
-    return _act(user_id, act)
+    user = get_or_404(User, user_id)
+    confirmed = request.form.get("confirm") == "1"
+    try:
+        services.change_role(_actor(), user, Role(value), confirm_suspension=confirmed)
+    except services.NeedsConfirmation as exc:
+        db.session.rollback()
+        if _is_htmx():
+            return Response(str(exc), 409)
+        return make_response(
+            render_template(
+                "users/confirm_role.html", user=user, role=Role(value), message=str(exc)
+            ),
+            409,
+        )
+    except services.UserError as exc:
+        db.session.rollback()
+        if _is_htmx():
+            return Response(str(exc), 409)
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash(f"{user.email} now has the role {current_policy().label(user.role)}.", "info")
+    return redirect(url_for("users_admin.detail", user_id=user_id))
 
 
 @bp.post("/<int:user_id>/deactivate")

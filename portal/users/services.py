@@ -15,6 +15,7 @@ from portal.extensions import db
 from portal.mail.services import send_email
 from portal.roles.policy import current_policy
 from portal.sessions.services import revoke_user_sessions
+from portal.subscriptions.services import role_change_impact, suspend_for_role
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid, issue_token, redeem_token, revoke_tokens
 from portal.users.models import Role, User, UserStatus, normalize_email
@@ -104,16 +105,33 @@ def _guard_last_admin(target: User, *, losing: str) -> None:
         raise UserError(f"{target.email} is the last active admin and cannot be {losing}.")
 
 
-def change_role(actor: User, target: User, to: Role) -> None:
-    """Move `target` to role `to` along an allowed transition (audited)."""
-    problem = current_policy().transition_problem(actor, target, to)
+class NeedsConfirmation(UserError):
+    """The change has a consequence the admin must see and confirm first."""
+
+
+def change_role(actor: User, target: User, to: Role, *, confirm_suspension: bool = False) -> None:
+    """Move `target` to role `to` along an allowed transition (audited).
+
+    When the new role does not allow the user's signed plan, the admin is told first
+    (NeedsConfirmation); once confirmed, the subscription is suspended with the reason.
+    """
+    policy = current_policy()
+    problem = policy.transition_problem(actor, target, to)
     if problem:
         raise UserError(problem)
     if to != Role.ADMIN:
         _guard_last_admin(target, losing="demoted")
+    impact = role_change_impact(target, to)
+    if impact is not None and not confirm_suspension:
+        raise NeedsConfirmation(
+            f"{target.email} is subscribed to {impact.plan.name}, which the role "
+            f"{policy.label(to)} may not have. Changing the role suspends that subscription."
+        )
     before = target.role
     target.role = to
     record_audit("user.role_change", target=target, details={"from": before.value, "to": to.value})
+    if impact is not None:
+        suspend_for_role(target, actor, before)
 
 
 def deactivate_user(actor: User, target: User) -> int:

@@ -1,0 +1,272 @@
+"""Admin pages: plans (/admin/plans) and every subscription (/admin/subscriptions)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from portal.extensions import db
+from portal.features.catalogue import CATALOGUE, PLAN_GATED
+from portal.roles.permissions import Permission
+from portal.roles.policy import current_policy, requires
+from portal.subscriptions.models import BillingInterval, Plan, PlanStatus, Subscription
+from portal.subscriptions.models import SubscriptionState as S
+from portal.subscriptions.plans import (
+    PlanError,
+    PlanInput,
+    create_plan,
+    set_plan_status,
+    update_plan,
+)
+from portal.subscriptions.routes import run
+from portal.subscriptions.services import ActorKind, SubscriptionRefused, start_signing, transition
+from portal.tenancy.context import get_or_404
+from portal.users.models import Role, User
+from portal.users.queries import contains_pattern
+from portal.users.services import RowResult
+
+plans_bp = Blueprint("plans_admin", __name__, subdomain="<partner>", url_prefix="/admin/plans")
+subs_bp = Blueprint(
+    "subscriptions_admin", __name__, subdomain="<partner>", url_prefix="/admin/subscriptions"
+)
+PER_PAGE = 50
+
+
+def _me() -> User:
+    return current_user._get_current_object()
+
+
+# --- Plans -----------------------------------------------------------------------------------
+
+
+@plans_bp.get("/")
+@requires(Permission.PLANS_MANAGE)
+def index() -> str:
+    plans = db.session.execute(select(Plan).order_by(Plan.position, Plan.name)).scalars().all()
+    counts = dict(
+        db.session.execute(
+            select(Subscription.plan_id, func.count(Subscription.id))
+            .where(Subscription.state.in_([S.SIGNED, S.SUSPENDED, S.SIGNING]))
+            .group_by(Subscription.plan_id)
+        ).all()
+    )
+    return render_template("plans/index.html", plans=plans, counts=counts, policy=current_policy())
+
+
+def _parse_plan(form) -> PlanInput:
+    try:
+        price = round(float(form.get("price", "0").replace(",", ".") or 0) * 100)
+    except ValueError:
+        raise PlanError("price", "Enter the price as a number, for example 9.90.") from None
+    try:
+        position = int(form.get("position", "0") or 0)
+    except ValueError:
+        raise PlanError("position", "Enter the order as a whole number.") from None
+    interval = form.get("interval", "")
+    if interval not in BillingInterval._value2member_map_:
+        raise PlanError("interval", "Choose how often the price is charged.")
+    return PlanInput(
+        code=form.get("code", "")[:100],
+        name=form.get("name", "")[:200],
+        description=form.get("description", "")[:5000],
+        price_cents=price,
+        currency=form.get("currency", "")[:10],
+        interval=BillingInterval(interval),
+        allowed_roles=tuple(
+            Role(r) for r in form.getlist("allowed_roles") if r in Role._value2member_map_
+        ),
+        entitlements=tuple(form.getlist("entitlements"))[:20],
+        needs_approval=form.get("needs_approval") == "1",
+        position=position,
+    )
+
+
+def _plan_form(plan: Plan | None) -> tuple[str, int] | Response:
+    error: PlanError | None = None
+    values = request.form if request.method == "POST" else None
+    if request.method == "POST":
+        try:
+            data = _parse_plan(request.form)
+            saved = (
+                create_plan(data, PLAN_GATED)
+                if plan is None
+                else update_plan(plan, data, PLAN_GATED)
+            )
+        except PlanError as exc:
+            db.session.rollback()
+            error = exc
+        else:
+            db.session.commit()
+            flash(f"Plan {saved.name} saved.", "info")
+            return redirect(url_for("plans_admin.index"))
+    return render_template(
+        "plans/form.html",
+        plan=plan,
+        values=values,
+        error=error,
+        roles=list(Role),
+        intervals=list(BillingInterval),
+        features=[CATALOGUE[k] for k in sorted(PLAN_GATED)],
+        policy=current_policy(),
+    ), 422 if error else 200
+
+
+@plans_bp.route("/new", methods=["GET", "POST"])
+@requires(Permission.PLANS_MANAGE)
+def new() -> tuple[str, int] | Response:
+    return _plan_form(None)
+
+
+@plans_bp.route("/<int:plan_id>/edit", methods=["GET", "POST"])
+@requires(Permission.PLANS_MANAGE)
+def edit(plan_id: int) -> tuple[str, int] | Response:
+    return _plan_form(get_or_404(Plan, plan_id))
+
+
+@plans_bp.post("/<int:plan_id>/archive")
+@requires(Permission.PLANS_MANAGE)
+def archive(plan_id: int) -> Response:
+    plan = get_or_404(Plan, plan_id)
+    set_plan_status(plan, PlanStatus.ARCHIVED)
+    db.session.commit()
+    flash(f"{plan.name} is archived: no new subscriptions; existing ones continue.", "info")
+    return redirect(url_for("plans_admin.index"))
+
+
+@plans_bp.post("/<int:plan_id>/restore")
+@requires(Permission.PLANS_MANAGE)
+def restore(plan_id: int) -> Response:
+    plan = get_or_404(Plan, plan_id)
+    set_plan_status(plan, PlanStatus.ACTIVE)
+    db.session.commit()
+    flash(f"{plan.name} is open for subscriptions again.", "info")
+    return redirect(url_for("plans_admin.index"))
+
+
+# --- Subscriptions ---------------------------------------------------------------------------
+
+
+@subs_bp.get("/", endpoint="index")
+@requires(Permission.SUBSCRIPTIONS_MANAGE_ANY)
+def subscriptions_index() -> str:
+    state = request.args.get("state", "")
+    plan_id = request.args.get("plan", "")
+    email = request.args.get("user", "").strip()[:100]
+    try:
+        page = max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        page = 1
+    stmt = select(Subscription).join(User, User.id == Subscription.user_id)
+    if state in S._value2member_map_:
+        stmt = stmt.where(Subscription.state == S(state))
+    else:
+        state = ""
+        stmt = stmt.where(Subscription.state != S.UNSIGNED)
+    if plan_id.isdigit():
+        stmt = stmt.where(Subscription.plan_id == int(plan_id))
+    if email:
+        stmt = stmt.where(User.email.like(contains_pattern(email.lower()), escape="\\"))
+    total = db.session.execute(
+        select(func.count()).select_from(stmt.with_only_columns(Subscription.id).subquery())
+    ).scalar_one()
+    subs = db.session.execute(
+        stmt.order_by(Subscription.updated_at.desc(), Subscription.id.desc())
+        .limit(PER_PAGE)
+        .offset((page - 1) * PER_PAGE)
+    ).scalars()
+    plans = db.session.execute(select(Plan).order_by(Plan.position, Plan.name)).scalars().all()
+    return render_template(
+        "subscriptions/admin.html",
+        subs=list(subs),
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PER_PAGE)),
+        plans=plans,
+        states=list(S),
+        filters={"state": state, "plan": plan_id, "user": email},
+    )
+
+
+ADMIN_ACTIONS = {
+    "approve": (S.SIGNED, "approved"),
+    "reject": (S.UNSIGNED, "rejected"),
+    "suspend": (S.SUSPENDED, "suspended"),
+    "resume": (S.SIGNED, "resumed"),
+    "end": (S.UNSIGNED, "ended"),
+}
+
+
+def _admin_move(sub: Subscription, action: str, reason: str) -> str:
+    to, verb = ADMIN_ACTIONS[action]
+    transition(
+        sub, to, actor=_me(), kind=ActorKind.ADMIN, reason=reason or f"{verb} by an administrator"
+    )
+    return f"Subscription of {sub.user.email} to {sub.plan.name} {verb}."
+
+
+@subs_bp.post("/<int:sub_id>/<any(approve, reject, suspend, resume, end):action>")
+@requires(Permission.SUBSCRIPTIONS_MANAGE_ANY)
+def act(sub_id: int, action: str) -> Response:
+    sub = get_or_404(Subscription, sub_id)
+    reason = request.form.get("reason", "")
+    back = request.form.get("back", "")
+    if not (back.startswith("/admin/") and "//" not in back):
+        back = url_for("subscriptions_admin.index")
+    return run(lambda: _admin_move(sub, action, reason), back)
+
+
+@subs_bp.post("/start")
+@requires(Permission.SUBSCRIPTIONS_MANAGE_ANY)
+def start_for_user() -> Response:
+    user = get_or_404(User, request.form.get("user_id"))
+    plan = get_or_404(Plan, request.form.get("plan_id"))
+
+    def act_() -> str:
+        start_signing(
+            user, plan, actor=_me(), kind=ActorKind.ADMIN, reason="started by an administrator"
+        )
+        return f"{user.email} can now review and accept the terms of {plan.name}."
+
+    return run(act_, url_for("users_admin.detail", user_id=user.id))
+
+
+@subs_bp.post("/bulk")
+@requires(Permission.SUBSCRIPTIONS_MANAGE_ANY)
+def bulk() -> tuple[str, int]:
+    action = request.form.get("action", "")
+    reason = request.form.get("reason", "")
+    if action not in ("suspend", "resume"):
+        return render_template("users/_bulk_results.html", error="Choose suspend or resume."), 422
+    if action == "suspend" and not reason.strip():
+        return render_template(
+            "users/_bulk_results.html", error="Give a reason for the suspension."
+        ), 422
+    try:
+        ids = list(dict.fromkeys(int(v) for v in request.form.getlist("ids")))[:500]
+    except ValueError:
+        ids = []
+    if not ids:
+        return render_template(
+            "users/_bulk_results.html", error="Select at least one subscription."
+        ), 422
+    found = {
+        s.id: s
+        for s in db.session.execute(select(Subscription).where(Subscription.id.in_(ids))).scalars()
+    }
+    results = []
+    for sub_id in ids:
+        sub = found.get(sub_id)
+        if sub is None:
+            results.append(RowResult(sub_id, "", False, "No such subscription."))
+            continue
+        try:
+            with db.session.begin_nested():
+                message = _admin_move(sub, action, reason)
+        except SubscriptionRefused as exc:
+            results.append(RowResult(sub.id, sub.user.email, False, str(exc)))
+        else:
+            results.append(RowResult(sub.id, sub.user.email, True, message))
+    db.session.commit()
+    return render_template("users/_bulk_results.html", results=results, error=None), 200

@@ -1,0 +1,291 @@
+"""The subscription lifecycle: one transition function, one table of allowed moves.
+
+    (none) -> signing -> signed -> suspended -> signed ... -> unsigned (final)
+
+Every move is compare-and-set on (state, version), so of two concurrent transitions from the
+same state exactly one wins; each is recorded as a SubscriptionEvent and audited.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from portal.audit.services import record_audit
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.roles.permissions import Permission
+from portal.roles.policy import current_policy
+from portal.subscriptions.models import (
+    HELD_STATES,
+    Plan,
+    Subscription,
+    SubscriptionEvent,
+    SubscriptionState,
+)
+from portal.users.models import Role, User, UserStatus
+
+S = SubscriptionState
+
+
+class ActorKind(enum.StrEnum):
+    USER = "user"  # the subscriber, on their own subscription
+    ADMIN = "admin"  # someone holding subscriptions.manage_any
+    SYSTEM = "system"  # the portal itself (a role change that no longer allows the plan)
+
+
+MOVES: dict[tuple[S | None, S], frozenset[ActorKind]] = {
+    (None, S.SIGNING): frozenset({ActorKind.USER, ActorKind.ADMIN}),
+    (S.SIGNING, S.SIGNED): frozenset({ActorKind.USER, ActorKind.ADMIN}),
+    (S.SIGNING, S.UNSIGNED): frozenset({ActorKind.USER, ActorKind.ADMIN}),
+    (S.SIGNED, S.SUSPENDED): frozenset({ActorKind.ADMIN, ActorKind.SYSTEM}),
+    (S.SUSPENDED, S.SIGNED): frozenset({ActorKind.ADMIN}),
+    (S.SIGNED, S.UNSIGNED): frozenset({ActorKind.USER, ActorKind.ADMIN}),
+    (S.SUSPENDED, S.UNSIGNED): frozenset({ActorKind.USER, ActorKind.ADMIN}),
+}
+
+
+class SubscriptionRefused(Exception):
+    """A transition that is not allowed now; `state` is the subscription's current state."""
+
+    def __init__(self, message: str, state: S | None = None) -> None:
+        super().__init__(message)
+        self.state = state
+
+
+def _check_actor(actor: User | None, kind: ActorKind, owner_id: int) -> None:
+    policy = current_policy()
+    if kind == ActorKind.USER:
+        if actor is None or actor.id != owner_id:
+            raise SubscriptionRefused("You can only change your own subscription.")
+        if not policy.allows(actor, Permission.SUBSCRIPTION_MANAGE_OWN):
+            raise SubscriptionRefused("Your role may not manage a subscription.")
+    elif kind == ActorKind.ADMIN and not policy.allows(actor, Permission.SUBSCRIPTIONS_MANAGE_ANY):
+        raise SubscriptionRefused("You may not manage other people's subscriptions.")
+
+
+def _plan_problem(plan: Plan, role: Role) -> str | None:
+    if not plan.is_active:
+        return f"The plan {plan.name} is archived and takes no new subscriptions."
+    if not plan.allows(role):
+        return f"The plan {plan.name} is not available to the role {current_policy().label(role)}."
+    return None
+
+
+def _record(
+    sub: Subscription,
+    frm: S | None,
+    to: S,
+    actor: User | None,
+    kind: ActorKind,
+    reason: str,
+    on_behalf_of: User | None,
+) -> None:
+    db.session.add(
+        SubscriptionEvent(
+            subscription_id=sub.id,
+            from_state=frm,
+            to_state=to,
+            actor_id=actor.id if actor else None,
+            actor_kind=kind.value,
+            on_behalf_of_id=on_behalf_of.id if on_behalf_of else None,
+            reason=reason,
+        )
+    )
+    record_audit(
+        f"subscription.{to.value}",
+        target=sub,
+        actor=actor,
+        details={
+            "from": frm.value if frm else None,
+            "to": to.value,
+            "plan": sub.plan.code,
+            "user_id": sub.user_id,
+            "by": kind.value,
+            "reason": reason,
+        },
+    )
+
+
+def held_subscription(user: User) -> Subscription | None:
+    """The subscription in force for `user` (signed or suspended), if any."""
+    return db.session.execute(
+        select(Subscription).where(
+            Subscription.user_id == user.id, Subscription.state.in_(HELD_STATES)
+        )
+    ).scalar_one_or_none()
+
+
+def pending_subscription(user: User) -> Subscription | None:
+    return db.session.execute(
+        select(Subscription).where(Subscription.user_id == user.id, Subscription.state == S.SIGNING)
+    ).scalar_one_or_none()
+
+
+def start_signing(
+    user: User, plan: Plan, *, actor: User, kind: ActorKind, reason: str = ""
+) -> Subscription:
+    """(none) -> signing: begin a subscription (or a switch to another plan)."""
+    _check_actor(actor, kind, user.id)
+    if kind not in MOVES[(None, S.SIGNING)]:
+        raise SubscriptionRefused("Only the user or an administrator can start a subscription.")
+    if user.status != UserStatus.ACTIVE:
+        raise SubscriptionRefused(f"{user.email} is not an active user.")
+    problem = _plan_problem(plan, user.role)
+    if problem:
+        raise SubscriptionRefused(problem)
+    if pending_subscription(user) is not None:
+        raise SubscriptionRefused(
+            "A subscription is already being signed; confirm or abandon it first.", S.SIGNING
+        )
+    held = held_subscription(user)
+    if held is not None and held.plan_id == plan.id:
+        raise SubscriptionRefused(f"This is already your plan ({held.state.value}).", held.state)
+    now = utcnow()
+    sub = Subscription(
+        user_id=user.id, plan_id=plan.id, state=S.SIGNING, created_at=now, updated_at=now
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(sub)
+            db.session.flush()
+    except IntegrityError as exc:  # a concurrent start won the race
+        raise SubscriptionRefused("A subscription is already being signed.", S.SIGNING) from exc
+    on_behalf_of = user if actor is not None and actor.id != user.id else None
+    _record(sub, None, S.SIGNING, actor, kind, reason, on_behalf_of)
+    return sub
+
+
+def accept_terms(sub: Subscription, *, actor: User) -> Subscription:
+    """The user accepts the terms: signed at once, or awaiting approval when the plan wants it."""
+    _check_actor(actor, ActorKind.USER, sub.user_id)
+    if sub.state != S.SIGNING:
+        raise SubscriptionRefused(f"This subscription is {sub.state.value}.", sub.state)
+    if sub.terms_accepted_at is None:
+        sub.terms_accepted_at = utcnow()
+        record_audit("subscription.terms_accepted", target=sub, actor=actor)
+    if sub.plan.needs_approval:
+        return sub
+    return transition(sub, S.SIGNED, actor=actor, kind=ActorKind.USER, reason="terms accepted")
+
+
+def transition(
+    sub: Subscription,
+    to: S,
+    *,
+    actor: User | None,
+    kind: ActorKind,
+    reason: str = "",
+    on_behalf_of: User | None = None,
+) -> Subscription:
+    """Move `sub` to `to`, if the table, the actor and the rules allow it; compare-and-set."""
+    reason = " ".join(reason.split())[:300]
+    frm = sub.state
+    allowed = MOVES.get((frm, to))
+    if allowed is None:
+        raise SubscriptionRefused(f"A {frm.value} subscription cannot become {to.value}.", frm)
+    if kind not in allowed:
+        raise SubscriptionRefused(
+            f"That change ({frm.value} to {to.value}) is not yours to make.", frm
+        )
+    _check_actor(actor, kind, sub.user_id)
+    _check_rules(sub, frm, to, kind, reason)
+    version = sub.version
+    now = utcnow()
+    won = db.session.execute(
+        update(Subscription)
+        .where(
+            Subscription.id == sub.id, Subscription.state == frm, Subscription.version == version
+        )
+        .values(state=to, version=version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        db.session.refresh(sub)
+        raise SubscriptionRefused(
+            f"This subscription was changed meanwhile; it is now {sub.state.value}.", sub.state
+        )
+    if to == S.SIGNED and frm == S.SIGNING:
+        _unsign_previous(sub, actor, kind)
+    db.session.refresh(sub)
+    if on_behalf_of is None and actor is not None and actor.id != sub.user_id:
+        on_behalf_of = sub.user
+    _record(sub, frm, to, actor, kind, reason, on_behalf_of)
+    return sub
+
+
+def _check_rules(sub: Subscription, frm: S, to: S, kind: ActorKind, reason: str) -> None:
+    plan, user = sub.plan, sub.user
+    if frm == S.SIGNING and to == S.SIGNED:
+        if sub.terms_accepted_at is None:
+            raise SubscriptionRefused("The terms have not been accepted yet.", frm)
+        if kind == ActorKind.USER and plan.needs_approval:
+            raise SubscriptionRefused("This plan needs an administrator's approval.", frm)
+        if kind == ActorKind.ADMIN and not plan.needs_approval:
+            raise SubscriptionRefused("This plan needs no approval; the user confirms it.", frm)
+        problem = _plan_problem(plan, user.role)
+        if problem:
+            raise SubscriptionRefused(problem, frm)
+    if frm == S.SIGNED and to == S.SUSPENDED and not reason:
+        raise SubscriptionRefused("Give a reason for the suspension.", frm)
+    if frm == S.SUSPENDED and to == S.SIGNED and not plan.allows(user.role):
+        raise SubscriptionRefused(
+            f"The plan {plan.name} is not available to the role "
+            f"{current_policy().label(user.role)}; change the role or end the subscription.",
+            frm,
+        )
+
+
+def _unsign_previous(sub: Subscription, actor: User | None, kind: ActorKind) -> None:
+    """A switch: the plan held so far ends in the same transaction as the new one is signed."""
+    previous = db.session.execute(
+        select(Subscription).where(
+            Subscription.user_id == sub.user_id,
+            Subscription.id != sub.id,
+            Subscription.state.in_(HELD_STATES),
+        )
+    ).scalar_one_or_none()
+    if previous is None:
+        return
+    frm = previous.state
+    won = db.session.execute(
+        update(Subscription)
+        .where(Subscription.id == previous.id, Subscription.version == previous.version)
+        .values(state=S.UNSIGNED, version=previous.version + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        raise SubscriptionRefused("The current plan was changed meanwhile; try again.", S.SIGNING)
+    db.session.refresh(previous)
+    _record(previous, frm, S.UNSIGNED, actor, kind, f"switched to {sub.plan.name}", None)
+
+
+def role_change_impact(user: User, new_role: Role) -> Subscription | None:
+    """The signed subscription a move to `new_role` would suspend, if any."""
+    held = held_subscription(user)
+    if held is not None and held.state == S.SIGNED and not held.plan.allows(new_role):
+        return held
+    return None
+
+
+def suspend_for_role(user: User, actor: User, old_role: Role) -> Subscription | None:
+    """After a role change: suspend the subscription the new role does not allow."""
+    held = role_change_impact(user, user.role)
+    if held is None:
+        return None
+    label = current_policy().label
+    reason = (
+        f"role changed from {label(old_role)} to {label(user.role)}; "
+        f"the plan {held.plan.name} is not available to {label(user.role)}"
+    )
+    return transition(held, S.SUSPENDED, actor=actor, kind=ActorKind.SYSTEM, reason=reason)
+
+
+def entitlements_of(user: User) -> frozenset[str]:
+    """Feature keys the user's signed subscription unlocks."""
+    held = held_subscription(user)
+    if held is None or held.state != S.SIGNED:
+        return frozenset()
+    return frozenset(held.plan.entitlements)
