@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
@@ -235,10 +235,15 @@ def globex_user(globex: Partner) -> User:
 
 def rows(model: type, **filters: Any) -> list[Any]:
     """Every row of `model` across partners, for assertions on what is stored."""
+    db.session.flush()  # pending rows belong to the scope they were made in
     db.session.expire_all()
-    with unscoped():
-        stmt = sa.select(model).filter_by(**filters)
-        return list(db.session.execute(stmt).scalars())
+    previous, g.partner = g.get("partner"), None  # also from inside a test's partner_scope
+    try:
+        with unscoped():
+            stmt = sa.select(model).filter_by(**filters)
+            return list(db.session.execute(stmt).scalars())
+    finally:
+        g.partner = previous
 
 
 def logged_in(app: Flask, user: User) -> HostClient:

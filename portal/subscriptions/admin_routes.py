@@ -200,9 +200,9 @@ ADMIN_ACTIONS = {
 
 def _admin_move(sub: Subscription, action: str, reason: str) -> str:
     to, verb = ADMIN_ACTIONS[action]
-    transition(
-        sub, to, actor=_me(), kind=ActorKind.ADMIN, reason=reason or f"{verb} by an administrator"
-    )
+    if not reason.strip() and action != "suspend":  # a suspension needs a real reason
+        reason = f"{verb} by an administrator"
+    transition(sub, to, actor=_me(), kind=ActorKind.ADMIN, reason=reason)
     return f"Subscription of {sub.user.email} to {sub.plan.name} {verb}."
 
 

@@ -192,6 +192,9 @@ def transition(
         )
     _check_actor(actor, kind, sub.user_id)
     _check_rules(sub, frm, to, kind, reason)
+    if to == S.SIGNED and frm == S.SIGNING:
+        # Unsign the plan held so far first: at no moment may two be in force.
+        _unsign_previous(sub, actor, kind)
     version = sub.version
     now = utcnow()
     won = db.session.execute(
@@ -207,8 +210,6 @@ def transition(
         raise SubscriptionRefused(
             f"This subscription was changed meanwhile; it is now {sub.state.value}.", sub.state
         )
-    if to == S.SIGNED and frm == S.SIGNING:
-        _unsign_previous(sub, actor, kind)
     db.session.refresh(sub)
     if on_behalf_of is None and actor is not None and actor.id != sub.user_id:
         on_behalf_of = sub.user
