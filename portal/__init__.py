@@ -15,6 +15,7 @@ from portal import (
     static_files,
     theming,
 )
+from portal.account.routes import bp as account_bp
 from portal.auth import guards, loader
 from portal.auth.routes import bp as auth_bp
 from portal.config import ROOT, load_config
@@ -64,6 +65,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(landing_bp)
     app.register_blueprint(operator_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(account_bp)
     app.register_blueprint(home_bp)
     health.register(app)
     static_files.register(app)
