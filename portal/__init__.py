@@ -23,6 +23,8 @@ from portal.extensions import csrf, db, migrate
 from portal.health import routes as health
 from portal.home.routes import bp as home_bp
 from portal.home.routes import landing_bp
+from portal.mail import cli as mail_cli
+from portal.mail import routes as mail_routes
 from portal.operator.routes import bp as operator_bp
 from portal.roles import policy
 from portal.tenancy import context as tenancy
@@ -57,6 +59,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     theming.init_app(app, ROOT / "templates")
     errors.init_app(app)
     cli.init_app(app)
+    mail_cli.init_app(app)
     _register_blueprints(app)
     return app
 
@@ -68,4 +71,5 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(account_bp)
     app.register_blueprint(home_bp)
     health.register(app)
+    mail_routes.register(app)
     static_files.register(app)

@@ -27,6 +27,7 @@ PUBLIC_PARTNER_ENDPOINTS = {
 PUBLIC_ROOT_ENDPOINTS = {
     "landing.index",
     "operator.login",
+    "mail_dev.outbox",
     "health.healthz",
     "health.readyz",
     "static",
