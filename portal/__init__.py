@@ -15,6 +15,7 @@ from portal import (
     static_files,
     theming,
 )
+from portal.account.routes import bp as account_bp
 from portal.auth import guards, loader, throttle
 from portal.auth.routes import bp as auth_bp
 from portal.config import ROOT, load_config
@@ -22,6 +23,8 @@ from portal.extensions import csrf, db, migrate
 from portal.health import routes as health
 from portal.home.routes import bp as home_bp
 from portal.home.routes import landing_bp
+from portal.mail import cli as mail_cli
+from portal.mail import routes as mail_routes
 from portal.operator.routes import bp as operator_bp
 from portal.roles import policy
 from portal.roles.routes import bp as roles_bp
@@ -64,6 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     theming.init_app(app, ROOT / "templates")
     errors.init_app(app)
     cli.init_app(app)
+    mail_cli.init_app(app)
     _register_blueprints(app)
     return app
 
@@ -72,6 +76,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(landing_bp)
     app.register_blueprint(operator_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(account_bp)
     app.register_blueprint(home_bp)
     app.register_blueprint(users_bp)
     app.register_blueprint(invitations_bp)
@@ -82,4 +87,5 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(plans_bp)
     app.register_blueprint(subs_bp)
     health.register(app)
+    mail_routes.register(app)
     static_files.register(app)

@@ -9,7 +9,7 @@ import secrets
 import sys
 from typing import Any
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, abort, g, has_request_context, request
 from werkzeug.wrappers import Response
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -18,6 +18,14 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 def assign_request_id() -> None:
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if REQUEST_ID_RE.match(incoming) else secrets.token_hex(8)
+
+
+def refuse_nul_bytes() -> None:
+    """No NUL characters anywhere in the input: PostgreSQL cannot store them in text."""
+    for values in (request.args, request.form):
+        for key, items in values.lists():
+            if "\x00" in key or any("\x00" in item for item in items):
+                abort(400, "The request contains a character that is not allowed (NUL).")
 
 
 def echo_request_id(response: Response) -> Response:
@@ -59,6 +67,7 @@ class JsonFormatter(logging.Formatter):
 
 def init_app(app: Flask) -> None:
     app.before_request(assign_request_id)
+    app.before_request(refuse_nul_bytes)
     app.after_request(echo_request_id)
     logger = logging.getLogger("portal")
     if not any(getattr(h, "_portal", False) for h in logger.handlers):

@@ -18,11 +18,17 @@ PUBLIC_PARTNER_ENDPOINTS = {
     "invitations.accept",
     "health.healthz_partner",
     "health.readyz_partner",
+    "account.forgot_password",
+    "account.reset_password",
+    "account.signup",
+    "account.verify_signup",
+    "account.confirm_email",
     "partner_static",
 }
 PUBLIC_ROOT_ENDPOINTS = {
     "landing.index",
     "operator.login",
+    "mail_dev.outbox",
     "health.healthz",
     "health.readyz",
     "static",

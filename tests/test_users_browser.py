@@ -23,7 +23,8 @@ def test_admin_invites_and_invitee_accepts(
     admin.fill("#email", acme_admin.email)
     admin.fill("#password", PASSWORD)
     admin.click("button[type=submit]")
-    admin.click("text=Users")
+    admin.click("summary:has-text('Manage')")
+    admin.click(".admin-menu >> text=Users")
     admin.click("text=Invite a user")
     admin.fill("#email", "newbie@acme.test")
     admin.select_option("#role", "advanced")
@@ -48,7 +49,8 @@ def test_admin_invites_and_invitee_accepts(
     assert user.status == UserStatus.ACTIVE
 
     # The admin's list shows the new, active user after a search.
-    admin.click("text=Users")
+    admin.click("summary:has-text('Manage')")
+    admin.click(".admin-menu >> text=Users")
     admin.fill("#q", "newbie")
     admin.wait_for_selector("#user-table >> text=1 user matches.")
     assert "active" in admin.locator("#user-table tbody").inner_text()

@@ -123,3 +123,5 @@ def requires(permission: Permission | str) -> Callable[[Callable[..., Any]], Cal
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["can"] = can
     app.jinja_env.globals["current_policy"] = current_policy
+    # `links | select("permitted")` keeps (permission, ...) tuples the user may use.
+    app.jinja_env.tests["permitted"] = lambda item: can(item[0])

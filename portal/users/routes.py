@@ -292,7 +292,8 @@ def accept(token: str) -> tuple[str, int] | Response:
             return render_template("users/invitation_invalid.html"), 404
         except services.UserError as exc:
             db.session.rollback()
-            form.password.errors.append(str(exc))
+            field = form.display_name if "name" in str(exc) else form.password
+            field.errors.append(str(exc))
         else:
             db.session.commit()
             flash(f"Welcome, {user.label}! Your account is ready. Sign in to continue.", "info")

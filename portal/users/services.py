@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,18 @@ from portal.users.models import Role, User, UserStatus, normalize_email
 
 class UserError(ValueError):
     """A user change refused for a reason the person asking can understand."""
+
+
+def plain_name(value: str, *, required: bool) -> str:
+    """A trimmed display name without control characters (which PostgreSQL text refuses)."""
+    name = " ".join(value.split())
+    if required and not name:
+        raise UserError("Enter a name.")
+    if len(name) > 120:
+        raise UserError("Use at most 120 characters for the name.")
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in name):
+        raise UserError("Use letters, digits, spaces and punctuation only in the name.")
+    return name
 
 
 def clean_email(email: str) -> str:
@@ -207,6 +220,7 @@ def invite_user(actor: User, email: str, role: Role, display_name: str = "") -> 
         raise UserError(f"The role {policy.label(role)} is not enabled.")
     if role.rank > actor.role.rank:
         raise UserError("You cannot invite someone to a role above your own.")
+    display_name = plain_name(display_name, required=False)
     address = clean_email(email)
     existing = db.session.execute(select(User).where(User.email == address)).scalar_one_or_none()
     if existing is not None:
@@ -252,13 +266,14 @@ def revoke_invitation(actor: User, user: User) -> None:
 
 def accept_invitation(token: str, display_name: str, password: str) -> User:
     """Redeem an invitation on its partner's host: set name and password, become active."""
+    name = plain_name(display_name, required=True)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
     record = redeem_token(token, TokenPurpose.INVITE)
     user = record.user
     if user.status != UserStatus.INVITED:
         raise TokenInvalid()
-    user.display_name = display_name.strip()[:120]
+    user.display_name = name
     user.password_hash = hash_password(password)
     user.status = UserStatus.ACTIVE
     record_audit("invitation.accept", target=user, actor=user)

@@ -1,0 +1,120 @@
+"""Forms of the account pages: sign-up, password reset, profile, email and password change."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, Field, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
+
+from portal.account.services import (
+    MAX_EMAIL_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    AccountError,
+    clean_display_name,
+)
+from portal.auth.passwords import MIN_PASSWORD_LENGTH
+from portal.users.services import UserError, clean_email
+
+
+def display_name_ok(_form: FlaskForm, field: Field) -> None:
+    try:
+        clean_display_name(field.data or "")
+    except AccountError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+def email_ok(_form: FlaskForm, field: Field) -> None:
+    try:
+        clean_email(field.data or "")
+    except UserError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+def email_field(label: str) -> EmailField:
+    return EmailField(
+        label,
+        validators=[
+            DataRequired("Enter an email address."),
+            Length(max=MAX_EMAIL_LENGTH, message="This email address is too long."),
+            email_ok,
+        ],
+    )
+
+
+def new_password_fields(label: str = "Password") -> tuple[PasswordField, PasswordField]:
+    password = PasswordField(
+        label,
+        validators=[
+            DataRequired("Choose a password."),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=MAX_PASSWORD_LENGTH,
+                message=f"Use at least {MIN_PASSWORD_LENGTH} characters.",
+            ),
+        ],
+    )
+    confirm = PasswordField(
+        "Repeat the password",
+        validators=[
+            DataRequired("Repeat the password."),
+            EqualTo("password", "The two passwords are not the same."),
+        ],
+    )
+    return password, confirm
+
+
+def attach_error(form: FlaskForm, error: AccountError) -> None:
+    """Show a service's refusal next to the field it concerns (or above the form)."""
+    field = getattr(form, error.field, None) if error.field else None
+    if isinstance(field, Field):
+        field.errors = [*field.errors, str(error)]
+    else:
+        form.form_errors.append(str(error))
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = email_field("Email")
+
+
+class ResetPasswordForm(FlaskForm):
+    password, confirm = new_password_fields("New password")
+
+
+class SignupForm(FlaskForm):
+    email = email_field("Email")
+    display_name = StringField(
+        "Your name", validators=[DataRequired("Enter your name."), display_name_ok]
+    )
+    password, confirm = new_password_fields()
+
+
+class ProfileForm(FlaskForm):
+    display_name = StringField(
+        "Display name", validators=[DataRequired("Enter your name."), display_name_ok]
+    )
+
+
+class EmailChangeForm(FlaskForm):
+    new_email = email_field("New email address")
+    password = PasswordField(
+        "Your password",
+        validators=[
+            DataRequired("Enter your password to confirm it is you."),
+            Length(max=MAX_PASSWORD_LENGTH),
+        ],
+    )
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField(
+        "Current password",
+        validators=[
+            DataRequired("Enter your current password."),
+            Length(max=MAX_PASSWORD_LENGTH),
+        ],
+    )
+    password, confirm = new_password_fields("New password")
+
+
+class ConfirmForm(FlaskForm):
+    """A button that confirms a link: only the CSRF token."""

@@ -1,0 +1,419 @@
+"""Self-service account changes: password reset, sign-up, profile, email and password.
+
+Every function works on the current partner (from the host or `partner_scope`) and adds its
+changes, emails and audit events to the caller's transaction without committing: the view (or
+CLI command) commits once when the call returns and rolls back when it raises, so nothing is
+ever half-written. A refused change raises `AccountError` (a `UserError`, with the form field it
+concerns); an unknown, used, expired, revoked or other partner's link raises `TokenInvalid`.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import timedelta
+
+from flask import url_for
+from sqlalchemy import select
+
+from portal.audit.services import record_audit
+from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from portal.clock import utcnow
+from portal.extensions import db
+from portal.mail.services import send_email
+from portal.sessions.models import UserSession
+from portal.sessions.services import revoke_user_sessions
+from portal.tenancy.context import current_partner
+from portal.tokens.models import ActionToken, TokenPurpose
+from portal.tokens.services import (
+    LIFETIMES,
+    TokenInvalid,
+    issue_token,
+    peek_token,
+    redeem_token,
+    revoke_tokens,
+)
+from portal.users.models import Role, User, UserStatus, normalize_email
+from portal.users.services import UserError, clean_email, create_user
+
+MAX_EMAIL_LENGTH = 254
+MAX_NAME_LENGTH = 120
+MAX_PASSWORD_LENGTH = 1024
+# A person asking twice within this interval gets the link already on its way, not a new one.
+RESEND_INTERVAL = timedelta(minutes=1)
+
+
+class AccountError(UserError):
+    """A refused account change; `field` names the form field the message belongs to."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# --- Validation shared by forms, views and CLI ------------------------------------------------
+
+
+def clean_display_name(value: str) -> str:
+    """The trimmed display name, or AccountError when it is empty, too long or has control chars."""
+    name = value.strip()
+    if not name:
+        raise AccountError("Enter your name.", "display_name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise AccountError(f"Use at most {MAX_NAME_LENGTH} characters.", "display_name")
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in name):
+        raise AccountError("Use letters, digits, spaces and punctuation only.", "display_name")
+    return name
+
+
+def _clean_address(email: str, field: str = "email") -> str:
+    try:
+        address = clean_email(email)
+    except UserError as exc:
+        raise AccountError(str(exc), field) from exc
+    if len(address) > MAX_EMAIL_LENGTH:
+        raise AccountError("This email address is too long.", field)
+    return address
+
+
+def _check_new_password(password: str, field: str = "password") -> None:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise AccountError(
+            f"Use between {MIN_PASSWORD_LENGTH} and {MAX_PASSWORD_LENGTH} characters.", field
+        )
+
+
+def _user_by_email(address: str) -> User | None:
+    return db.session.execute(
+        select(User).where(User.email == normalize_email(address))
+    ).scalar_one_or_none()
+
+
+def _lifetime_text(purpose: TokenPurpose) -> str:
+    """How long a link of this purpose works, in words ("1 hour", "2 days")."""
+    hours = int(LIFETIMES[purpose].total_seconds() // 3600)
+    if hours % 24 == 0:
+        days = hours // 24
+        return f"{days} day" if days == 1 else f"{days} days"
+    return f"{hours} hour" if hours == 1 else f"{hours} hours"
+
+
+def _recently_issued(user: User, purpose: TokenPurpose) -> bool:
+    """Whether a still-usable link of this purpose went out within the resend interval."""
+    now = utcnow()
+    found = db.session.execute(
+        select(ActionToken.id).where(
+            ActionToken.user_id == user.id,
+            ActionToken.purpose == purpose,
+            ActionToken.used_at.is_(None),
+            ActionToken.revoked_at.is_(None),
+            ActionToken.expires_at > now,
+            ActionToken.created_at > now - RESEND_INTERVAL,
+        )
+    )
+    return found.first() is not None
+
+
+# Who may still use a link: a reset or email change needs an active account, a sign-up
+# confirmation one that is still waiting for it.
+LINK_USER_STATUS = {
+    TokenPurpose.PASSWORD_RESET: UserStatus.ACTIVE,
+    TokenPurpose.VERIFY_EMAIL: UserStatus.INVITED,
+    TokenPurpose.CHANGE_EMAIL: UserStatus.ACTIVE,
+}
+
+
+def open_link(token: str, purpose: TokenPurpose) -> ActionToken:
+    """The live link's record without using it up, or TokenInvalid (also for a foreign host)."""
+    record = peek_token(token, purpose)
+    if record.user.status != LINK_USER_STATUS[purpose]:
+        raise TokenInvalid()
+    return record
+
+
+def _use_link(token: str, purpose: TokenPurpose) -> ActionToken:
+    """Use the link up (compare-and-set: of two concurrent uses exactly one succeeds)."""
+    record = redeem_token(token, purpose)
+    if record.user.status != LINK_USER_STATUS[purpose]:
+        raise TokenInvalid()
+    return record
+
+
+# --- Password reset ---------------------------------------------------------------------------
+
+
+def _send_reset_link(user: User, *, by: User | None) -> None:
+    token = issue_token(user, TokenPurpose.PASSWORD_RESET, by=by)
+    send_email(
+        user.email,
+        "Reset your password",
+        "password_reset",
+        user=user,
+        link=url_for("account.reset_password", token=token, _external=True),
+        lifetime=_lifetime_text(TokenPurpose.PASSWORD_RESET),
+        admin=by.label if by is not None else None,
+    )
+
+
+def request_password_reset(email: str) -> bool:
+    """Email a reset link if `email` is an active user of this partner; True when one was sent.
+
+    The caller answers the same whatever this returns, so nobody learns which addresses exist.
+    """
+    address = _clean_address(email)
+    user = _user_by_email(address)
+    sent = False
+    reason = "unknown address"
+    if user is not None and user.status != UserStatus.ACTIVE:
+        reason = f"user {user.status.value}"
+    elif user is not None and _recently_issued(user, TokenPurpose.PASSWORD_RESET):
+        reason = "link sent less than a minute ago"
+    elif user is not None:
+        _send_reset_link(user, by=None)
+        sent, reason = True, "sent"
+    record_audit(
+        "account.password_reset_request",
+        target=user if user is not None else ("email", address[:64]),
+        details={"outcome": reason},
+    )
+    return sent
+
+
+def send_password_reset(user: User, *, by: User) -> None:
+    """An admin sends `user` a password reset link (the user's current password still works)."""
+    if user.status == UserStatus.INVITED:
+        raise AccountError(
+            f"{user.email} has not activated the account yet; send an invitation instead."
+        )
+    if user.status != UserStatus.ACTIVE:
+        raise AccountError(f"{user.email} is deactivated; reactivate the account first.")
+    _send_reset_link(user, by=by)
+    record_audit("account.password_reset_send", target=user, actor=by)
+
+
+def reset_password(token: str, password: str) -> User:
+    """Set a new password with a reset link; every session of the user ends."""
+    _check_new_password(password)
+    record = _use_link(token, TokenPurpose.PASSWORD_RESET)
+    user = record.user
+    user.password_hash = hash_password(password)
+    ended = revoke_user_sessions(user, by=user, reason="password reset")
+    record_audit(
+        "account.password_reset",
+        target=user,
+        actor=user,
+        details={"sessions_ended": ended, "by_admin": record.created_by_id is not None},
+    )
+    return user
+
+
+# --- Self sign-up -----------------------------------------------------------------------------
+
+
+def _signup_role() -> Role:
+    """The partner's default role for self-registered users; never admin."""
+    try:
+        role = Role(current_partner.default_role)
+    except ValueError:
+        return Role.GUEST
+    return Role.GUEST if role == Role.ADMIN else role
+
+
+def _send_verification(user: User) -> None:
+    token = issue_token(user, TokenPurpose.VERIFY_EMAIL)
+    send_email(
+        user.email,
+        "Confirm your email address",
+        "signup_verify",
+        user=user,
+        link=url_for("account.verify_signup", token=token, _external=True),
+        lifetime=_lifetime_text(TokenPurpose.VERIFY_EMAIL),
+    )
+
+
+def _notify_existing(user: User) -> str:
+    """Someone signed up with the address of an existing user: tell that user, not the visitor."""
+    if user.status == UserStatus.DEACTIVATED:
+        return "deactivated, nothing sent"
+    if user.status == UserStatus.INVITED and user.password_hash is not None:
+        # An unconfirmed sign-up: its owner most likely lost the first confirmation email.
+        if _recently_issued(user, TokenPurpose.VERIFY_EMAIL):
+            return "confirmation sent less than a minute ago"
+        _send_verification(user)
+        return "confirmation sent again"
+    send_email(
+        user.email,
+        "Someone tried to sign up with your address",
+        "signup_existing",
+        user=user,
+        invited=user.status == UserStatus.INVITED,
+        login_link=url_for("auth.login", _external=True),
+        reset_link=url_for("account.forgot_password", _external=True),
+    )
+    return "notice sent"
+
+
+def sign_up(email: str, display_name: str, password: str) -> User | None:
+    """Register a visitor as an unconfirmed user and email a confirmation link.
+
+    Returns the new user, or None when the address already belongs to a user of this partner
+    (that user gets a notice instead; the visitor sees the same answer either way).
+    """
+    address = _clean_address(email)
+    name = clean_display_name(display_name)
+    _check_new_password(password)
+    existing = _user_by_email(address)
+    if existing is not None:
+        outcome = _notify_existing(existing)
+        record_audit("account.signup_existing", target=existing, details={"outcome": outcome})
+        return None
+    user = create_user(
+        address,
+        role=_signup_role(),
+        password=password,
+        display_name=name,
+        status=UserStatus.INVITED,
+        source="signup",
+    )
+    _send_verification(user)
+    record_audit("account.signup", target=user, details={"role": user.role.value})
+    return user
+
+
+def verify_signup(token: str) -> User:
+    """Confirm a sign-up's email address: the account becomes active."""
+    user = _use_link(token, TokenPurpose.VERIFY_EMAIL).user
+    user.status = UserStatus.ACTIVE
+    record_audit("account.signup_verified", target=user, actor=user)
+    return user
+
+
+# --- Profile and email change -----------------------------------------------------------------
+
+
+def update_profile(user: User, display_name: str) -> bool:
+    """Change the user's display name; False (and nothing written) when it is unchanged."""
+    name = clean_display_name(display_name)
+    if name == user.display_name:
+        return False
+    before = user.display_name
+    user.display_name = name
+    record_audit("account.profile_update", target=user, details={"from": before, "to": name})
+    return True
+
+
+def pending_email_change(user: User) -> ActionToken | None:
+    """The user's live email-change request, if any."""
+    return (
+        db.session.execute(
+            select(ActionToken)
+            .where(
+                ActionToken.user_id == user.id,
+                ActionToken.purpose == TokenPurpose.CHANGE_EMAIL,
+                ActionToken.used_at.is_(None),
+                ActionToken.revoked_at.is_(None),
+                ActionToken.expires_at > utcnow(),
+            )
+            .order_by(ActionToken.id.desc())
+        )
+        .scalars()
+        .first()
+    )
+
+
+def request_email_change(user: User, new_email: str, password: str) -> str:
+    """Send a confirmation link to `new_email`; the address changes only once it is confirmed."""
+    if not verify_password(user.password_hash, password):
+        raise AccountError("Your password is not correct.", "password")
+    address = _clean_address(new_email, "new_email")
+    if address == user.email:
+        raise AccountError("This is already your email address.", "new_email")
+    if _user_by_email(address) is not None:
+        raise AccountError("Another account already uses this email address.", "new_email")
+    pending = pending_email_change(user)
+    if (
+        pending is not None
+        and pending.payload.get("email") == address
+        and _recently_issued(user, TokenPurpose.CHANGE_EMAIL)
+    ):
+        return address  # the same request twice in a row: the first link is on its way
+    token = issue_token(user, TokenPurpose.CHANGE_EMAIL, payload={"email": address})
+    send_email(
+        address,
+        "Confirm your new email address",
+        "email_change_confirm",
+        user=user,
+        new_email=address,
+        link=url_for("account.confirm_email", token=token, _external=True),
+        lifetime=_lifetime_text(TokenPurpose.CHANGE_EMAIL),
+    )
+    record_audit("account.email_change_request", target=user, details={"to": address})
+    return address
+
+
+def cancel_email_change(user: User) -> None:
+    """Withdraw the pending email change; its link stops working."""
+    pending = pending_email_change(user)
+    if pending is None:
+        raise AccountError("There is no pending email change.")
+    revoke_tokens(user, TokenPurpose.CHANGE_EMAIL)
+    record_audit(
+        "account.email_change_cancel", target=user, details={"to": pending.payload.get("email")}
+    )
+
+
+def confirm_email_change(token: str) -> User:
+    """Apply a confirmed email change and tell the old address about it."""
+    record = _use_link(token, TokenPurpose.CHANGE_EMAIL)
+    user = record.user
+    address = record.payload.get("email")
+    if not isinstance(address, str):
+        raise TokenInvalid()
+    other = _user_by_email(address)
+    if other is not None and other.id != user.id:
+        raise AccountError(
+            "Another account has started using this email address in the meantime, so it "
+            "cannot become yours. Your email address is unchanged."
+        )
+    old = user.email
+    user.email = address
+    # A reset link mailed to the old address must not outlive the change.
+    revoke_tokens(user, TokenPurpose.PASSWORD_RESET)
+    send_email(
+        old,
+        "Your email address was changed",
+        "email_changed",
+        user=user,
+        old_email=old,
+        new_email=address,
+    )
+    record_audit(
+        "account.email_change", target=user, actor=user, details={"from": old, "to": address}
+    )
+    return user
+
+
+# --- Password change --------------------------------------------------------------------------
+
+
+def change_password(user: User, current: str, new: str, *, keep: UserSession | None) -> int:
+    """Change the password after checking the current one; every other session ends.
+
+    Returns how many sessions ended.
+    """
+    if not verify_password(user.password_hash, current):
+        raise AccountError("Your current password is not correct.", "current_password")
+    _check_new_password(new)
+    if new == current:
+        raise AccountError("Choose a password different from the current one.", "password")
+    user.password_hash = hash_password(new)
+    ended = revoke_user_sessions(user, by=user, reason="password change", keep=keep)
+    revoke_tokens(user, TokenPurpose.PASSWORD_RESET)
+    send_email(
+        user.email,
+        "Your password was changed",
+        "password_changed",
+        user=user,
+        reset_link=url_for("account.forgot_password", _external=True),
+    )
+    record_audit("account.password_change", target=user, details={"sessions_ended": ended})
+    return ended

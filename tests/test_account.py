@@ -1,0 +1,508 @@
+"""Self sign-up with email confirmation, the profile, email change and password change."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from conftest import PASSWORD, HostClient, host_client, make_user, rows
+from flask import Flask
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
+from mailed import last_mail, mailed_link, mails_to
+
+from portal.audit.models import AuditEvent
+from portal.auth.passwords import verify_password
+from portal.extensions import db
+from portal.mail.models import OutboxMessage
+from portal.roles.models import RoleSetting
+from portal.sessions.models import UserSession
+from portal.tenancy.models import Partner
+from portal.tenancy.scope import partner_scope
+from portal.tokens.models import ActionToken, TokenPurpose
+from portal.users.models import Role, User, UserStatus
+from portal.users.services import clean_email
+
+NEW_PASSWORD = "a-brand-new-passphrase"
+INVALID = "This link is invalid or has expired"
+FIELD_ERROR_RE = re.compile(r'<small id="([a-z_]+)-errors" class="field-error">([^<]*)</small>')
+
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=True,  # the same examples on every run
+)
+text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=200)
+emailish = st.one_of(
+    text,
+    st.emails(),
+    st.from_regex(r"[a-zA-Z0-9._%+-]{1,20}@(acme|example)\.test", fullmatch=True),
+    st.just("alice@acme.test"),
+)
+# Mostly plausible input, so that the successful path is explored as well as the refusals.
+plausible_name = st.from_regex(r"[A-Za-z][A-Za-z .'-]{0,40}", fullmatch=True)
+names = st.one_of(text, plausible_name, plausible_name)
+long_enough = st.text(min_size=10, max_size=40)
+passwords = st.one_of(text, long_enough, long_enough)
+same_or_other = st.one_of(st.none(), st.none(), st.none(), text)  # None: repeat the password
+
+
+def field_errors(html: str) -> dict[str, str]:
+    return dict(FIELD_ERROR_RE.findall(html))
+
+
+def stored(user_id: int) -> User:
+    [row] = rows(User, id=user_id)
+    return row
+
+
+def logged_in(app: Flask, email: str, password: str = PASSWORD) -> HostClient:
+    client = host_client(app, "acme")
+    assert client.login(email, password).status_code == 302
+    return client
+
+
+def allow_signup(partner: Partner, default_role: str = "guest") -> None:
+    with partner_scope(partner):
+        row = db.session.get(Partner, partner.id)
+        row.self_signup = True
+        row.default_role = default_role
+        db.session.commit()
+
+
+def sign_up(client: HostClient, email: str, name: str = "Sam Signup", password=NEW_PASSWORD):
+    return client.post_form(
+        "/signup",
+        {"email": email, "display_name": name, "password": password, "confirm": password},
+    )
+
+
+def counts() -> tuple[int, int, int, int]:
+    return len(rows(User)), len(rows(ActionToken)), len(rows(OutboxMessage)), len(rows(AuditEvent))
+
+
+# --- Self sign-up -----------------------------------------------------------------------------
+
+
+def test_signup_is_404_while_the_partner_has_it_off(acme_client: HostClient, acme: Partner) -> None:
+    assert acme_client.get("/signup").status_code == 404
+    assert sign_up(acme_client, "sam@acme.test").status_code == 404
+    assert "Create an account" not in acme_client.get("/login").text
+    assert rows(User) == []
+
+
+def test_signup_creates_an_unconfirmed_user_and_mails_a_link(
+    acme_client: HostClient, acme: Partner
+) -> None:
+    allow_signup(acme, default_role="basic")
+    login = acme_client.get("/login")
+    assert 'href="/signup"' in login.text and "Create an account" in login.text
+    assert acme_client.get("/signup").status_code == 200
+
+    response = sign_up(acme_client, " Sam@Acme.test ", name="  Sam Signup ")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/signup?sent=1"
+    assert "Check your email" in acme_client.get("/signup?sent=1").text
+
+    [user] = rows(User)
+    assert (user.email, user.display_name) == ("sam@acme.test", "Sam Signup")
+    assert user.partner_id == acme.id
+    assert user.status == UserStatus.INVITED and user.role == Role.BASIC
+    assert verify_password(user.password_hash, NEW_PASSWORD)
+    [token] = rows(ActionToken)
+    assert token.purpose == TokenPurpose.VERIFY_EMAIL and token.user_id == user.id
+    assert last_mail("sam@acme.test").subject == "Confirm your email address · Acme Corp"
+    mailed_link("sam@acme.test", "/signup/verify/")
+    assert {"user.create", "account.signup"} <= {e.action for e in rows(AuditEvent)}
+    # Not confirmed yet: the password does not sign in.
+    assert acme_client.login("sam@acme.test", NEW_PASSWORD).status_code == 422
+
+
+def test_confirming_activates_the_account(acme_client: HostClient, acme: Partner) -> None:
+    allow_signup(acme)
+    sign_up(acme_client, "sam@acme.test")
+    path = mailed_link("sam@acme.test", "/signup/verify/")
+    page = acme_client.get(path)
+    assert page.status_code == 200
+    assert "sam@acme.test" in page.text
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert rows(User)[0].status == UserStatus.INVITED  # opening the link alone changes nothing
+
+    response = acme_client.post_form(path)
+    assert response.status_code == 302 and response.headers["Location"] == "/login"
+    assert "Your email is confirmed. Sign in." in acme_client.get("/login").text
+    [user] = rows(User)
+    assert user.status == UserStatus.ACTIVE
+    assert rows(ActionToken)[0].used_at is not None
+    assert "account.signup_verified" in [e.action for e in rows(AuditEvent)]
+    assert acme_client.login("sam@acme.test", NEW_PASSWORD).status_code == 302
+    # Once only.
+    again = acme_client.post_form(path)
+    assert again.status_code == 404 and INVALID in again.text
+
+
+def test_confirmation_link_expires_and_stays_on_its_host(
+    app: Flask, acme_client: HostClient, acme: Partner, globex: Partner, frozen_clock
+) -> None:
+    allow_signup(acme)
+    allow_signup(globex)
+    sign_up(acme_client, "sam@acme.test")
+    path = mailed_link("sam@acme.test", "/signup/verify/")
+    globex_client = host_client(app, "globex")
+    assert globex_client.get(path).status_code == 404
+    assert globex_client.post_form(path).status_code == 404
+    tampered = path[:-2] + ("xy" if not path.endswith("xy") else "yz")
+    assert acme_client.post_form(tampered).status_code == 404
+    frozen_clock.advance(timedelta(days=2))
+    expired = acme_client.post_form(path)
+    assert expired.status_code == 404 and INVALID in expired.text
+    assert 'href="/signup"' in expired.text  # signing up again sends a fresh link
+    assert rows(User)[0].status == UserStatus.INVITED
+
+
+def test_signup_with_a_known_address_tells_its_owner_not_the_visitor(
+    acme_client: HostClient, acme: Partner, acme_user: User
+) -> None:
+    allow_signup(acme)
+    known = sign_up(acme_client, "alice@acme.test", password="attacker-chosen-pw")
+    unknown = sign_up(acme_client, "fresh@acme.test")
+    assert known.status_code == unknown.status_code == 302
+    assert known.headers["Location"] == unknown.headers["Location"]
+    # Alice's account is untouched and she is told what happened.
+    user = stored(acme_user.id)
+    assert user.status == UserStatus.ACTIVE
+    assert verify_password(user.password_hash, PASSWORD)
+    notice = last_mail("alice@acme.test")
+    assert notice.subject.startswith("Someone tried to sign up with your address")
+    assert "http://acme.localhost/password/forgot" in notice.body_text
+    assert len(rows(User)) == 2
+    assert [t.user_id for t in rows(ActionToken)] != [acme_user.id]
+
+
+def test_signing_up_again_before_confirming_resends_the_link(
+    acme_client: HostClient, acme: Partner, frozen_clock
+) -> None:
+    allow_signup(acme)
+    sign_up(acme_client, "sam@acme.test")
+    first = mailed_link("sam@acme.test", "/signup/verify/")
+    frozen_clock.advance(timedelta(minutes=5))
+    sign_up(acme_client, "sam@acme.test", password="another-password-2")
+    second = mailed_link("sam@acme.test", "/signup/verify/")
+    assert first != second and len(rows(User)) == 1
+    assert acme_client.post_form(first).status_code == 404
+    assert acme_client.post_form(second).status_code == 302
+    # The password is the one chosen first; a second sign-up changes nothing of the account.
+    assert verify_password(rows(User)[0].password_hash, NEW_PASSWORD)
+
+
+def test_signup_never_grants_admin(acme_client: HostClient, acme: Partner) -> None:
+    allow_signup(acme, default_role="admin")
+    sign_up(acme_client, "sam@acme.test")
+    assert rows(User)[0].role == Role.GUEST
+
+
+def test_signup_errors_are_shown_in_place_and_nothing_is_written(
+    acme_client: HostClient, acme: Partner
+) -> None:
+    allow_signup(acme)
+    before = counts()
+    response = acme_client.post_form(
+        "/signup",
+        {"email": "not-an-email", "display_name": "\x07", "password": "short", "confirm": "x"},
+    )
+    assert response.status_code == 422
+    errors = field_errors(response.text)
+    assert errors["display_name"] == "Use letters, digits, spaces and punctuation only."
+    assert errors["password"] == "Use at least 10 characters."
+    assert errors["confirm"] == "The two passwords are not the same."
+    bad_email = sign_up(acme_client, "not-an-email")
+    assert bad_email.status_code == 422
+    assert field_errors(bad_email.text)["email"].startswith("Enter a valid email address")
+    assert 'value="not-an-email"' in bad_email.text
+    assert NEW_PASSWORD not in bad_email.text  # passwords are never echoed
+    assert counts() == before
+
+
+@FUZZ
+@given(email=emailish, name=names, password=passwords, confirm=same_or_other)
+@example(email="Zoë@Example.test", name="Zoë Ünïcode", password="pässwörd-ünïcode", confirm=None)
+@example(email="alice@acme.test", name="Alice Again", password="long-enough-pw", confirm=None)
+@example(email="new@acme.test", name="Tab\tName", password="long-enough-pw", confirm=None)
+def test_signup_form_input_never_breaks_anything(
+    acme_client: HostClient, acme: Partner, email: str, name: str, password: str, confirm
+) -> None:
+    if not acme.self_signup:
+        allow_signup(acme)
+        make_user(acme, "alice@acme.test")
+    users, tokens, mails, events = counts()
+    existing = {u.email for u in rows(User)}
+    response = acme_client.post_form(
+        "/signup",
+        {
+            "email": email,
+            "display_name": name,
+            "password": password,
+            "confirm": password if confirm is None else confirm,
+        },
+    )
+    # 400: a NUL character, refused before any view runs.
+    assert response.status_code in (302, 400, 422), response.status_code
+    event(f"signup {response.status_code}")
+    if response.status_code in (400, 422):
+        assert counts() == (users, tokens, mails, events)
+        return
+    with partner_scope(acme):
+        address = clean_email(email)
+    if address in existing:
+        assert counts()[0] == users
+    else:
+        assert counts()[:3] == (users + 1, tokens + 1, mails + 1)
+        [user] = rows(User, email=address)
+        assert user.status == UserStatus.INVITED and user.display_name == name.strip()
+
+
+# --- Profile ----------------------------------------------------------------------------------
+
+
+def test_header_links_to_the_account_pages(app: Flask, acme_user: User) -> None:
+    client = logged_in(app, "alice@acme.test")
+    assert 'href="/account/profile"' in client.get("/").text
+    page = client.get("/account/profile")
+    assert page.status_code == 200
+    assert 'value="Alice Acme"' in page.text
+    assert 'href="/account/password"' in page.text
+
+
+def test_profile_changes_the_display_name(app: Flask, acme_user: User) -> None:
+    client = logged_in(app, "alice@acme.test")
+    response = client.post_form("/account/profile", {"display_name": "  Alice Liddell "})
+    assert response.status_code == 302 and response.headers["Location"] == "/account/profile"
+    assert "Your profile is saved." in client.get("/account/profile").text
+    assert stored(acme_user.id).display_name == "Alice Liddell"
+    [event] = rows(AuditEvent, action="account.profile_update")
+    assert event.details == {"from": "Alice Acme", "to": "Alice Liddell"}
+    assert event.actor_id == acme_user.id
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "Enter your name."),
+        ("   ", "Enter your name."),
+        ("x" * 121, "Use at most 120 characters."),
+        ("Bad\x07Name", "Use letters, digits, spaces and punctuation only."),
+    ],
+)
+def test_profile_errors_in_place(app: Flask, acme_user: User, name: str, message: str) -> None:
+    client = logged_in(app, "alice@acme.test")
+    response = client.post_form("/account/profile", {"display_name": name})
+    assert response.status_code == 422
+    assert field_errors(response.text)["display_name"] == message
+    assert stored(acme_user.id).display_name == "Alice Acme"
+
+
+def test_account_pages_need_a_login(acme_client: HostClient, acme: Partner) -> None:
+    for path in ("/account/profile", "/account/password"):
+        response = acme_client.get(path)
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/login")
+
+
+# --- Email change -----------------------------------------------------------------------------
+
+
+def request_change(client: HostClient, new_email: str, password: str = PASSWORD):
+    return client.post_form("/account/email", {"new_email": new_email, "password": password})
+
+
+def test_email_change_needs_confirmation_from_the_new_address(app: Flask, acme_user: User) -> None:
+    client = logged_in(app, "alice@acme.test")
+    response = request_change(client, "Alice.New@acme.test")
+    assert response.status_code == 302
+    profile = client.get("/account/profile")
+    assert "We sent a confirmation link to alice.new@acme.test" in profile.text
+    assert "Waiting for confirmation" in profile.text and "alice.new@acme.test" in profile.text
+    assert stored(acme_user.id).email == "alice@acme.test"
+    path = mailed_link("alice.new@acme.test", "/account/email/confirm/")
+    [token] = rows(ActionToken)
+    assert token.payload == {"email": "alice.new@acme.test"}
+
+    # Confirming needs no login, only the link, opened on acme's host.
+    stranger = host_client(app, "acme")
+    page = stranger.get(path)
+    assert page.status_code == 200 and "alice.new@acme.test" in page.text
+    confirmed = stranger.post_form(path)
+    assert confirmed.status_code == 302 and confirmed.headers["Location"] == "/login"
+    assert stored(acme_user.id).email == "alice.new@acme.test"
+    notice = last_mail("alice@acme.test")
+    assert notice.subject.startswith("Your email address was changed")
+    assert "alice.new@acme.test" in notice.body_text
+    [event] = rows(AuditEvent, action="account.email_change")
+    assert event.details == {"from": "alice@acme.test", "to": "alice.new@acme.test"}
+    # The new address signs in, the old one no longer does; the link is spent.
+    assert stranger.login("alice@acme.test").status_code == 422
+    assert stranger.login("alice.new@acme.test").status_code == 302
+    assert stranger.post_form(path).status_code == 404
+    assert "Waiting for confirmation" not in client.get("/account/profile").text
+
+
+@pytest.mark.parametrize(
+    ("new_email", "password", "field", "message"),
+    [
+        ("bob@acme.test", "wrong-password-here", "password", "Your password is not correct."),
+        ("alice@acme.test", PASSWORD, "new_email", "This is already your email address."),
+        ("bob@acme.test", PASSWORD, "new_email", "Another account already uses this email"),
+        ("not an email", PASSWORD, "new_email", "Enter a valid email address"),
+        ("", PASSWORD, "new_email", "Enter an email address."),
+    ],
+)
+def test_email_change_errors_in_place(
+    app: Flask, acme: Partner, acme_user: User, new_email, password, field, message
+) -> None:
+    make_user(acme, "bob@acme.test")
+    client = logged_in(app, "alice@acme.test")
+    before = counts()
+    response = request_change(client, new_email, password)
+    assert response.status_code == 422
+    assert field_errors(response.text)[field].startswith(message)
+    assert 'value="Alice Acme"' in response.text  # the other form keeps its value
+    assert password not in response.text
+    assert counts() == before
+
+
+def test_email_change_link_expires_and_stays_on_its_host(
+    app: Flask, acme_user: User, globex: Partner, frozen_clock
+) -> None:
+    client = logged_in(app, "alice@acme.test")
+    request_change(client, "alice.new@acme.test")
+    path = mailed_link("alice.new@acme.test", "/account/email/confirm/")
+    globex_client = host_client(app, "globex")
+    assert globex_client.get(path).status_code == 404
+    assert globex_client.post_form(path).status_code == 404
+    assert client.post_form(path + "x").status_code == 404
+    frozen_clock.advance(timedelta(days=1))
+    expired = host_client(app, "acme").post_form(path)
+    assert expired.status_code == 404 and INVALID in expired.text
+    assert stored(acme_user.id).email == "alice@acme.test"
+
+
+def test_email_taken_meanwhile_is_refused_at_confirmation(
+    app: Flask, acme: Partner, acme_user: User
+) -> None:
+    client = logged_in(app, "alice@acme.test")
+    request_change(client, "alice.new@acme.test")
+    path = mailed_link("alice.new@acme.test", "/account/email/confirm/")
+    make_user(acme, "alice.new@acme.test")
+    mails = len(rows(OutboxMessage))
+    response = client.post_form(path)
+    assert response.status_code == 409
+    assert "Your email address is unchanged." in response.text
+    assert stored(acme_user.id).email == "alice@acme.test"
+    assert len(rows(OutboxMessage)) == mails
+    assert rows(ActionToken)[0].used_at is None
+
+
+def test_pending_email_change_can_be_cancelled(app: Flask, acme_user: User) -> None:
+    client = logged_in(app, "alice@acme.test")
+    request_change(client, "alice.new@acme.test")
+    path = mailed_link("alice.new@acme.test", "/account/email/confirm/")
+    response = client.post_form("/account/email/cancel")
+    assert response.status_code == 302
+    profile = client.get("/account/profile")
+    assert "The email change is cancelled" in profile.text
+    assert "Waiting for confirmation" not in profile.text
+    assert client.post_form(path).status_code == 404
+    assert stored(acme_user.id).email == "alice@acme.test"
+    assert "account.email_change_cancel" in [e.action for e in rows(AuditEvent)]
+
+
+@FUZZ
+@given(name=names, new_email=emailish, password=st.one_of(st.just(PASSWORD), text))
+def test_profile_forms_input_never_breaks_anything(
+    app: Flask, acme: Partner, acme_user: User, name: str, new_email: str, password: str
+) -> None:
+    client = logged_in(app, "alice@acme.test")
+    before_name = stored(acme_user.id).display_name
+    response = client.post_form("/account/profile", {"display_name": name})
+    assert response.status_code in (302, 400, 422), response.status_code
+    event(f"profile {response.status_code}")
+    expected = name.strip() if response.status_code == 302 else before_name
+    assert stored(acme_user.id).display_name == expected
+
+    users, tokens, mails, events = counts()
+    response = request_change(client, new_email, password)
+    assert response.status_code in (302, 400, 422), response.status_code
+    event(f"email {response.status_code}")
+    after = counts()
+    if response.status_code in (400, 422):
+        assert after == (users, tokens, mails, events)
+    else:
+        assert after[0] == users
+        assert after[1:3] in ((tokens + 1, mails + 1), (tokens, mails))
+    assert stored(acme_user.id).email == "alice@acme.test"
+
+
+# --- Password change --------------------------------------------------------------------------
+
+
+def change_password(client: HostClient, current: str, new: str = NEW_PASSWORD, confirm=None):
+    return client.post_form(
+        "/account/password",
+        {"current_password": current, "password": new, "confirm": confirm or new},
+    )
+
+
+def test_password_change_ends_the_other_sessions_only(app: Flask, acme_user: User) -> None:
+    phone = logged_in(app, "alice@acme.test")
+    laptop = logged_in(app, "alice@acme.test")
+    assert laptop.get("/account/password").status_code == 200
+    response = change_password(laptop, PASSWORD)
+    assert response.status_code == 302 and response.headers["Location"] == "/account/password"
+    page = laptop.get("/account/password")
+    assert page.status_code == 200
+    assert "Your password has been changed. 1 other session(s) were signed out." in page.text
+    assert phone.get("/").status_code == 302  # the other device is signed out
+    sessions = {s.revoked_reason for s in rows(UserSession, user_id=acme_user.id)}
+    assert sessions == {None, "password change"}
+    assert verify_password(stored(acme_user.id).password_hash, NEW_PASSWORD)
+    assert last_mail("alice@acme.test").subject.startswith("Your password was changed")
+    assert "account.password_change" in [e.action for e in rows(AuditEvent)]
+    assert host_client(app, "acme").login("alice@acme.test", NEW_PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "confirm", "field", "message"),
+    [
+        ("wrong-password-here", NEW_PASSWORD, None, "current_password", "Your current password"),
+        (PASSWORD, "short", None, "password", "Use at least 10 characters."),
+        (PASSWORD, NEW_PASSWORD, "something-else-1", "confirm", "The two passwords are not"),
+        (PASSWORD, PASSWORD, None, "password", "Choose a password different"),
+        ("", NEW_PASSWORD, None, "current_password", "Enter your current password."),
+    ],
+)
+def test_password_change_errors_in_place(
+    app: Flask, acme_user: User, current, new, confirm, field, message
+) -> None:
+    phone = logged_in(app, "alice@acme.test")
+    client = logged_in(app, "alice@acme.test")
+    before = counts()
+    response = change_password(client, current, new, confirm)
+    assert response.status_code == 422
+    assert field_errors(response.text)[field].startswith(message)
+    assert counts() == before
+    assert verify_password(stored(acme_user.id).password_hash, PASSWORD)
+    assert phone.get("/").status_code == 200
+    assert mails_to("alice@acme.test") == []
+
+
+def test_a_role_without_profile_edit_gets_403(app: Flask, acme: Partner, acme_user: User) -> None:
+    with partner_scope(acme):
+        db.session.add(RoleSetting(role=Role.BASIC, label="Basic", permissions=["portal.view"]))
+        db.session.commit()
+    client = logged_in(app, "alice@acme.test")
+    assert 'href="/account/profile"' not in client.get("/").text
+    assert client.get("/account/profile").status_code == 403
+    assert change_password(client, PASSWORD).status_code == 403
+    assert verify_password(stored(acme_user.id).password_hash, PASSWORD)
