@@ -222,3 +222,16 @@ def test_bulk_actions_report_each_row(admin, people, acme_admin, globex_user) ->
     assert empty.status_code == 422 and "Select at least one user." in empty.text
     nonsense = admin.post_form("/admin/users/bulk", {"action": "explode", "user_ids": ids})
     assert nonsense.status_code == 422
+
+
+def test_admin_sends_a_password_reset(app: Flask, admin, acme_user) -> None:
+    response = admin.post_form(f"/admin/users/{acme_user.id}/password-reset")
+    page = admin.get(response.headers["Location"]).text
+    assert "A password reset link was sent to alice@acme.test." in page
+    [mail] = rows(OutboxMessage, to_address="alice@acme.test")
+    assert "/password/reset/" in mail.body_text
+    assert "account.password_reset_send" in [e.action for e in rows(AuditEvent)]
+    admin.post_form(f"/admin/users/{acme_user.id}/deactivate")
+    refused = admin.post_form(f"/admin/users/{acme_user.id}/password-reset")
+    assert "reactivate the account first" in admin.get(refused.headers["Location"]).text
+    assert len(rows(OutboxMessage, to_address="alice@acme.test")) == 1

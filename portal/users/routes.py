@@ -18,6 +18,7 @@ from flask import (
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from portal.account.services import send_password_reset
 from portal.auth.guards import public
 from portal.extensions import db
 from portal.roles.permissions import Permission
@@ -160,6 +161,16 @@ def reactivate(user_id: int) -> Response:
     def act(user: User) -> str:
         services.reactivate_user(_actor(), user)
         return f"{user.email} is {user.status.value} again."
+
+    return _act(user_id, act)
+
+
+@bp.post("/<int:user_id>/password-reset")
+@requires(Permission.USERS_DEACTIVATE)
+def password_reset(user_id: int) -> Response:
+    def act(user: User) -> str:
+        send_password_reset(user, by=_actor())
+        return f"A password reset link was sent to {user.email}. It works once, for an hour."
 
     return _act(user_id, act)
 
