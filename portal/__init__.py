@@ -20,12 +20,15 @@ from portal.auth import guards, loader, throttle
 from portal.auth.routes import bp as auth_bp
 from portal.config import ROOT, load_config
 from portal.extensions import csrf, db, migrate
+from portal.features import evaluation as features
+from portal.features.routes import bp as features_bp
 from portal.health import routes as health
 from portal.home.routes import bp as home_bp
 from portal.home.routes import landing_bp
 from portal.mail import cli as mail_cli
 from portal.mail import routes as mail_routes
 from portal.operator.routes import bp as operator_bp
+from portal.reports.routes import bp as reports_bp
 from portal.roles import policy
 from portal.roles.routes import bp as roles_bp
 from portal.sessions import routes as sessions_routes
@@ -64,6 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     throttle.init_app(app)
     guards.init_app(app)
     policy.init_app(app)
+    features.init_app(app)
     theming.init_app(app, ROOT / "templates")
     errors.init_app(app)
     cli.init_app(app)
@@ -86,6 +90,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(subscription_bp)
     app.register_blueprint(plans_bp)
     app.register_blueprint(subs_bp)
+    app.register_blueprint(features_bp)
+    app.register_blueprint(reports_bp)
     health.register(app)
     mail_routes.register(app)
     static_files.register(app)

@@ -1,6 +1,7 @@
 """Every model in one import, for Alembic and the app factory."""
 
 from portal.audit.models import ActorType, AuditEvent
+from portal.features.models import FeatureSetting
 from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
 from portal.roles.models import RoleSetting, RoleTransition
@@ -14,6 +15,7 @@ __all__ = [
     "ActionToken",
     "ActorType",
     "AuditEvent",
+    "FeatureSetting",
     "LoginMethod",
     "Operator",
     "OperatorSession",

@@ -19,6 +19,7 @@ from flask_migrate import upgrade
 from portal import create_app
 from portal.clock import clock
 from portal.extensions import db
+from portal.features.services import switch_feature
 from portal.tenancy.models import Partner, Theme
 from portal.tenancy.scope import partner_scope, unscoped
 from portal.users.models import Role, User
@@ -257,3 +258,10 @@ def logged_in(app: Flask, user: User) -> HostClient:
 @pytest.fixture
 def acme_admin(acme: Partner) -> User:
     return make_user(acme, "root@acme.test", role=Role.ADMIN, display_name="Ada Admin")
+
+
+def set_feature(partner: Partner, key: str, on: bool = True) -> None:
+    """Switch a feature for a partner the way its admin would (audited service call)."""
+    with partner_scope(partner):
+        switch_feature(key, on)
+        db.session.commit()

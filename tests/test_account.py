@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from conftest import PASSWORD, HostClient, host_client, make_user, rows
+from conftest import PASSWORD, HostClient, host_client, make_user, rows, set_feature
 from flask import Flask
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
@@ -15,6 +15,7 @@ from mailed import last_mail, mailed_link, mails_to
 from portal.audit.models import AuditEvent
 from portal.auth.passwords import verify_password
 from portal.extensions import db
+from portal.features.models import FeatureSetting
 from portal.mail.models import OutboxMessage
 from portal.roles.models import RoleSetting
 from portal.sessions.models import UserSession
@@ -65,9 +66,9 @@ def logged_in(app: Flask, email: str, password: str = PASSWORD) -> HostClient:
 
 
 def allow_signup(partner: Partner, default_role: str = "guest") -> None:
+    set_feature(partner, "self_signup")
     with partner_scope(partner):
         row = db.session.get(Partner, partner.id)
-        row.self_signup = True
         row.default_role = default_role
         db.session.commit()
 
@@ -233,7 +234,7 @@ def test_signup_errors_are_shown_in_place_and_nothing_is_written(
 def test_signup_form_input_never_breaks_anything(
     acme_client: HostClient, acme: Partner, email: str, name: str, password: str, confirm
 ) -> None:
-    if not acme.self_signup:
+    if not rows(FeatureSetting, key="self_signup"):
         allow_signup(acme)
         make_user(acme, "alice@acme.test")
     users, tokens, mails, events = counts()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
@@ -26,8 +24,8 @@ from portal.account.services import AccountError
 from portal.auth.guards import principal_kind, public
 from portal.auth.passwords import MIN_PASSWORD_LENGTH
 from portal.extensions import db
+from portal.features.evaluation import feature, feature_on
 from portal.roles.policy import requires
-from portal.tenancy.context import current_partner
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid
 from portal.users.models import User
@@ -58,7 +56,7 @@ def link_invalid(purpose: TokenPurpose) -> tuple[str, int]:
         TokenPurpose.CHANGE_EMAIL: ("account.profile", "Go to your profile"),
         # Signing up again with the same address sends a fresh confirmation link.
         TokenPurpose.VERIFY_EMAIL: ("account.signup", "Sign up again")
-        if current_partner.self_signup
+        if feature_on("self_signup")
         else ("auth.login", "Go to sign in"),
     }[purpose]
     return render_template(
@@ -122,21 +120,9 @@ def reset_password(token: str) -> Page:
 # --- Self sign-up -----------------------------------------------------------------------------
 
 
-def self_signup_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """404 unless this partner lets visitors register themselves."""
-
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not current_partner.self_signup:
-            abort(404)
-        return view(*args, **kwargs)
-
-    return wrapped
-
-
 @bp.route("/signup", methods=["GET", "POST"])
 @public
-@self_signup_only
+@feature("self_signup")
 def signup() -> Page:
     if principal_kind() == "user":
         return redirect(url_for("home.index"))

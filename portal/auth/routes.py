@@ -18,6 +18,7 @@ from portal.auth.services import (
     logout_user_session,
 )
 from portal.auth.throttle import LoginThrottled
+from portal.features.evaluation import feature_on
 from portal.sessions.services import ClientInfo, SessionLimitReached
 
 bp = Blueprint("auth", __name__, subdomain="<partner>")
@@ -79,6 +80,9 @@ def end_login(logout: Callable[[], None], login_endpoint: str) -> Response:
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login() -> tuple[str, int] | Response:
+    if not feature_on("password_login"):
+        status = 403 if request.method == "POST" else 200
+        return render_template("auth/login.html", form=LoginForm(), password_off=True), status
     return password_login_page(
         kind="user", home="home.index", template="auth/login.html", login=login_with_password
     )

@@ -11,10 +11,14 @@ from portal.auth.guards import public
 from portal.auth.routes import end_login, password_login_page
 from portal.auth.services import login_operator, logout_operator
 from portal.extensions import db
+from portal.features.catalogue import CATALOGUE
+from portal.features.evaluation import evaluate
+from portal.features.models import Lock
+from portal.features.services import FeatureError, lock_feature
 from portal.operator.models import Operator
 from portal.operator.services import PartnerStateError, reactivate_partner, suspend_partner
 from portal.tenancy.models import Partner
-from portal.tenancy.scope import unscoped
+from portal.tenancy.scope import partner_scope, unscoped
 from portal.users.models import User
 
 bp = Blueprint("operator", __name__)
@@ -76,3 +80,24 @@ def reactivate(partner_id: int) -> Response:
 
 def _operator() -> Operator:
     return current_user._get_current_object()
+
+
+@bp.route("/operator/partners/<int:partner_id>/features", methods=["GET", "POST"])
+def features(partner_id: int) -> str | Response:
+    partner = db.get_or_404(Partner, partner_id)
+    if request.method == "POST":
+        key, value = request.form.get("key", ""), request.form.get("lock", "")
+        try:
+            if key not in CATALOGUE or value not in Lock._value2member_map_:
+                raise FeatureError("Choose a feature and a lock.")
+            lock_feature(_operator(), partner, key, Lock(value))
+        except FeatureError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(f"{CATALOGUE[key].label} for {partner.name}: lock set to {value}.", "info")
+        return redirect(url_for("operator.features", partner_id=partner.id))
+    with partner_scope(partner):
+        items = [evaluate(key) for key in CATALOGUE]
+    return render_template("operator/features.html", partner=partner, items=items, locks=list(Lock))

@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 
 from portal.clock import utcnow
 from portal.extensions import db
+from portal.features.evaluation import feature
 from portal.roles.permissions import Permission
 from portal.roles.policy import requires
 from portal.sessions.devices import device_label
@@ -54,6 +55,7 @@ def _own_list() -> str:
 
 
 @bp.get("/")
+@feature("session_self_service")
 @requires(Permission.PORTAL_VIEW)
 def index() -> str:
     return render_template(
@@ -70,6 +72,7 @@ def _own_live_session(session_id: int) -> UserSession:
 
 
 @bp.post("/<int:session_id>/revoke")
+@feature("session_self_service")
 @requires(Permission.PORTAL_VIEW)
 def revoke(session_id: int) -> Response | str:
     record = _own_live_session(session_id)
@@ -89,6 +92,7 @@ def revoke(session_id: int) -> Response | str:
 
 
 @bp.post("/revoke-others")
+@feature("session_self_service")
 @requires(Permission.PORTAL_VIEW)
 def revoke_others() -> Response | str:
     count = revoke_user_sessions(

@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 from portal.extensions import db
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy, requires
-from portal.settings.services import SettingsError, update_session_policy, update_signup
+from portal.settings.services import SettingsError, update_default_role, update_session_policy
 from portal.users.models import Role
 
 bp = Blueprint("settings_admin", __name__, subdomain="<partner>", url_prefix="/admin/settings")
@@ -23,7 +23,7 @@ def index() -> tuple[str, int] | Response:
         try:
             if value not in Role._value2member_map_:
                 raise SettingsError("Choose the role new users get.")
-            update_signup(request.form.get("self_signup") == "1", Role(value))
+            update_default_role(Role(value))
         except SettingsError as exc:
             db.session.rollback()
             error = str(exc)

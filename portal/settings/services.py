@@ -13,20 +13,20 @@ class SettingsError(ValueError):
     """A setting that cannot be saved, with the reason."""
 
 
-def update_signup(self_signup: bool, default_role: Role) -> None:
-    """Switch self sign-up and choose the role new self-registered users get."""
+def update_default_role(default_role: Role) -> None:
+    """Choose the role new self-registered users get (sign-up itself is a feature switch)."""
     if default_role == Role.ADMIN:
         raise SettingsError("New users cannot become admins by signing up.")
     if not current_policy().roles[default_role].enabled:
         raise SettingsError(f"The role {default_role.value} is not enabled.")
     partner = current_partner._get_current_object()
-    before = {"self_signup": partner.self_signup, "default_role": partner.default_role}
-    partner.self_signup = self_signup
-    partner.default_role = default_role.value
-    after = {"self_signup": self_signup, "default_role": default_role.value}
-    if before != after:
+    before = partner.default_role
+    if before != default_role.value:
+        partner.default_role = default_role.value
         record_audit(
-            "settings.signup_update", target=partner, details={"before": before, "after": after}
+            "settings.default_role_update",
+            target=partner,
+            details={"before": before, "after": default_role.value},
         )
 
 

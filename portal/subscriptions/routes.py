@@ -10,6 +10,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from portal.extensions import db
+from portal.features.evaluation import feature
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy, requires
 from portal.subscriptions.models import Plan, PlanStatus, Subscription, SubscriptionEvent
@@ -68,6 +69,7 @@ def plan_offers(user: User) -> list[tuple[Plan, str | None]]:
 
 
 @bp.get("/")
+@feature("subscriptions")
 @requires(Permission.SUBSCRIPTION_MANAGE_OWN)
 def index() -> str:
     me = _me()
@@ -98,6 +100,7 @@ BACK = "subscription.index"
 
 
 @bp.post("/start")
+@feature("subscriptions")
 @requires(Permission.SUBSCRIPTION_MANAGE_OWN)
 def start() -> Response:
     plan = get_or_404(Plan, request.form.get("plan_id"))
@@ -110,6 +113,7 @@ def start() -> Response:
 
 
 @bp.post("/<int:sub_id>/confirm")
+@feature("subscriptions")
 @requires(Permission.SUBSCRIPTION_MANAGE_OWN)
 def confirm(sub_id: int) -> Response:
     sub = _own(sub_id)
@@ -126,6 +130,7 @@ def confirm(sub_id: int) -> Response:
 
 
 @bp.post("/<int:sub_id>/abandon")
+@feature("subscriptions")
 @requires(Permission.SUBSCRIPTION_MANAGE_OWN)
 def abandon(sub_id: int) -> Response:
     sub = _own(sub_id)
@@ -140,6 +145,7 @@ def abandon(sub_id: int) -> Response:
 
 
 @bp.post("/<int:sub_id>/cancel")
+@feature("subscriptions")
 @requires(Permission.SUBSCRIPTION_MANAGE_OWN)
 def cancel(sub_id: int) -> Response:
     sub = _own(sub_id)

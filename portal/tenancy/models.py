@@ -140,8 +140,6 @@ class Partner(db.Model):
     )
     theme_settings: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     session_policy_settings: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
-    # Until the feature-toggle issue generalises flags, self sign-up is a plain switch.
-    self_signup: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     default_role: Mapped[str] = mapped_column(
         sa.String(32), default="guest", server_default="guest"
     )

@@ -40,6 +40,15 @@ def is_unscoped() -> bool:
     return has_app_context() and bool(g.get(_UNSCOPED))
 
 
+# Per-request views of one partner's settings, kept in `g`; they follow the partner in scope.
+PARTNER_CACHES = ("policy", "feature_settings")
+
+
+def _drop_partner_caches() -> None:
+    for name in PARTNER_CACHES:
+        g.pop(name, None)
+
+
 @contextmanager
 def partner_scope(partner: Partner) -> Iterator[Partner]:
     """Run a block (CLI, tests, operator actions) as if inside `partner`'s request."""
@@ -47,11 +56,11 @@ def partner_scope(partner: Partner) -> Iterator[Partner]:
     previous_unscoped = g.get(_UNSCOPED)
     g.partner = partner
     g.pop(_UNSCOPED, None)
-    g.pop("policy", None)  # per-partner caches belong to the partner in scope
+    _drop_partner_caches()
     try:
         yield partner
     finally:
-        g.pop("policy", None)
+        _drop_partner_caches()
         g.partner = previous
         if previous_unscoped:
             g.setdefault(_UNSCOPED, previous_unscoped)

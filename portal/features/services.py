@@ -1,0 +1,73 @@
+"""Switching features (partner admins) and locking them (platform operators)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from portal.audit.services import record_audit
+from portal.extensions import db
+from portal.features.catalogue import CATALOGUE
+from portal.features.evaluation import evaluate, forget_settings
+from portal.features.models import FeatureSetting, Lock
+from portal.operator.models import Operator
+from portal.tenancy.models import Partner
+from portal.tenancy.scope import partner_scope
+
+
+class FeatureError(ValueError):
+    """A feature change that is refused, with the reason."""
+
+
+def other_login_method_available() -> bool:
+    """Whether users could still sign in with password sign-in off (single sign-on, later)."""
+    return False  # no other login method exists yet: password sign-in must stay on
+
+
+def _guard_login(key: str, on: bool) -> None:
+    if key == "password_login" and not on and not other_login_method_available():
+        raise FeatureError(
+            "Password sign-in is the only way to sign in here; switching it off would lock "
+            "everyone out. Set up single sign-on first."
+        )
+
+
+def _row(key: str) -> FeatureSetting:
+    if key not in CATALOGUE:
+        raise FeatureError("No such feature.")
+    row = db.session.execute(
+        select(FeatureSetting).where(FeatureSetting.key == key)
+    ).scalar_one_or_none()
+    if row is None:
+        row = FeatureSetting(key=key, enabled=None, lock=Lock.NONE)
+        db.session.add(row)
+    return row
+
+
+def switch_feature(key: str, on: bool) -> None:
+    """The partner admin's switch for the current partner (refused while locked)."""
+    row = _row(key)
+    if row.lock != Lock.NONE:
+        raise FeatureError(
+            f"{CATALOGUE[key].label} is locked {row.lock.value} by the platform operator."
+        )
+    _guard_login(key, on)
+    before = evaluate(key).on
+    row.enabled = on
+    db.session.flush()
+    forget_settings()
+    record_audit("feature.switch", target=("feature", key), details={"on": on, "was_on": before})
+
+
+def lock_feature(operator: Operator, partner: Partner, key: str, lock: Lock) -> None:
+    """An operator forces a feature on or off for a partner, or releases the lock."""
+    with partner_scope(partner):
+        row = _row(key)
+        if lock == Lock.OFF:
+            _guard_login(key, False)
+        before = row.lock
+        row.lock = lock
+        db.session.flush()
+        forget_settings()
+        details = {"partner": partner.slug, "lock": lock.value, "was": before.value}
+        record_audit("feature.lock", target=("feature", key), actor=operator, details=details)
+    record_audit("feature.lock", target=("feature", key), actor=operator, details=details)
