@@ -52,8 +52,8 @@ def decide(feature: Feature, lock: Lock, switch: bool | None, entitled: bool | N
         return Evaluation(feature, False, reason, lock, False)
     if feature.scope == Scope.PLAN and entitled is not None:
         if entitled:
-            return Evaluation(feature, True, "included in your plan", lock, True)
-        return Evaluation(feature, False, "not included in your plan", lock, True)
+            return Evaluation(feature, True, f"{reason}; included in your plan", lock, True)
+        return Evaluation(feature, False, f"{reason}; not included in your plan", lock, True)
     return Evaluation(feature, True, reason, lock, True)
 
 

@@ -115,6 +115,15 @@ def _scope_statement(state: ORMExecuteState) -> None:
     )
 
 
+@event.listens_for(TenantOwned, "init", propagate=True)
+def _stamp_on_creation(target: TenantOwned, _args: Any, kwargs: dict[str, Any]) -> None:
+    """A row made inside a partner's scope belongs to that partner, whenever it is flushed."""
+    partner_id = scoped_partner_id()
+    if partner_id is not None and "partner_id" not in kwargs and "partner" not in kwargs:
+        kwargs["partner_id"] = partner_id
+        target._created_in_partner = partner_id  # type: ignore[attr-defined]
+
+
 @event.listens_for(Session, "before_flush")
 def _stamp_partner(session: Session, _context: Any, _instances: Any) -> None:
     partner_id = scoped_partner_id()
@@ -127,6 +136,8 @@ def _stamp_partner(session: Session, _context: Any, _instances: Any) -> None:
         if partner_id is None:
             if owner is None and getattr(obj, "allows_platform_rows", False):
                 continue
+            if owner is not None and owner == getattr(obj, "_created_in_partner", None):
+                continue  # made inside that partner's scope, flushed after it ended
             if owner is None or not is_unscoped():
                 raise TenantScopeError(f"{type(obj).__name__} inserted with no partner in scope")
             continue
