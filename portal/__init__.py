@@ -16,6 +16,7 @@ from portal import (
     theming,
 )
 from portal.account.routes import bp as account_bp
+from portal.audit.routes import bp as audit_bp
 from portal.auth import guards, loader, throttle
 from portal.auth.routes import bp as auth_bp
 from portal.config import ROOT, load_config
@@ -92,6 +93,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(subs_bp)
     app.register_blueprint(features_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(audit_bp)
     health.register(app)
     mail_routes.register(app)
     static_files.register(app)

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from conftest import host_client, logged_in, make_user
+from conftest import host_client, logged_in, make_user, set_feature
 from flask import Flask
 from test_route_walk import PUBLIC_PARTNER_ENDPOINTS, sample_value
 from werkzeug.routing import IntegerConverter, Rule
 
 from portal.extensions import db
+from portal.features.catalogue import CATALOGUE, Scope
+from portal.features.evaluation import evaluate
 from portal.roles.permissions import DEFAULT_PERMISSIONS
 from portal.tenancy.models import Partner
-from portal.tenancy.scope import unscoped
+from portal.tenancy.scope import partner_scope, unscoped
 from portal.users.models import Role, User
 
 ANY_LOGGED_IN_USER = {"home.index", "auth.logout"}
@@ -63,6 +65,9 @@ def test_every_route_declares_who_may_use_it(app: Flask) -> None:
 def test_matrix_own_partner(app: Flask, acme: Partner, globex: Partner, role: Role) -> None:
     make_user(acme, "keeper@acme.test", role=Role.ADMIN)  # never the last admin
     actor = make_user(acme, f"actor-{role.value}@acme.test", role=role)
+    for key, item in CATALOGUE.items():  # every switchable route reachable, so roles decide
+        if key != "password_login" and item.scope == Scope.PARTNER:
+            set_feature(acme, key, True)
     for rule, method in partner_rules(app):
         target = make_user(acme, f"t-{rule.endpoint}-{method}@acme.test".lower(), role=Role.GUEST)
         client = logged_in(app, actor)
@@ -70,11 +75,17 @@ def test_matrix_own_partner(app: Flask, acme: Partner, globex: Partner, role: Ro
         response = client.open(
             path_for(app, rule, "acme", target.id), method=method, headers={"X-CSRFToken": token}
         )
-        permission = getattr(app.view_functions[rule.endpoint], "required_permission", None)
+        view = app.view_functions[rule.endpoint]
+        permission = getattr(view, "required_permission", None)
         allowed = permission is None or permission in DEFAULT_PERMISSIONS[role]
         label = (rule.endpoint, method, role.value, response.status_code)
         assert response.status_code < 500, label
-        if allowed:
+        key = getattr(view, "required_feature", None)
+        with partner_scope(acme):
+            feature_off = key is not None and not evaluate(key, db.session.get(User, actor.id)).on
+        if feature_off:  # e.g. a plan-gated page for a user whose plan lacks it
+            assert response.status_code == 404, label
+        elif allowed:
             assert response.status_code != 403, label
             assert not response.headers.get("Location", "").startswith("/login?next"), label
         else:
