@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from portal.demo.seed import seed_demo
+from portal.operator.cli import partner_cli
 
 
 @click.command("seed-demo")
@@ -32,3 +33,4 @@ def seed_demo_command() -> None:
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo_command)
+    app.cli.add_command(partner_cli)

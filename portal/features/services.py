@@ -58,7 +58,7 @@ def switch_feature(key: str, on: bool) -> None:
     record_audit("feature.switch", target=("feature", key), details={"on": on, "was_on": before})
 
 
-def lock_feature(operator: Operator, partner: Partner, key: str, lock: Lock) -> None:
+def lock_feature(operator: Operator | None, partner: Partner, key: str, lock: Lock) -> None:
     """An operator forces a feature on or off for a partner, or releases the lock."""
     with partner_scope(partner):
         row = _row(key)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from portal.auth.guards import public
@@ -16,10 +16,15 @@ from portal.features.evaluation import evaluate
 from portal.features.models import Lock
 from portal.features.services import FeatureError, lock_feature
 from portal.operator.models import Operator
-from portal.operator.services import PartnerStateError, reactivate_partner, suspend_partner
-from portal.tenancy.models import Partner
-from portal.tenancy.scope import partner_scope, unscoped
-from portal.users.models import User
+from portal.operator.services import (
+    PartnerStateError,
+    onboard_partner,
+    partner_counts,
+    reactivate_partner,
+    suspend_partner,
+)
+from portal.tenancy.models import BASE_THEMES, Partner
+from portal.tenancy.scope import partner_scope
 
 bp = Blueprint("operator", __name__)
 
@@ -40,14 +45,39 @@ def logout() -> Response:
 
 @bp.get("/operator/")
 def index() -> str:
-    with unscoped():
-        user_counts = dict(
-            db.session.execute(
-                select(User.partner_id, func.count()).group_by(User.partner_id)
-            ).all()
-        )
     partners = db.session.execute(select(Partner).order_by(Partner.name)).scalars().all()
-    return render_template("operator/index.html", partners=partners, user_counts=user_counts)
+    return render_template("operator/index.html", partners=partners, counts=partner_counts())
+
+
+@bp.route("/operator/partners/new", methods=["GET", "POST"])
+def new_partner() -> tuple[str, int] | Response:
+    error = None
+    values = request.form
+    if request.method == "POST":
+        try:
+            partner = onboard_partner(
+                _operator(),
+                slug=values.get("slug", "")[:60],
+                name=values.get("name", "")[:200],
+                admin_email=values.get("admin_email", "")[:300],
+                base_theme=values.get("base_theme", "default"),
+                primary_color=values.get("primary_color", "#2563eb"),
+                accent_color=values.get("accent_color", "#0f172a"),
+            )
+        except PartnerStateError as exc:
+            db.session.rollback()
+            error = str(exc)
+        else:
+            db.session.commit()
+            flash(
+                f"{partner.name} is live at {partner.slug}.{current_app.config['SERVER_NAME']}; "
+                f"its first admin has been invited.",
+                "info",
+            )
+            return redirect(url_for("operator.index"))
+    return render_template(
+        "operator/new_partner.html", values=values, error=error, themes=BASE_THEMES
+    ), 422 if error else 200
 
 
 @bp.post("/operator/partners/<int:partner_id>/suspend")

@@ -2,18 +2,65 @@
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
+
 from portal.audit.services import record_audit
+from portal.clock import utcnow
+from portal.extensions import db
 from portal.operator.models import Operator
+from portal.sessions.models import UserSession
 from portal.sessions.services import revoke_partner_sessions
-from portal.tenancy.models import Partner, PartnerStatus
-from portal.tenancy.scope import partner_scope
+from portal.subscriptions.models import HELD_STATES, Subscription
+from portal.tenancy.models import Partner, PartnerStatus, Theme, slug_problem
+from portal.tenancy.scope import partner_scope, unscoped
+from portal.users.models import User
+from portal.users.services import UserError, invite_first_admin
 
 
 class PartnerStateError(ValueError):
     """The partner is not in a state where this action makes sense."""
 
 
-def suspend_partner(operator: Operator, partner: Partner, reason: str) -> int:
+def onboard_partner(
+    operator: Operator | None,
+    *,
+    slug: str,
+    name: str,
+    admin_email: str,
+    base_theme: str = "default",
+    primary_color: str = "#2563eb",
+    accent_color: str = "#0f172a",
+) -> Partner:
+    """Create a partner and invite its first admin: live at once, no deploy."""
+    slug = slug.strip()
+    problem = slug_problem(slug)
+    if problem:
+        raise PartnerStateError(f"The address name {problem}.")
+    if db.session.execute(select(Partner.id).where(Partner.slug == slug)).first():
+        raise PartnerStateError(f"The address name {slug} is taken.")
+    name = " ".join(name.split())
+    if not 1 <= len(name) <= 120:
+        raise PartnerStateError("The name must be 1 to 120 characters.")
+    try:
+        theme = Theme(base=base_theme, primary_color=primary_color, accent_color=accent_color)
+    except ValueError as exc:
+        raise PartnerStateError(f"Theme: {exc}.") from exc
+    partner = Partner(slug=slug, name=name, theme_settings=theme.to_dict())
+    db.session.add(partner)
+    db.session.flush()
+    record_audit("partner.create", target=partner, actor=operator, details={"slug": slug})
+    with partner_scope(partner):
+        try:
+            admin = invite_first_admin(admin_email, operator=operator)
+        except UserError as exc:
+            raise PartnerStateError(str(exc)) from exc
+        record_audit(
+            "partner.create", target=partner, actor=operator, details={"admin": admin.email}
+        )
+    return partner
+
+
+def suspend_partner(operator: Operator | None, partner: Partner, reason: str) -> int:
     """Suspend a partner: its portal shows "unavailable" and every session ends at once."""
     reason = " ".join(reason.split())[:200]
     if not reason:
@@ -33,10 +80,30 @@ def suspend_partner(operator: Operator, partner: Partner, reason: str) -> int:
     return ended
 
 
-def reactivate_partner(operator: Operator, partner: Partner) -> None:
+def reactivate_partner(operator: Operator | None, partner: Partner) -> None:
     if partner.status != PartnerStatus.SUSPENDED:
         raise PartnerStateError(f"{partner.name} is not suspended.")
     partner.status = PartnerStatus.ACTIVE
     with partner_scope(partner):
         record_audit("partner.reactivate", target=partner, actor=operator)
     record_audit("partner.reactivate", target=partner, actor=operator)
+
+
+def partner_counts() -> dict[int, dict[str, int]]:
+    """Per partner: users, live sessions and subscriptions in force (the console's overview)."""
+    now = utcnow()
+    counts: dict[int, dict[str, int]] = {}
+    queries = {
+        "users": select(User.partner_id, func.count()).group_by(User.partner_id),
+        "sessions": select(UserSession.partner_id, func.count())
+        .where(UserSession.revoked_at.is_(None), UserSession.expires_at > now)
+        .group_by(UserSession.partner_id),
+        "subscriptions": select(Subscription.partner_id, func.count())
+        .where(Subscription.state.in_(HELD_STATES))
+        .group_by(Subscription.partner_id),
+    }
+    with unscoped():
+        for name, stmt in queries.items():
+            for partner_id, count in db.session.execute(stmt).all():
+                counts.setdefault(partner_id, {})[name] = count
+    return counts

@@ -119,9 +119,9 @@ def _scope_statement(state: ORMExecuteState) -> None:
 def _stamp_on_creation(target: TenantOwned, _args: Any, kwargs: dict[str, Any]) -> None:
     """A row made inside a partner's scope belongs to that partner, whenever it is flushed."""
     partner_id = scoped_partner_id()
+    target._created_in_partner = partner_id  # type: ignore[attr-defined]
     if partner_id is not None and "partner_id" not in kwargs and "partner" not in kwargs:
         kwargs["partner_id"] = partner_id
-        target._created_in_partner = partner_id  # type: ignore[attr-defined]
 
 
 @event.listens_for(Session, "before_flush")
@@ -130,6 +130,9 @@ def _stamp_partner(session: Session, _context: Any, _instances: Any) -> None:
     for obj in session.new:
         if not isinstance(obj, TenantOwned):
             continue
+        made_in = getattr(obj, "_created_in_partner", partner_id)
+        if obj.partner_id is None and made_in is None and getattr(obj, "allows_platform_rows", False):
+            continue  # a platform row (operator action) stays partner-less, wherever it is flushed
         owner = obj.partner_id
         if owner is None:
             owner = getattr(getattr(obj, "partner", None), "id", None)

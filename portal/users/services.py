@@ -234,16 +234,26 @@ def invite_user(actor: User, email: str, role: Role, display_name: str = "") -> 
     return user
 
 
-def _send_invitation(actor: User, user: User) -> None:
+def _send_invitation(actor: User | None, user: User) -> None:
     token = issue_token(user, TokenPurpose.INVITE, by=actor)
     send_email(
         user.email,
         "You are invited",
         "invitation",
         link=url_for("invitations.accept", token=token, _external=True),
-        inviter=actor.label,
+        inviter=actor.label if actor is not None else "The platform operator",
         role=current_policy().label(user.role),
     )
+
+
+def invite_first_admin(email: str, *, operator: object) -> User:
+    """A new partner's first admin, invited by the platform operator (no partner user exists)."""
+    user = create_user(
+        email, role=Role.ADMIN, status=UserStatus.INVITED, actor=operator, source="onboarding"
+    )
+    _send_invitation(None, user)
+    record_audit("invitation.send", target=user, actor=operator, details={"role": "admin"})
+    return user
 
 
 def _pending_invitation(user: User) -> None:
@@ -251,7 +261,7 @@ def _pending_invitation(user: User) -> None:
         raise UserError(f"{user.email} has no pending invitation.")
 
 
-def resend_invitation(actor: User, user: User) -> None:
+def resend_invitation(actor: User | None, user: User) -> None:
     _pending_invitation(user)
     _send_invitation(actor, user)
     record_audit("invitation.resend", target=user)
