@@ -131,7 +131,8 @@ def _stamp_partner(session: Session, _context: Any, _instances: Any) -> None:
         if not isinstance(obj, TenantOwned):
             continue
         made_in = getattr(obj, "_created_in_partner", partner_id)
-        if obj.partner_id is None and made_in is None and getattr(obj, "allows_platform_rows", False):
+        platform_row = getattr(obj, "allows_platform_rows", False)
+        if obj.partner_id is None and made_in is None and platform_row:
             continue  # a platform row (operator action) stays partner-less, wherever it is flushed
         owner = obj.partner_id
         if owner is None:
