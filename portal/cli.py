@@ -8,6 +8,7 @@ from flask.cli import with_appcontext
 
 from portal.demo.seed import seed_demo
 from portal.operator.cli import partner_cli
+from portal.subscriptions.cli import subscription_cli
 
 
 @click.command("seed-demo")
@@ -34,3 +35,4 @@ def seed_demo_command() -> None:
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(partner_cli)
+    app.cli.add_command(subscription_cli)

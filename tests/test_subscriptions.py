@@ -312,3 +312,40 @@ def test_other_partner_sees_and_touches_nothing(app: Flask, world, globex: Partn
     assert guser.post_form(f"/account/subscription/{sub.id}/cancel").status_code == 404
     assert rows(Subscription, id=sub.id)[0].state == S.SIGNED
     assert len(rows(Subscription)) == 1
+
+
+def test_command_line_moves_go_through_the_same_machine(
+    data: Flask, world, globex: Partner
+) -> None:
+    from portal.audit.models import AuditEvent
+
+    sub = subscription_in(world, S.SIGNED, "free")
+    make_user(globex, "admin@globex.test", role=Role.ADMIN)
+    runner = data.test_cli_runner()
+
+    def cli(*args: str):
+        return runner.invoke(args=["subscription", *args])
+
+    listing = cli("list", "acme", "--state", "signed")
+    assert listing.exit_code == 0 and "b@acme.test" in listing.output and "free" in listing.output
+    assert "No subscriptions." in cli("list", "globex").output
+
+    no_reason = cli("move", "acme", str(sub.id), "suspend", "--as", "root@acme.test")
+    assert no_reason.exit_code != 0 and "Give a reason" in no_reason.output
+    not_admin = cli("move", "acme", str(sub.id), "suspend", "--as", "b@acme.test", "--reason", "x")
+    assert not_admin.exit_code != 0 and "may not manage" in not_admin.output
+    foreign = cli("move", "globex", str(sub.id), "end", "--as", "admin@globex.test")
+    assert foreign.exit_code != 0 and f"No subscription {sub.id} in globex" in foreign.output
+    assert rows(Subscription, id=sub.id)[0].state == S.SIGNED
+
+    done = cli(
+        "move", "acme", str(sub.id), "suspend", "--as", "ROOT@acme.test", "--reason", "unpaid"
+    )
+    assert done.exit_code == 0, done.output
+    assert rows(Subscription, id=sub.id)[0].state == S.SUSPENDED
+    event = rows(SubscriptionEvent, subscription_id=sub.id)[-1]
+    assert (event.to_state, event.reason) == (S.SUSPENDED, "unpaid (command line)")
+    audit = [e for e in rows(AuditEvent) if e.action == "subscription.suspended"]
+    assert len(audit) == 1 and audit[0].actor_label == "root@acme.test"
+    history = cli("history", "acme", str(sub.id)).output
+    assert "signed -> suspended" in history and "unpaid (command line)" in history

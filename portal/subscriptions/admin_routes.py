@@ -21,7 +21,13 @@ from portal.subscriptions.plans import (
     update_plan,
 )
 from portal.subscriptions.routes import run
-from portal.subscriptions.services import ActorKind, SubscriptionRefused, start_signing, transition
+from portal.subscriptions.services import (
+    ADMIN_ACTIONS,
+    ActorKind,
+    SubscriptionRefused,
+    admin_move,
+    start_signing,
+)
 from portal.tenancy.context import get_or_404
 from portal.users.models import Role, User
 from portal.users.queries import contains_pattern
@@ -189,21 +195,9 @@ def subscriptions_index() -> str:
     )
 
 
-ADMIN_ACTIONS = {
-    "approve": (S.SIGNED, "approved"),
-    "reject": (S.UNSIGNED, "rejected"),
-    "suspend": (S.SUSPENDED, "suspended"),
-    "resume": (S.SIGNED, "resumed"),
-    "end": (S.UNSIGNED, "ended"),
-}
-
-
 def _admin_move(sub: Subscription, action: str, reason: str) -> str:
-    to, verb = ADMIN_ACTIONS[action]
-    if not reason.strip() and action != "suspend":  # a suspension needs a real reason
-        reason = f"{verb} by an administrator"
-    transition(sub, to, actor=_me(), kind=ActorKind.ADMIN, reason=reason)
-    return f"Subscription of {sub.user.email} to {sub.plan.name} {verb}."
+    admin_move(sub, action, actor=_me(), reason=reason)
+    return f"Subscription of {sub.user.email} to {sub.plan.name} {ADMIN_ACTIONS[action][1]}."
 
 
 @subs_bp.post("/<int:sub_id>/<any(approve, reject, suspend, resume, end):action>")

@@ -217,6 +217,25 @@ def transition(
     return sub
 
 
+ADMIN_ACTIONS: dict[str, tuple[S, str]] = {
+    "approve": (S.SIGNED, "approved"),
+    "reject": (S.UNSIGNED, "rejected"),
+    "suspend": (S.SUSPENDED, "suspended"),
+    "resume": (S.SIGNED, "resumed"),
+    "end": (S.UNSIGNED, "ended"),
+}
+
+
+def admin_move(sub: Subscription, action: str, *, actor: User, reason: str = "") -> Subscription:
+    """An administrator's named action (approve, reject, suspend, resume, end) on `sub`."""
+    if action not in ADMIN_ACTIONS:
+        raise SubscriptionRefused(f"Unknown action {action!r}.", sub.state)
+    to, verb = ADMIN_ACTIONS[action]
+    if not reason.strip() and action != "suspend":  # a suspension needs a real reason
+        reason = f"{verb} by an administrator"
+    return transition(sub, to, actor=actor, kind=ActorKind.ADMIN, reason=reason)
+
+
 def _check_rules(sub: Subscription, frm: S, to: S, kind: ActorKind, reason: str) -> None:
     plan, user = sub.plan, sub.user
     if frm == S.SIGNING and to == S.SIGNED:
