@@ -93,3 +93,25 @@ def test_statements_without_an_entity_are_scoped_too(acme_user: User, globex_use
             sa.select(User.partner_id, sa.func.count()).group_by(User.partner_id),
         ):
             assert db.session.execute(stmt).all()[0][-1] == 1
+
+
+def test_bare_tables_are_refused_in_a_partner_scope(acme_user: User, globex_user: User) -> None:
+    """No loader criteria reach a Core table, so naming one is an error, never a leak."""
+    users = User.__table__
+    sessions = UserSession.__table__
+    with partner_scope(acme_user.partner):
+        for stmt in (
+            sa.select(users.c.email),
+            sa.select(*users.c),
+            sa.select(sa.func.count()).select_from(users),
+            sa.select(User.email).join(sessions, sessions.c.user_id == User.id),
+            sa.update(users).values(display_name="x"),
+            sa.delete(sessions),
+        ):
+            with pytest.raises(TenantScopeError, match="bare tables"):
+                db.session.execute(stmt)
+            db.session.rollback()
+        # The same questions asked through the mapped models are answered, scoped.
+        assert db.session.execute(sa.select(User.email)).scalars().all() == [acme_user.email]
+    with unscoped():
+        assert len(db.session.execute(sa.select(users.c.email)).all()) == 2

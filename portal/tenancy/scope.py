@@ -84,15 +84,25 @@ def _tenant_tables() -> frozenset[Table]:
     )
 
 
-def _touches_tenant_data(state: ORMExecuteState) -> bool:
-    if any(issubclass(m.class_, TenantOwned) for m in state.all_mappers):
-        return True
-    # `select(func.count()).select_from(User)` names no mapper but still reads a tenant table.
+def _tenant_tables_read(state: ORMExecuteState) -> tuple[bool, frozenset[Table]]:
+    """Whether the statement touches tenant data, and the tenant tables it names bare.
+
+    `select(func.count()).select_from(User)` names no mapper but reads a tenant table through
+    the ORM entity, which the loader criteria cover. `select(User.__table__.c.id)` names the
+    bare table, which no loader criteria can reach: such statements are refused in a partner's
+    scope rather than left unfiltered.
+    """
     tenant = _tenant_tables()
-    return any(
-        isinstance(element, Table) and element in tenant
-        for element in visitors.iterate(state.statement)
-    )
+    named: set[Table] = set()
+    covered = {m.local_table for m in state.all_mappers}
+    for element in visitors.iterate(state.statement):
+        entity = element._annotations.get("parententity") if element._annotations else None
+        if entity is not None:
+            covered.add(entity.mapper.local_table)
+        if isinstance(element, Table) and element in tenant:
+            named.add(element)
+    touches = bool(named) or any(issubclass(m.class_, TenantOwned) for m in state.all_mappers)
+    return touches, frozenset(t for t in named if t not in covered)
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -101,13 +111,17 @@ def _scope_statement(state: ORMExecuteState) -> None:
         return
     if state.is_column_load or state.is_relationship_load:
         return  # the criteria added to the parent statement propagate to these loads
-    if not _touches_tenant_data(state):
+    touches, bare = _tenant_tables_read(state)
+    if not touches:
         return
     partner_id = scoped_partner_id()
     if partner_id is None:
         if is_unscoped():
             return
         raise TenantScopeError("tenant-owned data queried with no partner in scope")
+    if bare:
+        names = ", ".join(sorted(t.name for t in bare))
+        raise TenantScopeError(f"query the mapped models, not the bare tables ({names})")
     state.statement = state.statement.options(
         with_loader_criteria(
             TenantOwned, lambda cls: cls.partner_id == partner_id, include_aliases=True
