@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
 from portal import (
     cli,
@@ -37,13 +38,26 @@ from portal.settings.routes import bp as settings_bp
 from portal.subscriptions.admin_routes import plans_bp, subs_bp
 from portal.subscriptions.routes import bp as subscription_bp
 from portal.tenancy import context as tenancy
+from portal.tenancy.context import MAX_ID
 from portal.theming import ThemedEnvironment
 from portal.users.routes import bp as users_bp
 from portal.users.routes import invitations_bp
 
 
+class RowIdConverter(IntegerConverter):
+    """`<int:…>` in every route: at most MAX_ID, so a huge id is a 404, not a database error."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
 class PortalFlask(Flask):
     jinja_environment = ThemedEnvironment
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.url_map.converters["int"] = RowIdConverter
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -7,6 +7,7 @@ import itertools
 import pytest
 from conftest import host_client, logged_in, make_user, rows, set_feature
 from flask import Flask
+from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
@@ -15,9 +16,11 @@ from portal.features.evaluation import decide, evaluate
 from portal.features.models import FeatureSetting, Lock
 from portal.features.services import FeatureError, lock_feature, switch_feature
 from portal.operator.models import Operator
-from portal.subscriptions.models import BillingInterval
+from portal.sessions.models import UserSession
+from portal.subscriptions.models import BillingInterval, Plan, Subscription
+from portal.subscriptions.models import SubscriptionState as S
 from portal.subscriptions.plans import PlanInput, create_plan
-from portal.subscriptions.services import ActorKind, accept_terms, start_signing
+from portal.subscriptions.services import ActorKind, accept_terms, start_signing, transition
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
 from portal.users.models import Role, User
@@ -104,32 +107,84 @@ def flagged_rules(app: Flask):
             yield rule, key
 
 
+def _second_plan(acme: Partner) -> int:
+    """Another plan with reports, so that a switch to it keeps the user entitled."""
+    with partner_scope(acme):
+        plan = create_plan(
+            PlanInput(
+                "rep2",
+                "Rep 2",
+                "",
+                0,
+                "EUR",
+                BillingInterval.FREE,
+                (Role.BASIC,),
+                ("reports",),
+                False,
+                1,
+            ),
+            frozenset({"reports"}),
+        )
+        db.session.commit()
+        return plan.id
+
+
+def _real_values(app: Flask, acme: Partner, rule, user: User, plan_id: int) -> dict:
+    """Real, own targets for the route's id arguments, made afresh for each route."""
+    values: dict = {}
+    for name in rule.arguments - {"partner"}:
+        if name == "session_id":  # another device of the same user
+            logged_in(app, db.session.get(User, user.id))
+            values[name] = max(s.id for s in rows(UserSession, user_id=user.id))
+        elif name == "sub_id":  # a switch being signed, next to the signed plan
+            with partner_scope(acme):
+                for pending in db.session.scalars(
+                    select(Subscription).where(
+                        Subscription.user_id == user.id, Subscription.state == S.SIGNING
+                    )
+                ):
+                    transition(pending, S.UNSIGNED, actor=pending.user, kind=ActorKind.USER)
+                me = db.session.get(User, user.id)
+                plan = db.session.get(Plan, plan_id)
+                values[name] = start_signing(me, plan, actor=me, kind=ActorKind.USER).id
+                db.session.commit()
+        else:
+            raise AssertionError(f"no real target for <{name}> in {rule.rule}")
+    return values
+
+
 def test_flagged_routes_are_404_when_off_and_work_when_on(
     app: Flask, acme: Partner, acme_admin: User
 ) -> None:
+    """Walk every flagged route with real targets: 404 while off, a real answer when on."""
     entitled = _reports_world(acme)
+    plan_id = _second_plan(acme)
+    form = {"plan_id": plan_id, "user_id": entitled.id}
     walked = set()
     for rule, key in flagged_rules(app):
         method = "GET" if "GET" in rule.methods else "POST"
-        values = {a: 1 for a in rule.arguments if a != "partner"}
+        admin_route = rule.endpoint.split(".")[0].endswith("_admin")
+        user = acme_admin if admin_route else entitled
+        set_feature(acme, key, True)
         path = app.url_map.bind("localhost", subdomain="acme").build(
-            rule.endpoint, {**values, "partner": "acme"}
+            rule.endpoint, {**_real_values(app, acme, rule, user, plan_id), "partner": "acme"}
         )
-        # The entitled basic user holds every permission these end-user routes need.
-        set_feature(acme, key, False)
-        user = entitled if CATALOGUE[key].scope == Scope.PLAN else acme_admin
         client = logged_in(app, db.session.get(User, user.id))
         token = client.csrf_token("/")
-        off = client.open(path, method=method, headers={"X-CSRFToken": token})
+        set_feature(acme, key, False)
+        off = client.open(path, method=method, data=form, headers={"X-CSRFToken": token})
         assert off.status_code == 404, (rule.endpoint, key)
         set_feature(acme, key, True)
-        on = client.open(path, method=method, headers={"X-CSRFToken": token})
-        assert on.status_code < 500
-        if method == "GET" and "<int:" not in rule.rule:  # pages: they exist again
-            assert on.status_code in (200, 302), (rule.endpoint, key, on.status_code)
-            assert not on.headers.get("Location", "").startswith("/login")
-        walked.add(key)
-    assert {"self_signup", "subscriptions", "session_self_service", "reports"} <= walked
+        on = client.open(path, method=method, data=form, headers={"X-CSRFToken": token})
+        assert on.status_code != 404 and on.status_code < 500, (rule.endpoint, on.status_code)
+        assert not on.headers.get("Location", "").startswith("/login"), rule.endpoint
+        walked.add(rule.endpoint)
+    assert {"self_signup", "subscriptions", "session_self_service", "reports"} <= {
+        key for _, key in flagged_rules(app)
+    }
+    assert {"sessions.revoke", "subscription.confirm", "subscriptions_admin.start_for_user"} <= (
+        walked
+    )
 
 
 def test_reports_need_the_plan(app: Flask, acme: Partner) -> None:
@@ -140,6 +195,10 @@ def test_reports_need_the_plan(app: Flask, acme: Partner) -> None:
     plain = logged_in(app, make_user(acme, "plain@acme.test", role=Role.BASIC))
     assert plain.get("/reports/").status_code == 404
     assert ">Reports<" not in plain.get("/").text
+    # A partner that stops running subscriptions stops plan entitlements with them.
+    set_feature(acme, "subscriptions", False)
+    assert entitled.get("/reports/").status_code == 404
+    assert ">Reports<" not in entitled.get("/").text
 
 
 def test_a_toggle_in_one_partner_changes_nothing_in_the_other(
@@ -214,7 +273,7 @@ def test_switching_is_audited_and_needs_the_permission(
     assert event.target_id == "audit_export" and event.details["on"] is True
     basic = logged_in(app, make_user(acme, "b@acme.test", role=Role.BASIC))
     assert basic.post_form("/admin/features/audit_export", {"on": "0"}).status_code == 403
-    assert admin.post_form("/admin/features/warp_drive", {"on": "1"}).status_code == 302
+    assert admin.post_form("/admin/features/warp_drive", {"on": "1"}).status_code == 404
     assert len([e for e in rows(AuditEvent) if e.action == "feature.switch"]) == 1
 
 

@@ -10,6 +10,7 @@ from conftest import PASSWORD, HostClient, host_client, logged_in, make_user, ro
 from flask import Flask
 
 from portal.audit.models import AuditEvent
+from portal.auth.passwords import hash_password
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.operator.services import reactivate_partner, suspend_partner
@@ -121,6 +122,51 @@ def test_revoked_in_another_process_fails_on_the_next_request(
     [stored] = rows(UserSession, id=record.id)
     assert stored.revoked_by_id == acme_admin.id
     assert stored.revoked_reason == "revoked by an administrator: lost phone"
+
+
+REVOKERS = ["user", "admin", "password_change", "deactivation", "partner_suspension"]
+
+
+@pytest.mark.parametrize("revoker", REVOKERS)
+def test_every_revocation_bites_on_the_next_request_in_another_process(
+    app: Flask, make_app, acme: Partner, acme_user: User, acme_admin: User, revoker: str
+) -> None:
+    """Revoked through a second app instance (another worker); the victim's next click fails."""
+    victim = logged_in(app, acme_user)
+    [record] = [s for s in rows(UserSession) if s.user_id == acme_user.id]
+    other_process = make_app()
+    if revoker == "user":  # the same user, from another device
+        response = logged_in(other_process, acme_user).post_form("/account/sessions/revoke-others")
+    elif revoker == "admin":
+        response = logged_in(other_process, acme_admin).post_form(
+            f"/admin/sessions/user/{acme_user.id}/revoke"
+        )
+    elif revoker == "password_change":
+        response = logged_in(other_process, acme_user).post_form(
+            "/account/password",
+            {
+                "current_password": PASSWORD,
+                "password": "n3w-passphrase!",
+                "confirm": "n3w-passphrase!",
+            },
+        )
+    elif revoker == "deactivation":
+        response = logged_in(other_process, acme_admin).post_form(
+            f"/admin/users/{acme_user.id}/deactivate"
+        )
+    else:
+        db.session.add(Operator(email="op@portal.test", password_hash=hash_password(PASSWORD)))
+        db.session.commit()
+        operator = host_client(other_process, None)
+        assert operator.login("op@portal.test").status_code == 302
+        response = operator.post_form(
+            f"/operator/partners/{acme.id}/suspend", {"reason": "contract ended"}
+        )
+    assert response.status_code == 302, response.text
+    assert not is_in(victim)
+    if revoker != "partner_suspension":
+        assert victim.get("/").headers["Location"].startswith("/login")
+    assert rows(UserSession, id=record.id)[0].revoked_at is not None
 
 
 def test_user_revokes_own_sessions(app: Flask, acme_user: User) -> None:
@@ -301,8 +347,7 @@ def test_session_policy_page(app: Flask, acme: Partner, acme_admin: User) -> Non
     assert basic.post_form("/admin/settings/sessions", good).status_code == 403
 
 
-@pytest.mark.parametrize("n", [1])
-def test_device_labels(n: int) -> None:
+def test_device_labels() -> None:
     from portal.sessions.devices import device_label
 
     assert device_label(UA_PHONE) == "Mobile Safari on iOS (iPhone)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
@@ -29,11 +30,18 @@ def client_info() -> ClientInfo:
 
 
 def safe_next(default: str) -> str:
-    """A local path from `?next=`, never another host."""
+    """A local path from `?next=`, never another host.
+
+    Control characters and spaces are refused outright: browsers and Werkzeug drop tabs and
+    newlines from a Location, so `/\t/evil.com` would otherwise become `//evil.com`.
+    """
     target = request.args.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    if not target or "\\" in target or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    return target
 
 
 LOGIN_REFUSALS: dict[type[Exception], int] = {

@@ -77,7 +77,8 @@ def evaluate(key: str, user: User | None = None) -> Evaluation:
     switch = row.enabled if row is not None else None
     entitled = None
     if feature.scope == Scope.PLAN and user is not None:
-        entitled = key in entitlements_of(user)
+        # Plans entitle only while the partner runs subscriptions at all.
+        entitled = evaluate("subscriptions").on and key in entitlements_of(user)
     return decide(feature, lock, switch, entitled)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -47,7 +47,7 @@ def index() -> str:
 def switch(key: str) -> Response | tuple[str, int]:
     htmx = bool(request.headers.get("HX-Request"))
     if key not in CATALOGUE:
-        return ("No such feature.", 404) if htmx else redirect(url_for("features_admin.index"))
+        abort(404)
     try:
         switch_feature(key, request.form.get("on") == "1")
     except FeatureError as exc:

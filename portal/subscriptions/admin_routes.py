@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 
 from portal.extensions import db
 from portal.features.catalogue import CATALOGUE, PLAN_GATED
+from portal.features.evaluation import feature
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy, requires
 from portal.subscriptions.models import BillingInterval, Plan, PlanStatus, Subscription
@@ -28,7 +29,7 @@ from portal.subscriptions.services import (
     admin_move,
     start_signing,
 )
-from portal.tenancy.context import get_or_404
+from portal.tenancy.context import get_or_404, parse_id, parse_ids
 from portal.users.models import Role, User
 from portal.users.queries import contains_pattern
 from portal.users.services import RowResult
@@ -161,7 +162,7 @@ def subscriptions_index() -> str:
     plan_id = request.args.get("plan", "")
     email = request.args.get("user", "").strip()[:100]
     try:
-        page = max(1, int(request.args.get("page", 1)))
+        page = max(1, min(int(request.args.get("page", 1)), 100_000))
     except ValueError:
         page = 1
     stmt = select(Subscription).join(User, User.id == Subscription.user_id)
@@ -170,8 +171,8 @@ def subscriptions_index() -> str:
     else:
         state = ""
         stmt = stmt.where(Subscription.state != S.UNSIGNED)
-    if plan_id.isdigit():
-        stmt = stmt.where(Subscription.plan_id == int(plan_id))
+    if parse_id(plan_id) is not None:
+        stmt = stmt.where(Subscription.plan_id == parse_id(plan_id))
     if email:
         stmt = stmt.where(User.email.like(contains_pattern(email.lower()), escape="\\"))
     total = db.session.execute(
@@ -213,6 +214,7 @@ def act(sub_id: int, action: str) -> Response:
 
 @subs_bp.post("/start")
 @requires(Permission.SUBSCRIPTIONS_MANAGE_ANY)
+@feature("subscriptions")
 def start_for_user() -> Response:
     user = get_or_404(User, request.form.get("user_id"))
     plan = get_or_404(Plan, request.form.get("plan_id"))
@@ -237,17 +239,16 @@ def bulk() -> tuple[str, int]:
         return render_template(
             "users/_bulk_results.html", error="Give a reason for the suspension."
         ), 422
-    try:
-        ids = list(dict.fromkeys(int(v) for v in request.form.getlist("ids")))[:500]
-    except ValueError:
-        ids = []
+    ids = parse_ids(request.form.getlist("ids"))
     if not ids:
         return render_template(
             "users/_bulk_results.html", error="Select at least one subscription."
         ), 422
     found = {
         s.id: s
-        for s in db.session.execute(select(Subscription).where(Subscription.id.in_(ids))).scalars()
+        for s in db.session.execute(
+            select(Subscription).where(Subscription.id.in_([i for i in ids if isinstance(i, int)]))
+        ).scalars()
     }
     results = []
     for sub_id in ids:

@@ -15,6 +15,36 @@ from portal.tenancy.models import Partner, TenantOwned, slug_problem
 
 M = TypeVar("M", bound=TenantOwned)
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in every table
+
+
+def parse_id(value: Any) -> int | None:
+    """A row id from a URL or form value, or None: digits only, 1 to MAX_ID."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 1 <= value <= MAX_ID else None
+    text = str(value or "").strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
+
+
+def parse_ids(values: list[str], limit: int = 500) -> list[int | str] | None:
+    """Ids from a multi-value form field, in order, without repeats; None if one is not a number.
+
+    Numbers beyond MAX_ID stay in the list as text so that a per-row result can say
+    "no such row" for them without a database query.
+    """
+    out: dict[int | str, None] = {}
+    for value in values[:limit]:
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()):
+            return None
+        number = parse_id(text)
+        out[number if number is not None else text] = None
+    return list(out)
+
+
 current_partner: Partner = LocalProxy(lambda: g.get("partner"))  # type: ignore[assignment]
 
 
@@ -71,9 +101,8 @@ def get_or_404(model: type[M], ident: Any) -> M:
     partner = g.get("partner")
     if partner is None:
         abort(404)
-    try:
-        key = int(ident)
-    except (TypeError, ValueError):
+    key = parse_id(ident)
+    if key is None:
         abort(404)
     row = db.session.execute(
         select(model).where(model.id == key, model.partner_id == partner.id)  # type: ignore[attr-defined]

@@ -21,12 +21,13 @@ from werkzeug.wrappers import Response
 from portal.account.services import send_password_reset
 from portal.auth.guards import public
 from portal.extensions import db
+from portal.features.evaluation import feature_on
 from portal.roles.permissions import Permission
 from portal.roles.policy import can, current_policy, requires
 from portal.sessions.services import live_sessions_of
 from portal.subscriptions.routes import plan_offers
 from portal.subscriptions.services import held_subscription, pending_subscription
-from portal.tenancy.context import get_or_404
+from portal.tenancy.context import get_or_404, parse_ids
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid, peek_token
 from portal.users import services
@@ -83,7 +84,10 @@ def detail(user_id: int) -> str:
         subscriptions = {
             "held": held_subscription(user),
             "pending": pending_subscription(user),
-            "offers": [plan for plan, reason in plan_offers(user) if reason is None],
+            # A new subscription only while the partner runs subscriptions.
+            "offers": [plan for plan, reason in plan_offers(user) if reason is None]
+            if feature_on("subscriptions")
+            else [],
         }
     return render_template(
         "users/detail.html",
@@ -254,10 +258,7 @@ def bulk() -> tuple[str, int]:
         return render_template("users/_bulk_results.html", error="Choose an action."), 422
     if not can(BULK_ACTIONS[action]):
         abort(403, "You do not have permission to do this.")
-    try:
-        ids = [int(v) for v in request.form.getlist("user_ids")][:500]
-    except ValueError:
-        ids = []
+    ids = parse_ids(request.form.getlist("user_ids"))
     if not ids:
         return render_template("users/_bulk_results.html", error="Select at least one user."), 422
     actor = _actor()

@@ -188,11 +188,15 @@ def revoke_tokens_of(user: User) -> None:
 
 
 def bulk_apply(
-    actor: User, user_ids: list[int], action: Callable[[User], str | None]
+    actor: User, user_ids: list[int | str], action: Callable[[User], str | None]
 ) -> list[RowResult]:
-    """Apply `action` to each listed user of this partner, each in its own savepoint."""
+    """Apply `action` to each listed user of this partner, each in its own savepoint.
+
+    Ids that are not row ids at all (see `parse_ids`) are reported like missing users.
+    """
+    numbers = [i for i in user_ids if isinstance(i, int)]
     found = {
-        u.id: u for u in db.session.execute(select(User).where(User.id.in_(user_ids))).scalars()
+        u.id: u for u in db.session.execute(select(User).where(User.id.in_(numbers))).scalars()
     }
     results: list[RowResult] = []
     for user_id in dict.fromkeys(user_ids):
