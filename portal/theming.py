@@ -25,6 +25,48 @@ def current_theme() -> Theme:
     return partner.theme if partner is not None else Theme()
 
 
+WHITE, INK = "#ffffff", "#000000"  # black: with white, 4.5:1 on any colour
+PAGE_BACKGROUNDS = {"default": WHITE, "midnight": "#13171f"}  # Pico's light and dark pages
+
+
+def _luminance(colour: str) -> float:
+    """Relative luminance (WCAG 2) of a colour like #1a2b3c."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    red, green, blue = [
+        c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels
+    ]
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def contrast(a: str, b: str) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def ink_on(background: str) -> str:
+    """White or near-black, whichever reads better on `background`."""
+    return WHITE if contrast(background, WHITE) >= contrast(background, INK) else INK
+
+
+def _mix(colour: str, other: str, weight: float) -> str:
+    """`colour` with `weight` (0 to 1) of `other` mixed in, like CSS color-mix in sRGB."""
+    parts = [colour[i : i + 2] for i in (1, 3, 5)], [other[i : i + 2] for i in (1, 3, 5)]
+    return "#" + "".join(
+        f"{round(int(a, 16) * (1 - weight) + int(b, 16) * weight):02x}"
+        for a, b in zip(*parts, strict=True)
+    )
+
+
+def legible_on(colour: str, background: str, minimum: float = 4.5) -> str:
+    """`colour`, darkened or lightened just enough to be read as text on `background`."""
+    towards = ink_on(background)
+    for step in range(11):
+        mixed = _mix(colour, towards, step / 10)
+        if contrast(mixed, background) >= minimum:
+            return mixed
+    return towards
+
+
 def _split(name: str) -> tuple[str | None, str]:
     if name.startswith(PREFIX) and "/" in name:
         theme, _, rest = name[1:].partition("/")
@@ -73,3 +115,6 @@ def init_app(app: Flask, templates_dir: Path) -> None:
         [ThemeOverrideLoader(templates_dir / "themes"), DefaultLoader(templates_dir)]
     )
     app.jinja_env.globals["current_theme"] = current_theme
+    app.jinja_env.globals.update(
+        ink_on=ink_on, legible_on=legible_on, page_background=PAGE_BACKGROUNDS
+    )

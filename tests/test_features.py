@@ -287,6 +287,7 @@ def test_operator_feature_page(app: Flask, root, acme: Partner) -> None:
     root.login("op@portal.test")
     page = root.get(f"/operator/partners/{acme.id}/features")
     assert page.status_code == 200 and "Usage reports" in page.text
+    assert "<h1>Features of Acme Corp</h1>" in page.text  # the page's partner, not the host's
     root.post_form(f"/operator/partners/{acme.id}/features", {"key": "reports", "lock": "off"})
     [row] = rows(FeatureSetting, key="reports")
     assert row.lock == Lock.OFF and row.partner_id == acme.id

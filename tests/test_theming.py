@@ -6,6 +6,7 @@ import pytest
 from conftest import HostClient
 
 from portal.tenancy.models import Theme
+from portal.theming import contrast, ink_on, legible_on
 
 
 def test_partner_colours_reach_the_page(acme_client: HostClient, globex_client: HostClient) -> None:
@@ -14,6 +15,20 @@ def test_partner_colours_reach_the_page(acme_client: HostClient, globex_client: 
     assert "--brand: #2563eb" in acme_page
     assert "--brand: #10b981" in globex_page
     assert 'data-theme="dark"' in globex_page and 'data-theme="light"' in acme_page
+    # Text on the brand colour is whichever of white or near-black reads on it.
+    assert "--brand-ink: #ffffff" in acme_page and "--brand-ink: #000000" in globex_page
+
+
+@pytest.mark.parametrize(
+    "colour", ["#2563eb", "#10b981", "#facc15", "#767676", "#777777", "#ffffff", "#000000"]
+)
+@pytest.mark.parametrize("page", ["#ffffff", "#13171f"])
+def test_brand_colours_are_made_legible(colour: str, page: str) -> None:
+    assert contrast(colour, ink_on(colour)) >= 4.5
+    text = legible_on(colour, page)
+    assert contrast(text, page) >= 4.5
+    if contrast(colour, page) >= 4.5:
+        assert text == colour  # a colour that already reads is kept as the partner chose it
 
 
 def test_theme_override_applies_to_its_partner_only(

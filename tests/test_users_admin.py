@@ -89,6 +89,16 @@ def test_detail_of_another_partners_user_is_404(admin, globex_user, acme_user) -
     assert gus.status == UserStatus.ACTIVE and gus.role == Role.BASIC
 
 
+def test_detail_page_shows_each_card_once_in_the_page_body(admin, acme_user) -> None:
+    page = admin.get(f"/admin/users/{acme_user.id}").text
+    assert (
+        re.search(r"<title>(.*?)</title>", page, re.S).group(1) == f"{acme_user.email} · Acme Corp"
+    )
+    main = re.search(r"<main.*</main>", page, re.S).group(0)
+    assert main.count('id="user-subscription"') == 1 and "No subscription." in main
+    assert main.count("Active sessions (") == 1
+
+
 def test_invitation_flow(app: Flask, admin, acme: Partner, frozen_clock) -> None:
     response = admin.post_form(
         "/admin/users/invite", {"email": "New.Person@Acme.test", "role": "advanced"}

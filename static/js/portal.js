@@ -1,0 +1,50 @@
+// Make every htmx refusal visible. The htmx-config meta in base.html lets htmx swap 4xx answers:
+// an HTML fragment (a form with its errors, a row with its message) goes to the element's target
+// as usual, while a bare message (403, 404, 409 refusals, an expired form) and any failure htmx
+// does not swap are shown in the page's alert area instead of replacing the target.
+(function () {
+  "use strict";
+
+  function alertBox() {
+    return document.getElementById("htmx-alert");
+  }
+
+  function showAlert(message) {
+    var box = alertBox();
+    if (!box) return;
+    box.querySelector("[data-message]").textContent = message;
+    box.hidden = false;
+  }
+
+  function hideAlert() {
+    var box = alertBox();
+    if (box) box.hidden = true;
+  }
+
+  function isFragment(text) {
+    return /^\s*</.test(text || "");
+  }
+
+  document.addEventListener("htmx:beforeRequest", hideAlert);
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.status >= 400 && xhr.status < 500 && !isFragment(xhr.responseText)) {
+      event.detail.shouldSwap = false;
+      showAlert(xhr.responseText || "That did not work. Reload the page and try again.");
+    }
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var text = event.detail.xhr.responseText;
+    showAlert(text && !isFragment(text) ? text : "Something went wrong on our side. Please try again.");
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    showAlert("The portal could not be reached. Check your connection and try again.");
+  });
+
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-dismiss-alert]")) hideAlert();
+  });
+})();
