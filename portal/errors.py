@@ -7,7 +7,7 @@ import logging
 from flask import Flask, g, render_template, request
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal.extensions import db
@@ -66,6 +66,13 @@ def handle_database_down(error: DBAPIError):
     return render_error(503)
 
 
+def handle_bad_value(error: DataError):
+    """A value the database refuses (out of range, malformed): the request's fault, not ours."""
+    db.session.rollback()
+    log.warning("database refused a value: %s", error.orig.__class__.__name__)
+    return render_error(400, "A value in this request is out of range or malformed.")
+
+
 def handle_internal(error: InternalServerError):
     log.error("unhandled error", exc_info=error.original_exception or error)
     return render_error(500)
@@ -76,3 +83,4 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(InternalServerError, handle_internal)
     app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(OperationalError, handle_database_down)
+    app.register_error_handler(DataError, handle_bad_value)

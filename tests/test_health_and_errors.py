@@ -53,3 +53,22 @@ def test_every_response_carries_a_request_id(acme_client) -> None:
     assert echoed.headers["X-Request-ID"] == "trace-abc-12345"
     forged = acme_client.get("/login", headers={"X-Request-ID": "<script>"})
     assert forged.headers["X-Request-ID"] != "<script>"
+
+
+def test_a_value_the_database_refuses_is_a_clear_400(make_app, data) -> None:
+    """Defence in depth behind the input parsing: never a 500 for a refused value."""
+    from sqlalchemy.exc import DataError
+
+    from portal.auth.guards import public
+
+    app = make_app()
+
+    @public
+    def refused():
+        raise DataError("SELECT 1", {}, ValueError("integer out of range"))
+
+    app.add_url_rule("/refused", view_func=refused)
+    response = app.test_client().get("/refused", headers={"Host": "localhost"})
+    assert response.status_code == 400
+    assert "out of range or malformed" in response.text
+    assert "Traceback" not in response.text and "SELECT" not in response.text
