@@ -6,6 +6,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from portal.tenancy.scope import unscoped
+
 config = context.config
 if config.config_file_name:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
@@ -45,7 +47,8 @@ def run_migrations_online() -> None:
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
         context.configure(connection=connection, target_metadata=target_metadata, **conf_args)
-        with context.begin_transaction():
+        # Data migrations see every partner's rows (row-level security, portal/tenancy/rls.py).
+        with unscoped(), context.begin_transaction():
             context.run_migrations()
         if connection.dialect.name == "sqlite":
             problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()

@@ -38,6 +38,7 @@ from portal.settings.routes import bp as settings_bp
 from portal.subscriptions.admin_routes import plans_bp, subs_bp
 from portal.subscriptions.routes import bp as subscription_bp
 from portal.tenancy import context as tenancy
+from portal.tenancy import rls
 from portal.tenancy.context import MAX_ID
 from portal.theming import ThemedEnvironment
 from portal.users.routes import bp as users_bp
@@ -78,6 +79,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     observability.init_app(app)
     tenancy.init_app(app)
+    rls.init_app(app)
     loader.init_app(app)
     throttle.init_app(app)
     guards.init_app(app)

@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def _postgres_database() -> Iterator[str]:
+    """A throw-away database owned by a throw-away ordinary role, which the app connects as.
+
+    The role is neither superuser nor BYPASSRLS, as in production, so row-level security is
+    enforced in every test that runs on PostgreSQL, not only in the tests about it.
+    """
     base = os.environ.get("PORTAL_TEST_DATABASE_URL")
     if not base:
         pytest.exit("PORTAL_TEST_DB=postgres needs PORTAL_TEST_DATABASE_URL", returncode=4)
@@ -53,14 +59,18 @@ def _postgres_database() -> Iterator[str]:
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            conn.execute(sa.text(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER NOBYPASSRLS'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{name}"'))
     except sa.exc.OperationalError as exc:
         pytest.exit(f"PostgreSQL at {url.render_as_string()} is unreachable: {exc}", returncode=4)
     try:
-        yield url.set(database=name).render_as_string(hide_password=False)
+        yield url.set(database=name, username=name, password=None).render_as_string(
+            hide_password=False
+        )
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{name}"'))
         admin.dispose()
 
 
@@ -234,23 +244,36 @@ def globex_user(globex: Partner) -> User:
     return make_user(globex, "gus@globex.test", display_name="Gus Globex")
 
 
-def rows(model: type, **filters: Any) -> list[Any]:
-    """Every row of `model` across partners, for assertions on what is stored."""
-    db.session.flush()  # pending rows belong to the scope they were made in
-    db.session.expire_all()
-    previous, g.partner = g.get("partner"), None  # also from inside a test's partner_scope
+@contextmanager
+def across_partners() -> Iterator[None]:
+    """Read as the test's observer, across partners, also from inside a test's partner_scope.
+
+    Row-level security on PostgreSQL hides another partner's rows from a partner's scope even
+    when an expired instance is merely refreshed; the observer steps outside the scope.
+    """
+    previous, g.partner = g.get("partner"), None
     try:
         with unscoped():
-            stmt = sa.select(model).filter_by(**filters)
-            return list(db.session.execute(stmt).scalars())
+            yield
     finally:
         g.partner = previous
 
 
+def rows(model: type, **filters: Any) -> list[Any]:
+    """Every row of `model` across partners, for assertions on what is stored."""
+    db.session.flush()  # pending rows belong to the scope they were made in
+    db.session.expire_all()
+    with across_partners():
+        stmt = sa.select(model).filter_by(**filters)
+        return list(db.session.execute(stmt).scalars())
+
+
 def logged_in(app: Flask, user: User) -> HostClient:
     """A client on the user's partner host, logged in as that user."""
-    client = host_client(app, user.partner.slug)
-    response = client.login(user.email)
+    with across_partners():
+        slug, email = user.partner.slug, user.email
+    client = host_client(app, slug)
+    response = client.login(email)
     assert response.status_code == 302, response.text
     return client
 

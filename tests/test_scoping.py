@@ -71,10 +71,11 @@ def test_rows_cannot_move_to_another_partner(acme_user: User, globex: Partner) -
 def test_get_or_404_treats_foreign_ids_as_missing(
     app: Flask, acme_user: User, globex_user: User
 ) -> None:
+    foreign_id = globex_user.id
     with partner_scope(acme_user.partner):
         assert get_or_404(User, acme_user.id).email == "alice@acme.test"
         assert get_or_404(User, str(acme_user.id)).id == acme_user.id
-        for ident in (globex_user.id, 999_999, "abc", None, "1; drop table users"):
+        for ident in (foreign_id, 999_999, "abc", None, "1; drop table users"):
             with pytest.raises(NotFound):
                 get_or_404(User, ident)
 

@@ -25,7 +25,12 @@ class AuditEvent(TenantOwned, db.Model):
     """One recorded action. Platform-level events (operator console) have no partner."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (sa.Index("ix_audit_events_partner_time", "partner_id", "created_at"),)
+    # No INSERT … RETURNING: a platform row written from inside a partner's scope is allowed by
+    # the row-level security policy's WITH CHECK but, rightly, not readable back there.
+    __table_args__ = (
+        sa.Index("ix_audit_events_partner_time", "partner_id", "created_at"),
+        {"implicit_returning": False},
+    )
     allows_platform_rows = True
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -16,6 +16,7 @@ class OutboxMessage(TenantOwned, db.Model):
     """One email; partner-less for platform mail (operator notices)."""
 
     __tablename__ = "outbox_messages"
+    __table_args__ = {"implicit_returning": False}  # see AuditEvent: platform rows, RLS
     allows_platform_rows = True
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -33,7 +33,12 @@ _UNSCOPED = "tenancy_unscoped"
 
 def scoped_partner_id() -> int | None:
     partner = g.get("partner") if has_app_context() else None
-    return partner.id if partner is not None else None
+    if partner is None:
+        return None
+    # The identity key, not `partner.id`: an expired instance would otherwise be refreshed,
+    # a query issued from inside the hooks that scope queries.
+    identity = inspect(partner).identity
+    return identity[0] if identity else partner.id
 
 
 def is_unscoped() -> bool:

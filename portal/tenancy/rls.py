@@ -1,0 +1,84 @@
+"""Isolation in the database itself: PostgreSQL row-level security (DESIGN §3, layer 3).
+
+Migration 0006 enables and forces a policy on every tenant table that lets a statement see and
+write only the rows of the partner named by the transaction-local setting `portal.partner_id`,
+or every row when `portal.scope` is `all`. Before every statement the app sets both from the
+scope the ORM layer uses: inside a partner's request (or `partner_scope`) the partner, so a raw
+SQL query that forgets its filter still returns only that partner's rows; with no partner in
+scope (root domain, CLI) `all`, where the ORM layer already refuses tenant data unless the code
+says `unscoped()`. A connection that never sets them (a console session as the app's role)
+sees no tenant rows at all.
+
+A superuser, or a role with BYPASSRLS, is never subject to row-level security; the app must
+connect as an ordinary role (it may own the tables: the policies are forced on the owner too).
+`rls_active()` tells whether the current connection is held to the policies.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine
+
+from portal.extensions import db
+from portal.tenancy.scope import scoped_partner_id
+
+log = logging.getLogger("portal.tenancy")
+
+SETTINGS_SQL = (
+    "SELECT set_config('portal.partner_id', %(partner_id)s, true), "
+    "set_config('portal.scope', %(scope)s, true)"
+)
+
+
+def current_settings() -> dict[str, str]:
+    """The values the policies read, from the scope of the running code."""
+    partner_id = scoped_partner_id()
+    scope = "partner" if partner_id is not None else "all"
+    return {"partner_id": "" if partner_id is None else str(partner_id), "scope": scope}
+
+
+def _set_before_statement(
+    conn: Connection, cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool
+) -> None:
+    # Transaction-local, set again before every statement: a change of scope inside one
+    # transaction (partner_scope in a CLI command) is followed, and nothing survives a commit
+    # or a rollback into the next use of the pooled connection.
+    cursor.execute(SETTINGS_SQL, current_settings())
+
+
+def rls_active(conn: Connection) -> bool:
+    """Whether this connection's role is held to row-level security."""
+    if conn.dialect.name != "postgresql":
+        return False
+    bypasses = conn.execute(
+        text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+    ).scalar_one()
+    return not bypasses
+
+
+def watch(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        return
+    if not event.contains(engine, "before_cursor_execute", _set_before_statement):
+        event.listen(engine, "before_cursor_execute", _set_before_statement)
+
+
+def init_app(app: Flask) -> None:
+    with app.app_context():
+        engine = db.engine
+        watch(engine)
+        if engine.dialect.name == "postgresql" and app.config["PORTAL_ENV"] == "production":
+            try:
+                with engine.connect() as conn:
+                    held = rls_active(conn)
+            except Exception:  # the database may be down at start-up
+                return
+            if not held:
+                log.warning(
+                    "the database role bypasses row-level security (superuser or BYPASSRLS); "
+                    "connect as an ordinary role so the database enforces partner isolation"
+                )

@@ -1,0 +1,90 @@
+"""Row-level security: the database's own partner isolation, under the ORM layer (PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from conftest import make_user
+
+from portal.extensions import db
+from portal.tenancy.models import Partner, TenantOwned
+from portal.tenancy.rls import rls_active
+from portal.tenancy.scope import partner_scope, unscoped
+from portal.users.models import User
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only(data) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row-level security is a PostgreSQL layer; on SQLite the ORM layer stands")
+
+
+def tenant_tables() -> set[str]:
+    return {
+        m.local_table.name for m in db.Model.registry.mappers if issubclass(m.class_, TenantOwned)
+    }
+
+
+def test_the_suite_runs_as_a_role_held_to_the_policies() -> None:
+    with db.engine.connect() as conn:
+        assert rls_active(conn), "tests must not connect as a superuser or BYPASSRLS role"
+
+
+def test_every_tenant_table_has_a_forced_policy() -> None:
+    found = db.session.execute(
+        sa.text(
+            "SELECT c.relname FROM pg_class c JOIN pg_policies p ON p.tablename = c.relname "
+            "WHERE c.relrowsecurity AND c.relforcerowsecurity AND p.policyname = "
+            "'partner_isolation'"
+        )
+    ).scalars()
+    assert tenant_tables() <= set(found)
+
+
+def test_raw_sql_sees_only_the_partner_in_scope(
+    acme_user: User, globex_user: User, acme: Partner, globex: Partner
+) -> None:
+    make_user(globex, "gina@globex.test")
+    raw = sa.text("SELECT email FROM users ORDER BY email")  # no filter, no ORM
+    with partner_scope(acme):
+        assert db.session.execute(raw).scalars().all() == ["alice@acme.test"]
+        assert db.session.execute(sa.text("SELECT count(*) FROM user_sessions")).scalar() == 0
+    db.session.commit()
+    with partner_scope(globex):
+        assert db.session.execute(raw).scalars().all() == ["gina@globex.test", "gus@globex.test"]
+    db.session.commit()
+    with unscoped():
+        assert len(db.session.execute(raw).scalars().all()) == 3
+
+
+def test_raw_writes_cannot_reach_another_partner(
+    acme_user: User, globex_user: User, acme: Partner, globex: Partner
+) -> None:
+    globex_id, gus_id = globex.id, globex_user.id
+    with partner_scope(acme):
+        changed = db.session.execute(
+            sa.text("UPDATE users SET display_name = 'pwned' WHERE id = :id"), {"id": gus_id}
+        ).rowcount
+        assert changed == 0
+        with pytest.raises(sa.exc.ProgrammingError, match="row-level security"):
+            db.session.execute(
+                sa.text(
+                    "INSERT INTO users (partner_id, email, display_name, role, status, "
+                    "is_support, created_at) VALUES (:p, 'x@globex.test', '', 'basic', "
+                    "'active', false, now())"
+                ),
+                {"p": globex_id},
+            )
+    db.session.rollback()
+    with unscoped():
+        names = db.session.execute(sa.text("SELECT display_name FROM users")).scalars().all()
+    assert "pwned" not in names
+
+
+def test_a_connection_that_sets_nothing_sees_nothing(acme_user: User) -> None:
+    with db.engine.connect() as conn:
+        raw = conn.connection.driver_connection  # the psycopg connection, below the app's hook
+        with raw.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM users")
+            assert cursor.fetchone()[0] == 0
+        raw.rollback()
