@@ -218,6 +218,14 @@ def test_database_allows_one_held_and_one_signing_subscription(world) -> None:
     db.session.rollback()
 
 
+def test_a_rolled_back_start_leaves_nothing_behind(world) -> None:
+    """The savepoint in start_signing must not commit the row on its own (pysqlite did)."""
+    user = world["user"]
+    start_signing(user, world["plans"]["free"], actor=user, kind=ActorKind.USER)
+    db.session.rollback()
+    assert rows(Subscription) == [] and rows(SubscriptionEvent) == []
+
+
 def test_pages_for_the_user(app: Flask, world) -> None:
     client = logged_in(app, world["user"])
     page = client.get("/account/subscription/").text
