@@ -59,3 +59,19 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+
+@event.listens_for(Engine, "savepoint")
+def _sqlite_begin_before_savepoint(conn: sa.Connection, _name: str) -> None:
+    """SQLite only: open the transaction a SAVEPOINT belongs to.
+
+    pysqlite begins a transaction only before INSERT/UPDATE/DELETE, so a SAVEPOINT issued after
+    mere reads would start one itself, and its RELEASE would then commit everything at once:
+    a rolled-back `begin_nested()` block's outer transaction would no longer be undoable. This
+    is the savepoint half of SQLAlchemy's "serializable isolation / savepoints" recipe for
+    pysqlite; the whole recipe (BEGIN for every transaction) would also pin a session's plain
+    reads to one snapshot until it commits, unlike PostgreSQL's read committed.
+    """
+    dbapi_connection = conn.connection.dbapi_connection
+    if isinstance(dbapi_connection, sqlite3.Connection) and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
+from html.parser import HTMLParser
 
 import pytest
 from conftest import logged_in, make_user, rows
@@ -218,6 +221,14 @@ def test_database_allows_one_held_and_one_signing_subscription(world) -> None:
     db.session.rollback()
 
 
+def test_a_rolled_back_start_leaves_nothing_behind(world) -> None:
+    """The savepoint in start_signing must not commit the row on its own (pysqlite did)."""
+    user = world["user"]
+    start_signing(user, world["plans"]["free"], actor=user, kind=ActorKind.USER)
+    db.session.rollback()
+    assert rows(Subscription) == [] and rows(SubscriptionEvent) == []
+
+
 def test_pages_for_the_user(app: Flask, world) -> None:
     client = logged_in(app, world["user"])
     page = client.get("/account/subscription/").text
@@ -239,6 +250,32 @@ def test_pages_for_the_user(app: Flask, world) -> None:
     assert refused.status_code == 409 and refused.headers["X-Subscription-State"] == "signed"
     client.post_form(f"/account/subscription/{sub.id}/cancel")
     assert rows(Subscription)[0].state == S.UNSIGNED
+
+
+class _OnSubmit(HTMLParser):
+    """Collects the (HTML-decoded) onsubmit attributes of a page, as the browser sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handlers: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handlers += [v or "" for k, v in attrs if k == "onsubmit"]
+
+
+def test_the_cancel_prompt_keeps_a_hostile_plan_name_a_string(app: Flask, world) -> None:
+    name = """Gold's "Best" </script><script>alert(1)</script> ');alert(2);//"""
+    world["plans"]["free"].name = name
+    db.session.commit()
+    subscription_in(world, S.SIGNED, "free")
+    page = logged_in(app, world["user"]).get("/account/subscription/").text
+    assert "<script>alert(1)" not in page
+    parser = _OnSubmit()
+    parser.feed(page)
+    [handler] = parser.handlers
+    call = re.fullmatch(r"return confirm\((.*)\)", handler)
+    assert call, handler
+    assert json.loads(call.group(1)) == f"End your subscription to {name}?"
 
 
 def test_guest_sees_no_subscription_page(app: Flask, acme: Partner) -> None:
