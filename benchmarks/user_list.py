@@ -50,9 +50,11 @@ def database(url: str | None):
     base = sa.engine.make_url(url).set(drivername="postgresql+psycopg")
     name = f"portal_bench_{secrets.token_hex(4)}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return base.set(database=name).render_as_string(hide_password=False), (admin, name)
+    with admin.connect() as conn:  # an ordinary owner role: row-level security applies
+        conn.execute(sa.text(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER NOBYPASSRLS'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{name}"'))
+    url = base.set(database=name, username=name, password=None)
+    return url.render_as_string(hide_password=False), (admin, name)
 
 
 def fill(partner_id: int, count: int, password_hash: str) -> None:
@@ -139,6 +141,7 @@ def main() -> None:
             admin, name = cleanup
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(sa.text(f'DROP ROLE IF EXISTS "{name}"'))
 
 
 if __name__ == "__main__":

@@ -88,3 +88,24 @@ def test_a_connection_that_sets_nothing_sees_nothing(acme_user: User) -> None:
             cursor.execute("SELECT count(*) FROM users")
             assert cursor.fetchone()[0] == 0
         raw.rollback()
+
+
+def test_a_failed_statement_in_a_savepoint_is_rolled_back_cleanly(
+    acme_user: User, acme: Partner
+) -> None:
+    """After a refused INSERT (a lost race on a unique index) the savepoint's ROLLBACK runs
+    and the transaction goes on, still scoped."""
+    acme_id = acme.id
+    with partner_scope(acme):
+        with pytest.raises(sa.exc.IntegrityError), db.session.begin_nested():
+            db.session.execute(
+                sa.text(
+                    "INSERT INTO users (partner_id, email, display_name, role, status, "
+                    "is_support, created_at) VALUES (:p, 'alice@acme.test', '', 'basic', "
+                    "'active', false, now())"
+                ),
+                {"p": acme_id},
+            )
+        emails = db.session.execute(sa.text("SELECT email FROM users")).scalars().all()
+        assert emails == ["alice@acme.test"]
+    db.session.rollback()

@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from flask import Flask
+from psycopg.pq import TransactionStatus
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 
@@ -41,12 +42,21 @@ def current_settings() -> dict[str, str]:
     return {"partner_id": "" if partner_id is None else str(partner_id), "scope": scope}
 
 
+TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "BEGIN")
+
+
 def _set_before_statement(
-    conn: Connection, cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool
+    conn: Connection, cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
 ) -> None:
     # Transaction-local, set again before every statement: a change of scope inside one
     # transaction (partner_scope in a CLI command) is followed, and nothing survives a commit
-    # or a rollback into the next use of the pooled connection.
+    # or a rollback into the next use of the pooled connection. Transaction control reads no
+    # rows, and after a failed statement (a lost race on a unique index, inside a savepoint)
+    # the only thing PostgreSQL accepts is the ROLLBACK TO SAVEPOINT that follows.
+    if statement.lstrip()[:9].upper().startswith(TRANSACTION_CONTROL):
+        return
+    if cursor.connection.info.transaction_status == TransactionStatus.INERROR:
+        return
     cursor.execute(SETTINGS_SQL, current_settings())
 
 
