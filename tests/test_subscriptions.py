@@ -386,3 +386,10 @@ def test_command_line_moves_go_through_the_same_machine(
     assert len(audit) == 1 and audit[0].actor_label == "root@acme.test"
     history = cli("history", "acme", str(sub.id)).output
     assert "signed -> suspended" in history and "unpaid (command line)" in history
+
+
+def test_admin_list_empty_states(app: Flask, world) -> None:
+    admin = logged_in(app, world["admin"])
+    assert "No subscriptions yet" in admin.get("/admin/subscriptions/").text
+    filtered = admin.get("/admin/subscriptions/?state=suspended").text
+    assert "No subscriptions match these filters." in filtered
