@@ -13,6 +13,7 @@ from portal import (
     errors,
     models,  # noqa: F401  - registers every model before the first query
     observability,
+    security_headers,
     static_files,
     theming,
 )
@@ -87,6 +88,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     features.init_app(app)
     theming.init_app(app, ROOT / "templates")
     errors.init_app(app)
+    security_headers.init_app(app)
     cli.init_app(app)
     mail_cli.init_app(app)
     _register_blueprints(app)

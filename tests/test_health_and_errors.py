@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import host_client
+from conftest import host_client, logged_in
 from flask import Flask
 
 from portal.tenancy.models import Partner
@@ -72,3 +72,29 @@ def test_a_value_the_database_refuses_is_a_clear_400(make_app, data) -> None:
     assert response.status_code == 400
     assert "out of range or malformed" in response.text
     assert "Traceback" not in response.text and "SELECT" not in response.text
+
+
+def test_security_headers_on_pages_errors_and_htmx(app: Flask, acme: Partner, acme_user) -> None:
+    visitor = host_client(app, "acme")
+    user = logged_in(app, acme_user)
+    for response in (
+        visitor.get("/login"),
+        visitor.get("/no-such-page"),
+        user.get("/"),
+        user.get("/no-such-page", headers={"HX-Request": "1"}),
+        host_client(app, None).get("/"),
+    ):
+        headers = response.headers
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["Referrer-Policy"] == "same-origin"
+        assert "Strict-Transport-Security" not in headers  # development: plain http
+    # Pages whose address carries a token keep their stricter referrer policy.
+    assert visitor.get("/password/reset/not-a-token").headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_production_adds_hsts(make_app, acme: Partner) -> None:
+    prod = make_app(PORTAL_ENV="production")
+    response = prod.test_client().get("/login", base_url="https://acme.localhost")
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
