@@ -1,11 +1,12 @@
 """Response headers every page carries: no framing, no MIME sniffing, no leaking referrers.
 
-Headers a view set itself win (`setdefault`): the token pages ask for `no-referrer`.
+Headers a view set itself win (`setdefault`); pages whose address carries a token send no
+referrer at all.
 """
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from werkzeug.wrappers import Response
 
 HEADERS = {
@@ -20,6 +21,10 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 
 def add_headers(response: Response) -> Response:
+    if request.view_args and "token" in request.view_args:
+        # Pages whose address carries a token (reset, invitation, verification links) never
+        # pass it on in a Referer header.
+        response.headers["Referrer-Policy"] = "no-referrer"
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     if current_app.config["PORTAL_ENV"] == "production":

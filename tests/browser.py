@@ -65,7 +65,9 @@ def browser() -> Iterator[Any]:
         if os.environ.get("PORTAL_REQUIRE_CHROMIUM") == "1":
             pytest.fail(f"{reason}, and PORTAL_REQUIRE_CHROMIUM=1", pytrace=False)
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright  # only browser tests pay for the import
+    from playwright.sync_api import expect, sync_playwright  # only browser tests pay for it
+
+    expect.set_options(timeout=10_000)  # as the contexts' default: room for a loaded CI machine
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)

@@ -45,51 +45,83 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"portal database backend: {_backend()}"
 
 
-def _postgres_database() -> Iterator[str]:
-    """A throw-away database owned by a throw-away ordinary role, which the app connects as.
+APP_GRANTS = (
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+    "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+)
 
-    The role is neither superuser nor BYPASSRLS, as in production, so row-level security is
-    enforced in every test that runs on PostgreSQL, not only in the tests about it.
+
+def _postgres_database() -> Iterator[tuple[str, str]]:
+    """A throw-away database: (owner URL for migrations, app URL), as in production.
+
+    Both roles are ordinary (not superuser, not BYPASSRLS). The owner runs the migrations; the
+    app connects as another role with only SELECT, INSERT, UPDATE and DELETE, so it can neither
+    bypass nor switch off row-level security, and every PostgreSQL test runs under it.
     """
     base = os.environ.get("PORTAL_TEST_DATABASE_URL")
     if not base:
         pytest.exit("PORTAL_TEST_DB=postgres needs PORTAL_TEST_DATABASE_URL", returncode=4)
     url = sa.engine.make_url(base).set(drivername="postgresql+psycopg")
     name = f"portal_test_{secrets.token_hex(4)}"
+    owner, app_role = f"{name}_owner", name
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER NOBYPASSRLS'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{name}"'))
+            for role in (owner, app_role):
+                conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{owner}"'))
     except sa.exc.OperationalError as exc:
         pytest.exit(f"PostgreSQL at {url.render_as_string()} is unreachable: {exc}", returncode=4)
-    try:
-        yield url.set(database=name, username=name, password=None).render_as_string(
+
+    def as_role(role: str) -> str:
+        return url.set(database=name, username=role, password=None).render_as_string(
             hide_password=False
         )
+
+    try:
+        yield as_role(owner), as_role(app_role)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{name}"'))
+            for role in (app_role, owner):
+                conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh database with every migration applied, for the whole run."""
-    if _backend() == "postgres":
-        urls = _postgres_database()
-        url = next(urls)
-    else:
-        urls = None
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'portal.sqlite3'}"
+def _migrate(url: str) -> None:
     migrator = create_app(_config(url))
     with migrator.app_context():
         upgrade(directory=str(Path(__file__).parent.parent / "migrations"))
         db.engine.dispose()
-    yield url
-    if urls is not None:
-        next(urls, None)
+
+
+@pytest.fixture(scope="session")
+def owner_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[sa.Engine, str]]:
+    """The migrated database: an engine as its owner (migrations, wiping) and the app's URL."""
+    if _backend() == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'portal.sqlite3'}"
+        _migrate(url)
+        engine = sa.create_engine(url)
+        yield engine, url
+        engine.dispose()
+        return
+    databases = _postgres_database()
+    owner_url, app_url = next(databases)
+    _migrate(owner_url)
+    engine = sa.create_engine(owner_url)
+    with engine.begin() as conn:
+        role = sa.engine.make_url(app_url).username
+        for grant in APP_GRANTS:
+            conn.execute(sa.text(grant.format(role=f'"{role}"')))
+    yield engine, app_url
+    engine.dispose()
+    next(databases, None)
+
+
+@pytest.fixture(scope="session")
+def database_url(owner_engine: tuple[sa.Engine, str]) -> str:
+    """The app's URL: on PostgreSQL an ordinary, non-owner role held to row-level security."""
+    return owner_engine[1]
 
 
 def _config(url: str, **extra: Any) -> dict[str, Any]:
@@ -121,7 +153,7 @@ def make_app(database_url: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def data(make_app: Any) -> Iterator[Flask]:
+def data(make_app: Any, owner_engine: tuple[sa.Engine, str]) -> Iterator[Flask]:
     """The test's own app context, standing for another process: setup and assertions.
 
     Requests go to a separate app instance (`app`), so they get fresh contexts, sessions and
@@ -131,7 +163,7 @@ def data(make_app: Any) -> Iterator[Flask]:
     with setup.app_context():
         yield setup
         db.session.remove()
-        _wipe()
+        _wipe(owner_engine[0])
 
 
 @pytest.fixture
@@ -140,9 +172,10 @@ def app(data: Flask, make_app: Any) -> Flask:
     return make_app()
 
 
-def _wipe() -> None:
+def _wipe(engine: sa.Engine) -> None:
+    """Empty every table as the owner (the app's role may not TRUNCATE)."""
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
+    with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:

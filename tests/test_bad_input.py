@@ -10,7 +10,8 @@ from test_subscriptions import plan
 from werkzeug.routing import IntegerConverter
 
 from portal.extensions import db
-from portal.subscriptions.models import Subscription
+from portal.subscriptions.models import Plan, Subscription
+from portal.subscriptions.services import ActorKind, accept_terms, start_signing
 from portal.tenancy.context import MAX_ID, parse_id, parse_ids
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
@@ -166,3 +167,47 @@ def test_admins_start_no_subscription_while_subscriptions_are_off(
     assert rows(Subscription) == []
     set_feature(acme, "subscriptions", True)
     assert "Start signing for this user" in client.get(f"/admin/users/{basic.id}").text
+
+
+@pytest.mark.parametrize("back", ["/admin/\nx", "/admin/\tx", "//evil.com/admin/", "/account/"])
+def test_back_fields_stay_under_admin_and_never_break_the_redirect(
+    app: Flask, acme: Partner, acme_admin: User, back: str
+) -> None:
+    set_feature(acme, "subscriptions", True)
+    other = make_user(acme, "o@acme.test", role=Role.BASIC)
+    logged_in(app, other)  # a session to end
+    with partner_scope(acme):
+        free = plan("free")
+        db.session.commit()
+        me = db.session.get(User, other.id)
+        sub = start_signing(me, free, actor=me, kind=ActorKind.USER)
+        accept_terms(sub, actor=me)
+        db.session.commit()
+        sub_id = sub.id
+    client = logged_in(app, acme_admin)
+    ended = client.post_form(f"/admin/sessions/user/{other.id}/revoke", {"back": back})
+    assert ended.status_code == 302 and ended.headers["Location"] == "/admin/sessions/"
+    moved = client.post_form(f"/admin/subscriptions/{sub_id}/end", {"back": back})
+    assert moved.status_code == 302 and moved.headers["Location"] == "/admin/subscriptions/"
+
+
+@pytest.mark.parametrize("price", ["inf", "-inf", "1e400", "nan", "1e300"])
+def test_impossible_prices_are_form_errors(app: Flask, acme_admin: User, price: str) -> None:
+    client = logged_in(app, acme_admin)
+    response = client.post_form(
+        "/admin/plans/new",
+        {"code": "odd", "name": "Odd", "price": price, "currency": "EUR", "interval": "month"},
+    )
+    assert response.status_code == 422
+    assert "price" in response.text.lower()
+    assert rows(Plan) == []
+
+
+def test_command_line_refuses_impossible_ids(data: Flask, acme: Partner) -> None:
+    runner = data.test_cli_runner()
+    for args in (
+        ["subscription", "history", "acme", str(HUGE)],
+        ["subscription", "move", "acme", "0", "end", "--as", "x@acme.test"],
+    ):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 2 and "is not in the range" in result.output, result.output

@@ -91,7 +91,8 @@ def test_security_headers_on_pages_errors_and_htmx(app: Flask, acme: Partner, ac
         assert headers["Referrer-Policy"] == "same-origin"
         assert "Strict-Transport-Security" not in headers  # development: plain http
     # Pages whose address carries a token keep their stricter referrer policy.
-    assert visitor.get("/password/reset/not-a-token").headers["Referrer-Policy"] == "no-referrer"
+    for token_page in ("/password/reset/not-a-token", "/invite/not-a-token"):
+        assert visitor.get(token_page).headers["Referrer-Policy"] == "no-referrer"
 
 
 def test_production_adds_hsts(make_app, acme: Partner) -> None:

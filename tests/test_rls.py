@@ -109,3 +109,40 @@ def test_a_failed_statement_in_a_savepoint_is_rolled_back_cleanly(
         emails = db.session.execute(sa.text("SELECT email FROM users")).scalars().all()
         assert emails == ["alice@acme.test"]
     db.session.rollback()
+
+
+def test_streamed_results_are_scoped_too(
+    acme_user: User, globex_user: User, acme: Partner, globex: Partner
+) -> None:
+    """A server-side cursor gets the partner's settings like any other statement."""
+    raw = sa.text("SELECT email FROM users ORDER BY email")
+    stream = {"stream_results": True}
+    with unscoped():  # the transaction's last settings: every partner
+        db.session.execute(sa.text("SELECT 1")).all()
+    with partner_scope(acme):
+        assert db.session.execute(raw, execution_options=stream).scalars().all() == [
+            "alice@acme.test"
+        ]
+        emails = [
+            u.email for u in db.session.scalars(sa.select(User).execution_options(yield_per=1))
+        ]
+        assert emails == ["alice@acme.test"]
+    with partner_scope(globex):
+        assert db.session.execute(raw, execution_options=stream).scalars().all() == [
+            "gus@globex.test"
+        ]
+    db.session.rollback()
+
+
+def test_a_partners_audit_rows_cannot_become_platform_rows(acme: Partner) -> None:
+    from portal.audit.services import record_audit
+
+    with partner_scope(acme):
+        record_audit("test.event", actor=None)
+        db.session.commit()
+        with pytest.raises(sa.exc.ProgrammingError, match="row-level security"):
+            db.session.execute(sa.text("UPDATE audit_events SET partner_id = NULL"))
+    db.session.rollback()
+    with unscoped():
+        partners = db.session.execute(sa.text("SELECT partner_id FROM audit_events")).all()
+    assert partners == [(acme.id,)]

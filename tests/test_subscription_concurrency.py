@@ -64,6 +64,7 @@ def race(apps: list[Flask], partner_id: int, work: Callable[[], Any], before_wri
                 db.session.rollback()
                 outcomes[index] = ("refused", exc)
             except BaseException as exc:  # reported by the test, not lost in the thread
+                barrier.abort()  # the other worker stops waiting at once
                 db.session.rollback()
                 outcomes[index] = ("error", exc)
             finally:
@@ -77,7 +78,8 @@ def race(apps: list[Flask], partner_id: int, work: Callable[[], Any], before_wri
         thread.join(WAIT * 2)
     assert not any(t.is_alive() for t in threads), "a worker hung"
     errors = [o[1] for o in outcomes if o[0] == "error"]
-    if errors:
+    if errors:  # the worker's own failure, not the other's broken barrier
+        errors.sort(key=lambda exc: isinstance(exc, threading.BrokenBarrierError))
         raise errors[0]
     return outcomes
 

@@ -33,13 +33,16 @@ TENANT_TABLES = (
     'users',
 )
 
-# Platform rows (operator actions, partner-less emails) may be written from inside a partner's
-# scope (an operator onboarding a partner); only the platform scope reads them.
+# Platform rows (operator actions, partner-less emails) may be inserted from inside a partner's
+# scope (an operator onboarding a partner); only the platform scope reads or changes them, and
+# no partner's row can be turned into one (the INSERT-only policy below).
 PLATFORM_ROWS = ('audit_events', 'outbox_messages')
 
+# Each setting is read once per statement (a scalar subquery becomes an InitPlan), not once
+# per row: counting 100,000 users stays an index-only count.
 RULE = (
-    "current_setting('portal.scope', true) = 'all' "
-    "OR partner_id = nullif(current_setting('portal.partner_id', true), '')::integer"
+    "(SELECT current_setting('portal.scope', true)) = 'all' "
+    "OR partner_id = (SELECT nullif(current_setting('portal.partner_id', true), '')::integer)"
 )
 
 
@@ -49,16 +52,21 @@ def upgrade():
     for table in TENANT_TABLES:
         op.execute(f'ALTER TABLE {table} ENABLE ROW LEVEL SECURITY')
         op.execute(f'ALTER TABLE {table} FORCE ROW LEVEL SECURITY')
-        check = f'{RULE} OR partner_id IS NULL' if table in PLATFORM_ROWS else RULE
         op.execute(
-            f'CREATE POLICY partner_isolation ON {table} USING ({RULE}) WITH CHECK ({check})'
+            f'CREATE POLICY partner_isolation ON {table} USING ({RULE}) WITH CHECK ({RULE})'
         )
+        if table in PLATFORM_ROWS:
+            op.execute(
+                f'CREATE POLICY platform_rows ON {table} FOR INSERT '
+                f'WITH CHECK (partner_id IS NULL)'
+            )
 
 
 def downgrade():
     if op.get_bind().dialect.name != 'postgresql':
         return
     for table in TENANT_TABLES:
+        op.execute(f'DROP POLICY IF EXISTS platform_rows ON {table}')
         op.execute(f'DROP POLICY IF EXISTS partner_isolation ON {table}')
         op.execute(f'ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY')
         op.execute(f'ALTER TABLE {table} DISABLE ROW LEVEL SECURITY')

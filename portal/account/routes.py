@@ -40,14 +40,6 @@ def password_rules() -> dict[str, int]:
     return {"min_password_length": MIN_PASSWORD_LENGTH}
 
 
-@bp.after_request
-def keep_tokens_out_of_referrers(response: Response) -> Response:
-    """Pages whose address carries a token never pass it on in a Referer header."""
-    if request.view_args and "token" in request.view_args:
-        response.headers["Referrer-Policy"] = "no-referrer"
-    return response
-
-
 def link_invalid(purpose: TokenPurpose) -> tuple[str, int]:
     """The one answer for an unknown, expired, used, revoked, tampered or foreign link."""
     db.session.rollback()

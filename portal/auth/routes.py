@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
@@ -20,6 +19,7 @@ from portal.auth.services import (
 )
 from portal.auth.throttle import LoginThrottled
 from portal.features.evaluation import feature_on
+from portal.redirects import local_path
 from portal.sessions.services import ClientInfo, SessionLimitReached
 
 bp = Blueprint("auth", __name__, subdomain="<partner>")
@@ -30,18 +30,8 @@ def client_info() -> ClientInfo:
 
 
 def safe_next(default: str) -> str:
-    """A local path from `?next=`, never another host.
-
-    Control characters and spaces are refused outright: browsers and Werkzeug drop tabs and
-    newlines from a Location, so `/\t/evil.com` would otherwise become `//evil.com`.
-    """
-    target = request.args.get("next", "")
-    if not target or "\\" in target or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in target):
-        return default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return default
-    return target
+    """A local path from `?next=`, never another host."""
+    return local_path(request.args.get("next", ""), default)
 
 
 LOGIN_REFUSALS: dict[type[Exception], int] = {

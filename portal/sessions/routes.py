@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.features.evaluation import feature
+from portal.redirects import local_path
 from portal.roles.permissions import Permission
 from portal.roles.policy import requires
 from portal.sessions.devices import device_label
@@ -131,10 +132,7 @@ def admin_index() -> str:
 
 
 def _back(default: str) -> Response:
-    target = request.form.get("back", "")
-    if not (target.startswith("/admin/") and "//" not in target):
-        target = default
-    return redirect(target)
+    return redirect(local_path(request.form.get("back"), default, prefix="/admin/"))
 
 
 @admin_bp.post("/<int:session_id>/revoke")

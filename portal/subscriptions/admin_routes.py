@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from portal.extensions import db
 from portal.features.catalogue import CATALOGUE, PLAN_GATED
 from portal.features.evaluation import feature
+from portal.redirects import local_path
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy, requires
 from portal.subscriptions.models import BillingInterval, Plan, PlanStatus, Subscription
@@ -65,7 +66,7 @@ def index() -> str:
 def _parse_plan(form) -> PlanInput:
     try:
         price = round(float(form.get("price", "0").replace(",", ".") or 0) * 100)
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", or "inf" and "1e400"
         raise PlanError("price", "Enter the price as a number, for example 9.90.") from None
     try:
         position = int(form.get("position", "0") or 0)
@@ -206,9 +207,9 @@ def _admin_move(sub: Subscription, action: str, reason: str) -> str:
 def act(sub_id: int, action: str) -> Response:
     sub = get_or_404(Subscription, sub_id)
     reason = request.form.get("reason", "")
-    back = request.form.get("back", "")
-    if not (back.startswith("/admin/") and "//" not in back):
-        back = url_for("subscriptions_admin.index")
+    back = local_path(
+        request.form.get("back"), url_for("subscriptions_admin.index"), prefix="/admin/"
+    )
     return run(lambda: _admin_move(sub, action, reason), back)
 
 

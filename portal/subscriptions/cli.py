@@ -13,6 +13,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent, SubscriptionState
 from portal.subscriptions.services import ADMIN_ACTIONS, SubscriptionRefused, admin_move
+from portal.tenancy.context import MAX_ID
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
 from portal.users.models import User, normalize_email
@@ -79,7 +80,7 @@ def list_subscriptions(slug: str, state: str | None, email: str | None) -> None:
 
 @subscription_cli.command("history")
 @click.argument("slug")
-@click.argument("subscription_id", type=int)
+@click.argument("subscription_id", type=click.IntRange(1, MAX_ID))
 def history(slug: str, subscription_id: int) -> None:
     """Every transition of one subscription, oldest first."""
     with partner_scope(_partner(slug)) as partner:
@@ -100,7 +101,7 @@ def history(slug: str, subscription_id: int) -> None:
 
 @subscription_cli.command("move")
 @click.argument("slug")
-@click.argument("subscription_id", type=int)
+@click.argument("subscription_id", type=click.IntRange(1, MAX_ID))
 @click.argument("action", type=click.Choice(sorted(ADMIN_ACTIONS)))
 @click.option(
     "--as", "admin_email", required=True, metavar="EMAIL", help="The partner admin acting."

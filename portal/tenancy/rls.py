@@ -9,9 +9,11 @@ scope (root domain, CLI) `all`, where the ORM layer already refuses tenant data 
 says `unscoped()`. A connection that never sets them (a console session as the app's role)
 sees no tenant rows at all.
 
-A superuser, or a role with BYPASSRLS, is never subject to row-level security; the app must
-connect as an ordinary role (it may own the tables: the policies are forced on the owner too).
-`rls_active()` tells whether the current connection is held to the policies.
+A superuser, or a role with BYPASSRLS, is never subject to row-level security, and a table's
+owner could switch it off; so migrations run as the owner and the app connects as another,
+ordinary role granted SELECT, INSERT, UPDATE and DELETE (DESIGN §3). `rls_active()` tells
+whether the current connection is held to the policies; in production a warning is logged at
+start-up when it is not.
 """
 
 from __future__ import annotations
@@ -57,17 +59,27 @@ def _set_before_statement(
         return
     if cursor.connection.info.transaction_status == TransactionStatus.INERROR:
         return
-    cursor.execute(SETTINGS_SQL, current_settings())
+    # On a client cursor of the same connection: a server-side cursor (stream_results,
+    # yield_per) would only DECLARE the settings query, never run it.
+    cursor.connection.execute(SETTINGS_SQL, current_settings())
 
 
 def rls_active(conn: Connection) -> bool:
-    """Whether this connection's role is held to row-level security."""
+    """Whether this connection's role is held to row-level security, and cannot undo it.
+
+    Not a superuser, not BYPASSRLS, and owner of no table with row-level security (an owner
+    could ALTER TABLE … NO FORCE ROW LEVEL SECURITY).
+    """
     if conn.dialect.name != "postgresql":
         return False
-    bypasses = conn.execute(
-        text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+    escapes = conn.execute(
+        text(
+            "SELECT r.rolsuper OR r.rolbypassrls OR EXISTS ("
+            " SELECT 1 FROM pg_class c WHERE c.relowner = r.oid AND c.relrowsecurity)"
+            " FROM pg_roles r WHERE r.rolname = current_user"
+        )
     ).scalar_one()
-    return not bypasses
+    return not escapes
 
 
 def watch(engine: Engine) -> None:
@@ -89,6 +101,7 @@ def init_app(app: Flask) -> None:
                 return
             if not held:
                 log.warning(
-                    "the database role bypasses row-level security (superuser or BYPASSRLS); "
-                    "connect as an ordinary role so the database enforces partner isolation"
+                    "the database role escapes row-level security (superuser, BYPASSRLS or "
+                    "table owner); connect as an ordinary, non-owner role so the database "
+                    "enforces partner isolation"
                 )
