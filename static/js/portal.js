@@ -47,4 +47,19 @@
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-dismiss-alert]")) hideAlert();
   });
+
+  // No inline handlers (the Content-Security-Policy allows scripts from /static only):
+  // <form data-confirm="Question?"> asks before submitting; <select data-autosubmit> submits
+  // its form when changed.
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    if (field.matches && field.matches("select[data-autosubmit]") && field.form) {
+      field.form.requestSubmit ? field.form.requestSubmit() : field.form.submit();
+    }
+  });
 })();
