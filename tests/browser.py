@@ -51,6 +51,31 @@ class LiveServer:
         self.server.server_close()
 
 
+def signed_in(browser: Any, server: LiveServer, email: str, password: str, slug: str = "acme"):
+    """A page in a fresh browser context (a device of its own), signed in on `slug`'s host."""
+    context = browser.new_context()
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.goto(server.url(slug, "/login"))
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url(slug, "/"))
+    return page
+
+
+def declining_dialogs(page: Any) -> list[str]:
+    """Answer every confirm() on `page` with Cancel; the list fills with the questions asked."""
+    questions: list[str] = []
+
+    def decline(dialog: Any) -> None:
+        questions.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", decline)
+    return questions
+
+
 @pytest.fixture
 def live_server(make_app: Any, data: Flask) -> Iterator[LiveServer]:
     with LiveServer(make_app()) as server:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from browser import LiveServer
+from browser import LiveServer, declining_dialogs, signed_in
 from conftest import PASSWORD, make_user, set_feature
 
 from portal.tenancy.models import Partner
@@ -33,16 +33,10 @@ def test_pages_raise_no_policy_violations_and_the_small_scripts_work(
 ) -> None:
     set_feature(acme, "subscriptions", True)
     make_user(acme, "bea@acme.test", role=Role.BASIC)
-    context = browser.new_context()
-    page = context.new_page()
+    page = signed_in(browser, live_server, acme_admin.email, PASSWORD)
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(live_server.url("acme", "/login"))
-    page.fill("#email", acme_admin.email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url("acme", "/"))
     for path in PAGES:
         response = page.goto(live_server.url("acme", path))
         assert response.status == 200, path
@@ -53,15 +47,9 @@ def test_pages_raise_no_policy_violations_and_the_small_scripts_work(
     page.wait_for_url("**/admin/subscriptions/?*state=suspended*")
     # <form data-confirm>: declining the question keeps everyone signed in.
     page.goto(live_server.url("acme", "/admin/sessions/"))
-    questions: list[str] = []
-
-    def decline(dialog) -> None:
-        questions.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", decline)
+    questions = declining_dialogs(page)
     page.get_by_role("button", name="Sign out everyone else").click()
     assert questions == ["Sign out everyone except you?"]
     assert page.url.endswith("/admin/sessions/")
     assert problems == []
-    context.close()
+    page.context.close()

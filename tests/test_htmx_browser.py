@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from browser import LiveServer
+from browser import LiveServer, signed_in
 from conftest import PASSWORD, make_user
 
 from portal.tenancy.models import Partner
@@ -12,23 +12,11 @@ from portal.users.models import Role, User
 pytestmark = pytest.mark.browser
 
 
-def sign_in(browser, live_server: LiveServer, user: User):
-    context = browser.new_context()
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    page.goto(live_server.url("acme", "/login"))
-    page.fill("#email", user.email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("h1")
-    return page
-
-
 def test_bulk_bar_keeps_the_selection_and_shows_its_errors(
     live_server: LiveServer, browser, acme: Partner, acme_admin: User
 ) -> None:
     make_user(acme, "bea@acme.test", role=Role.BASIC)
-    page = sign_in(browser, live_server, acme_admin)
+    page = signed_in(browser, live_server, acme_admin.email, PASSWORD)
     page.goto(live_server.url("acme", "/admin/users/"))
     list_refreshes = []
     page.on(
@@ -56,7 +44,7 @@ def test_bulk_bar_keeps_the_selection_and_shows_its_errors(
 def test_refusals_of_htmx_requests_are_shown(
     live_server: LiveServer, browser, acme: Partner, acme_admin: User
 ) -> None:
-    page = sign_in(browser, live_server, acme_admin)
+    page = signed_in(browser, live_server, acme_admin.email, PASSWORD)
     page.goto(live_server.url("acme", "/admin/features/"))
     # Password sign-in is the only way in: switching it off is refused with 409 and a reason.
     page.locator("#feature-password_login").get_by_role("switch").uncheck()

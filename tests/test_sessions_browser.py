@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from browser import LiveServer
+from browser import LiveServer, signed_in
 from conftest import PASSWORD
 from playwright.sync_api import expect
 
@@ -13,21 +13,11 @@ from portal.users.models import User
 pytestmark = pytest.mark.browser
 
 
-def sign_in(browser, server: LiveServer, user: User):
-    page = browser.new_context().new_page()
-    page.goto(server.url("acme", "/login"))
-    page.fill("#email", user.email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(server.url("acme", "/"))
-    return page
-
-
 def test_revoke_one_device_from_another(
     live_server: LiveServer, browser, acme: Partner, acme_user: User
 ) -> None:
-    laptop = sign_in(browser, live_server, acme_user)
-    phone = sign_in(browser, live_server, acme_user)
+    laptop = signed_in(browser, live_server, acme_user.email, PASSWORD)
+    phone = signed_in(browser, live_server, acme_user.email, PASSWORD)
     laptop.click("text=See all devices where you are signed in")
     rows = laptop.locator("#own-sessions tbody tr")
     assert rows.count() == 2

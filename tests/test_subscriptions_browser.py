@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from browser import LiveServer
+from browser import LiveServer, declining_dialogs, signed_in
 from conftest import PASSWORD, make_user, rows
 from playwright.sync_api import expect
 from test_subscriptions import plan
@@ -20,17 +20,6 @@ pytestmark = pytest.mark.browser
 PLAN_NAME = """Gold "Best" </script> it's"""  # the page and its cancel prompt must keep it whole
 
 
-def log_in(browser, live_server: LiveServer, email: str):
-    page = browser.new_context().new_page()
-    page.context.set_default_timeout(10_000)
-    page.goto(live_server.url("acme", "/login"))
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url("acme", "/"))
-    return page
-
-
 def test_subscribe_suspend_resume(
     live_server: LiveServer, browser, acme: Partner, acme_admin: User
 ) -> None:
@@ -39,7 +28,7 @@ def test_subscribe_suspend_resume(
         gold = plan("gold")
         gold.name = PLAN_NAME
         db.session.commit()
-    user = log_in(browser, live_server, basic.email)
+    user = signed_in(browser, live_server, basic.email, PASSWORD)
     user.goto(live_server.url("acme", "/account/subscription/"))
     user.get_by_role("button", name=f"Choose {PLAN_NAME}").click()
     expect(user.locator("#pending header")).to_contain_text(f"Being signed: {PLAN_NAME}")
@@ -50,7 +39,7 @@ def test_subscribe_suspend_resume(
     [sub] = rows(Subscription)
     assert sub.state == S.SIGNED
 
-    admin = log_in(browser, live_server, acme_admin.email)
+    admin = signed_in(browser, live_server, acme_admin.email, PASSWORD)
     admin.goto(live_server.url("acme", "/admin/subscriptions/"))
     row = admin.locator(f"#sub-{sub.id}")
     row.locator("summary", has_text="Suspend").click()
@@ -70,13 +59,7 @@ def test_subscribe_suspend_resume(
     expect(user.locator("#current .badge")).to_have_text("signed")
     expect(user.locator("#current")).not_to_contain_text("Reason:")
 
-    prompts: list[str] = []
-
-    def decline(dialog) -> None:
-        prompts.append(dialog.message)
-        dialog.dismiss()
-
-    user.on("dialog", decline)
+    prompts = declining_dialogs(user)
     user.get_by_role("button", name="Cancel subscription").click()
     assert prompts == [f"End your subscription to {PLAN_NAME}?"]
     assert rows(Subscription, id=sub.id)[0].state == S.SIGNED  # declined: nothing sent
