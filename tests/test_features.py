@@ -8,6 +8,7 @@ import pytest
 from conftest import host_client, logged_in, make_user, rows, set_feature
 from flask import Flask
 from sqlalchemy import select
+from test_subscriptions import plan
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
@@ -17,9 +18,8 @@ from portal.features.models import FeatureSetting, Lock
 from portal.features.services import FeatureError, lock_feature, switch_feature
 from portal.operator.models import Operator
 from portal.sessions.models import UserSession
-from portal.subscriptions.models import BillingInterval, Plan, Subscription
+from portal.subscriptions.models import Plan, Subscription
 from portal.subscriptions.models import SubscriptionState as S
-from portal.subscriptions.plans import PlanInput, create_plan
 from portal.subscriptions.services import ActorKind, accept_terms, start_signing, transition
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
@@ -66,23 +66,9 @@ def _reports_world(acme: Partner) -> User:
     """A basic user in acme subscribed (signed) to a plan that includes `reports`."""
     user = make_user(acme, "r@acme.test", role=Role.BASIC)
     with partner_scope(acme):
-        plan = create_plan(
-            PlanInput(
-                "rep",
-                "Rep",
-                "",
-                0,
-                "EUR",
-                BillingInterval.FREE,
-                (Role.BASIC,),
-                ("reports",),
-                False,
-                0,
-            ),
-            frozenset({"reports"}),
-        )
+        reports_plan = plan("rep", ents=("reports",))
         me = db.session.get(User, user.id)
-        sub = start_signing(me, plan, actor=me, kind=ActorKind.USER)
+        sub = start_signing(me, reports_plan, actor=me, kind=ActorKind.USER)
         accept_terms(sub, actor=me)
         db.session.commit()
     return user
@@ -110,23 +96,9 @@ def flagged_rules(app: Flask):
 def _second_plan(acme: Partner) -> int:
     """Another plan with reports, so that a switch to it keeps the user entitled."""
     with partner_scope(acme):
-        plan = create_plan(
-            PlanInput(
-                "rep2",
-                "Rep 2",
-                "",
-                0,
-                "EUR",
-                BillingInterval.FREE,
-                (Role.BASIC,),
-                ("reports",),
-                False,
-                1,
-            ),
-            frozenset({"reports"}),
-        )
+        second = plan("rep2", ents=("reports",))
         db.session.commit()
-        return plan.id
+        return second.id
 
 
 def _real_values(app: Flask, acme: Partner, rule, user: User, plan_id: int) -> dict:
@@ -145,8 +117,8 @@ def _real_values(app: Flask, acme: Partner, rule, user: User, plan_id: int) -> d
                 ):
                     transition(pending, S.UNSIGNED, actor=pending.user, kind=ActorKind.USER)
                 me = db.session.get(User, user.id)
-                plan = db.session.get(Plan, plan_id)
-                values[name] = start_signing(me, plan, actor=me, kind=ActorKind.USER).id
+                target = db.session.get(Plan, plan_id)
+                values[name] = start_signing(me, target, actor=me, kind=ActorKind.USER).id
                 db.session.commit()
         else:
             raise AssertionError(f"no real target for <{name}> in {rule.rule}")
