@@ -23,7 +23,8 @@ from portal.tenancy.models import Partner
 partner_cli = AppGroup("partner", help="Onboard, list, suspend and configure partners.")
 
 
-def _partner(slug: str) -> Partner:
+def partner_by_slug(slug: str) -> Partner:
+    """The partner a command names, or a clear command-line error."""
     partner = db.session.execute(select(Partner).where(Partner.slug == slug)).scalar_one_or_none()
     if partner is None:
         raise click.ClickException(f"No partner with the address name {slug!r}.")
@@ -80,14 +81,14 @@ def create(slug: str, name: str, admin_email: str, theme: str, color: str) -> No
 @click.option("--reason", required=True)
 def suspend(slug: str, reason: str) -> None:
     """Suspend a partner: its portal closes and every session ends."""
-    partner = _partner(slug)
+    partner = partner_by_slug(slug)
     _run(lambda: suspend_partner(None, partner, reason), f"{partner.name} is suspended.")
 
 
 @partner_cli.command("reactivate")
 @click.argument("slug")
 def reactivate(slug: str) -> None:
-    partner = _partner(slug)
+    partner = partner_by_slug(slug)
     _run(lambda: reactivate_partner(None, partner), f"{partner.name} is active again.")
 
 
@@ -97,7 +98,7 @@ def reactivate(slug: str) -> None:
 @click.argument("lock", type=click.Choice([lock.value for lock in Lock]))
 def lock(slug: str, feature: str, lock: str) -> None:
     """Lock a feature on or off for a partner, or release the lock (none)."""
-    partner = _partner(slug)
+    partner = partner_by_slug(slug)
     _run(
         lambda: lock_feature(None, partner, feature, Lock(lock)),
         f"{CATALOGUE[feature].label} for {partner.name}: lock {lock}.",

@@ -172,8 +172,9 @@ def subscriptions_index() -> str:
     else:
         state = ""
         stmt = stmt.where(Subscription.state != S.UNSIGNED)
-    if parse_id(plan_id) is not None:
-        stmt = stmt.where(Subscription.plan_id == parse_id(plan_id))
+    plan_key = parse_id(plan_id)
+    if plan_key is not None:
+        stmt = stmt.where(Subscription.plan_id == plan_key)
     if email:
         stmt = stmt.where(User.email.like(contains_pattern(email.lower()), escape="\\"))
     total = db.session.execute(

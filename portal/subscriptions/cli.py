@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.operator.cli import partner_by_slug
 from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent, SubscriptionState
 from portal.subscriptions.services import ADMIN_ACTIONS, SubscriptionRefused, admin_move
 from portal.tenancy.context import MAX_ID
@@ -22,13 +23,6 @@ subscription_cli = AppGroup(
     "subscription", help="List a partner's subscriptions and approve, suspend, resume or end them."
 )
 TIME_FORMAT = "%Y-%m-%d %H:%M"
-
-
-def _partner(slug: str) -> Partner:
-    partner = db.session.execute(select(Partner).where(Partner.slug == slug)).scalar_one_or_none()
-    if partner is None:
-        raise click.ClickException(f"No partner with the address name {slug!r}.")
-    return partner
 
 
 def _user(email: str) -> User | None:
@@ -54,7 +48,7 @@ def _subscription(partner: Partner, subscription_id: int) -> Subscription:
 @click.option("--user", "email", metavar="EMAIL", help="Only this user's subscriptions.")
 def list_subscriptions(slug: str, state: str | None, email: str | None) -> None:
     """A partner's subscriptions, newest first: id, state, plan, user, last change."""
-    with partner_scope(_partner(slug)):
+    with partner_scope(partner_by_slug(slug)):
         query = (
             select(Subscription, Plan.code, User.email)
             .join(Plan, Plan.id == Subscription.plan_id)
@@ -83,7 +77,7 @@ def list_subscriptions(slug: str, state: str | None, email: str | None) -> None:
 @click.argument("subscription_id", type=click.IntRange(1, MAX_ID))
 def history(slug: str, subscription_id: int) -> None:
     """Every transition of one subscription, oldest first."""
-    with partner_scope(_partner(slug)) as partner:
+    with partner_scope(partner_by_slug(slug)) as partner:
         sub = _subscription(partner, subscription_id)
         events = db.session.execute(
             select(SubscriptionEvent)
@@ -109,7 +103,7 @@ def history(slug: str, subscription_id: int) -> None:
 @click.option("--reason", default="", help="Why (required to suspend).")
 def move(slug: str, subscription_id: int, action: str, admin_email: str, reason: str) -> None:
     """Approve, reject, suspend, resume or end one subscription."""
-    with partner_scope(_partner(slug)) as partner:
+    with partner_scope(partner_by_slug(slug)) as partner:
         admin = _user(admin_email)
         if admin is None:
             raise click.ClickException(f"No user {admin_email} in {slug}.")
