@@ -16,6 +16,7 @@ from portal import (
     security_headers,
     static_files,
     theming,
+    unit_of_work,
 )
 from portal.account.routes import bp as account_bp
 from portal.audit.routes import bp as audit_bp
@@ -60,6 +61,18 @@ class PortalFlask(Flask):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.url_map.converters["int"] = RowIdConverter
+
+    def dispatch_request(self) -> Any:
+        """Run the view, then commit its unit of work: the one place a request commits.
+
+        An exception from the view or the commit reaches the error handlers, which roll back.
+        """
+        response = super().dispatch_request()
+        unit_of_work.commit()
+        return response
+
+    def log_exception(self, exc_info: Any) -> None:
+        """Nothing here: the 500 handler writes the one log line, with the request id."""
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -63,15 +63,17 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 @event.listens_for(Engine, "savepoint")
 def _sqlite_begin_before_savepoint(conn: sa.Connection, _name: str) -> None:
-    """SQLite only: open the transaction a SAVEPOINT belongs to.
+    """SQLite only: open the transaction a SAVEPOINT belongs to, holding the write lock.
 
     pysqlite begins a transaction only before INSERT/UPDATE/DELETE, so a SAVEPOINT issued after
     mere reads would start one itself, and its RELEASE would then commit everything at once:
-    a rolled-back `begin_nested()` block's outer transaction would no longer be undoable. This
-    is the savepoint half of SQLAlchemy's "serializable isolation / savepoints" recipe for
-    pysqlite; the whole recipe (BEGIN for every transaction) would also pin a session's plain
-    reads to one snapshot until it commits, unlike PostgreSQL's read committed.
+    a rolled-back `begin_nested()` block's outer transaction would no longer be undoable. A
+    savepoint is only ever taken around writes (`unit_of_work.attempt`, bulk rows), so the
+    transaction takes the write lock at once (IMMEDIATE): its reads then see a snapshot no
+    other writer can overtake, where a deferred one could fail its first write with
+    SQLITE_BUSY_SNAPSHOT. Plain reads outside such blocks keep pysqlite's autocommit reads,
+    like PostgreSQL's read committed.
     """
     dbapi_connection = conn.connection.dbapi_connection
     if isinstance(dbapi_connection, sqlite3.Connection) and not dbapi_connection.in_transaction:
-        dbapi_connection.execute("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,4 +1,9 @@
-"""Request ids and structured log lines that carry request, partner and user."""
+"""Request ids and structured log lines that carry request, partner and user.
+
+The request id is the first thing a request gets, and log lines read only plain values kept in
+`g` (the request id, the partner's slug and id, the principal's id), never ORM objects: after a
+failed transaction those could not be read without the database.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,17 @@ from werkzeug.wrappers import Response
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
-def assign_request_id() -> None:
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if REQUEST_ID_RE.match(incoming) else secrets.token_hex(8)
+def request_id() -> str:
+    """This request's id: the caller's `X-Request-ID` when well-formed, else a new one."""
+    if "request_id" not in g:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if REQUEST_ID_RE.match(incoming) else secrets.token_hex(8)
+    return g.request_id
+
+
+def begin_request(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
+    """The first url_value_preprocessor: before the partner is looked up in the database."""
+    request_id()
 
 
 def refuse_nul_bytes() -> None:
@@ -29,8 +42,7 @@ def refuse_nul_bytes() -> None:
 
 
 def echo_request_id(response: Response) -> Response:
-    if "request_id" in g:
-        response.headers["X-Request-ID"] = g.request_id
+    response.headers["X-Request-ID"] = request_id()
     return response
 
 
@@ -41,10 +53,8 @@ class ContextFilter(logging.Filter):
         record.request_id = record.partner = record.user = None
         if has_request_context():
             record.request_id = g.get("request_id")
-            partner = g.get("partner")
-            record.partner = partner.slug if partner is not None else None
-            session = g.get("user_session") or g.get("operator_session")
-            record.user = getattr(session, "user_id", None) or getattr(session, "operator_id", None)
+            record.partner = g.get("partner_slug")
+            record.user = g.get("principal_ref")
         return True
 
 
@@ -66,7 +76,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def init_app(app: Flask) -> None:
-    app.before_request(assign_request_id)
+    app.url_value_preprocessor(begin_request)
     app.before_request(refuse_nul_bytes)
     app.after_request(echo_request_id)
     logger = logging.getLogger("portal")

@@ -21,8 +21,8 @@ PREFIX = "@"
 
 
 def current_theme() -> Theme:
-    partner = g.get("partner") if has_request_context() else None
-    return partner.theme if partner is not None else Theme()
+    site = g.get("site") if has_request_context() else None
+    return site.theme if site is not None else Theme()
 
 
 WHITE, INK = "#ffffff", "#000000"  # black: with white, 4.5:1 on any colour

@@ -39,7 +39,9 @@ def race(apps: list[Flask], partner_id: int, work: Callable[[], Any], before_wri
     """Run `work` in one thread per app; each pauses at the barrier just before `before_write`.
 
     `before_write` is the first SQL keyword the worker sends that changes data ("UPDATE" or
-    "INSERT"): the barrier sits right there, so both have done every read first.
+    "INSERT"): the barrier sits right there, so both have done every read first. On SQLite a
+    block of writes first takes the database's write lock (BEGIN IMMEDIATE): the barrier sits
+    before that, so both try to take it at once.
     """
     barrier = threading.Barrier(len(apps), timeout=WAIT)
     outcomes: list[Any] = [None] * len(apps)
@@ -51,7 +53,8 @@ def race(apps: list[Flask], partner_id: int, work: Callable[[], Any], before_wri
 
             @event.listens_for(engine, "before_cursor_execute")
             def pause(conn, cursor, statement: str, *args: Any) -> None:
-                if not paused and statement.lstrip().upper().startswith(before_write):
+                keyword = statement.lstrip().upper()
+                if not paused and keyword.startswith((before_write, "BEGIN IMMEDIATE")):
                     paused.append(statement)
                     barrier.wait()
 

@@ -149,7 +149,7 @@ def test_invitation_link_expires_and_is_bound_to_its_partner(
 
 def test_invite_refusals(admin, acme_user, globex_user) -> None:
     again = admin.post_form("/admin/users/invite", {"email": "ALICE@acme.test", "role": "basic"})
-    assert again.status_code == 422
+    assert again.status_code == 409  # a conflict with what is stored, not a malformed form
     assert "alice@acme.test is already a user of this portal." in again.text
     bad = admin.post_form("/admin/users/invite", {"email": "not-an-email", "role": "basic"})
     assert bad.status_code == 422 and "valid email address" in bad.text

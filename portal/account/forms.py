@@ -13,6 +13,7 @@ from portal.account.services import (
     clean_display_name,
 )
 from portal.auth.passwords import MIN_PASSWORD_LENGTH
+from portal.exceptions import PortalError
 from portal.users.services import UserError, clean_email
 
 
@@ -63,9 +64,10 @@ def new_password_fields(label: str = "Password") -> tuple[PasswordField, Passwor
     return password, confirm
 
 
-def attach_error(form: FlaskForm, error: AccountError) -> None:
+def attach_error(form: FlaskForm, error: PortalError) -> None:
     """Show a service's refusal next to the field it concerns (or above the form)."""
-    field = getattr(form, error.field, None) if error.field else None
+    name = getattr(error, "field", None)
+    field = getattr(form, name, None) if name else None
     if isinstance(field, Field):
         field.errors = [*field.errors, str(error)]
     else:

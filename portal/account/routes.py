@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
+from portal import unit_of_work
 from portal.account import services
 from portal.account.forms import (
     ConfirmForm,
@@ -20,15 +20,16 @@ from portal.account.forms import (
     SignupForm,
     attach_error,
 )
-from portal.account.services import AccountError
 from portal.auth.guards import principal_kind, public
 from portal.auth.passwords import MIN_PASSWORD_LENGTH
-from portal.extensions import db
+from portal.exceptions import Conflict, PortalError
 from portal.features.evaluation import feature, feature_on
 from portal.roles.policy import requires
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid
+from portal.unit_of_work import attempt
 from portal.users.models import User
+from portal.web import perform
 
 bp = Blueprint("account", __name__, subdomain="<partner>")
 
@@ -42,7 +43,7 @@ def password_rules() -> dict[str, int]:
 
 def link_invalid(purpose: TokenPurpose) -> tuple[str, int]:
     """The one answer for an unknown, expired, used, revoked, tampered or foreign link."""
-    db.session.rollback()
+    unit_of_work.rollback()
     endpoint, label = {
         TokenPurpose.PASSWORD_RESET: ("account.forgot_password", "Request a new link"),
         TokenPurpose.CHANGE_EMAIL: ("account.profile", "Go to your profile"),
@@ -75,12 +76,11 @@ def forgot_password() -> Page:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         try:
-            services.request_password_reset(form.email.data)
-        except AccountError as exc:
-            db.session.rollback()
+            with attempt():
+                services.request_password_reset(form.email.data)
+        except PortalError as exc:
             attach_error(form, exc)
         else:
-            db.session.commit()
             # The same answer whether or not the address belongs to anybody.
             return redirect(url_for("account.forgot_password", sent=1))
     return page("account/forgot_password.html", form, sent="sent" in request.args)
@@ -96,14 +96,13 @@ def reset_password(token: str) -> Page:
     form = ResetPasswordForm()
     if form.validate_on_submit():
         try:
-            services.reset_password(token, form.password.data)
+            with attempt():
+                services.reset_password(token, form.password.data)
         except TokenInvalid:
             return link_invalid(TokenPurpose.PASSWORD_RESET)
-        except AccountError as exc:
-            db.session.rollback()
+        except PortalError as exc:
             attach_error(form, exc)
         else:
-            db.session.commit()
             flash("Your password has been changed. Sign in with your new password.", "info")
             return redirect(url_for("auth.login"))
     return page("account/reset_password.html", form)
@@ -121,15 +120,13 @@ def signup() -> Page:
     form = SignupForm()
     if form.validate_on_submit():
         try:
-            services.sign_up(form.email.data, form.display_name.data, form.password.data)
-            db.session.commit()
-        except AccountError as exc:
-            db.session.rollback()
-            attach_error(form, exc)
-        except IntegrityError:
+            with attempt():
+                services.sign_up(form.email.data, form.display_name.data, form.password.data)
+        except Conflict:
             # A concurrent sign-up with the same address won; answer as for a known address.
-            db.session.rollback()
             return redirect(url_for("account.signup", sent=1))
+        except PortalError as exc:
+            attach_error(form, exc)
         else:
             return redirect(url_for("account.signup", sent=1))
     return page("account/signup.html", form, sent="sent" in request.args)
@@ -146,10 +143,10 @@ def verify_signup(token: str) -> Page:
     form = ConfirmForm()
     if form.validate_on_submit():
         try:
-            services.verify_signup(token)
-        except TokenInvalid:
+            with attempt():
+                services.verify_signup(token)
+        except (TokenInvalid, Conflict):
             return link_invalid(TokenPurpose.VERIFY_EMAIL)
-        db.session.commit()
         flash("Your email is confirmed. Sign in.", "info")
         return redirect(url_for("auth.login"))
     return page("account/verify_signup.html", form, email=record.user.email)
@@ -184,12 +181,11 @@ def profile() -> Page:
         form.display_name.data = me().display_name
     if form.validate_on_submit():
         try:
-            changed = services.update_profile(me(), form.display_name.data)
-        except AccountError as exc:
-            db.session.rollback()
+            with attempt():
+                changed = services.update_profile(me(), form.display_name.data)
+        except PortalError as exc:
             attach_error(form, exc)
         else:
-            db.session.commit()
             flash("Your profile is saved." if changed else "Nothing to change.", "info")
             return redirect(url_for("account.profile"))
     return profile_page(profile_form=form)
@@ -201,12 +197,13 @@ def request_email_change() -> Page:
     form = EmailChangeForm()
     if form.validate_on_submit():
         try:
-            address = services.request_email_change(me(), form.new_email.data, form.password.data)
-        except AccountError as exc:
-            db.session.rollback()
+            with attempt():
+                address = services.request_email_change(
+                    me(), form.new_email.data, form.password.data
+                )
+        except PortalError as exc:
             attach_error(form, exc)
         else:
-            db.session.commit()
             flash(
                 f"We sent a confirmation link to {address}. "
                 "Your email address changes once you open it.",
@@ -220,16 +217,15 @@ def request_email_change() -> Page:
 @requires("profile.edit")
 def cancel_email_change() -> Response:
     form = ConfirmForm()
-    if form.validate_on_submit():
-        try:
-            services.cancel_email_change(me())
-        except AccountError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
-            flash("The email change is cancelled; the link sent for it no longer works.", "info")
-    return redirect(url_for("account.profile"))
+    back = url_for("account.profile")
+    if not form.validate_on_submit():
+        return redirect(back)
+
+    def act() -> str:
+        services.cancel_email_change(me())
+        return "The email change is cancelled; the link sent for it no longer works."
+
+    return perform(act, back=back)
 
 
 @bp.route("/account/email/confirm/<token>", methods=["GET", "POST"])
@@ -243,17 +239,12 @@ def confirm_email(token: str) -> Page:
     error = None
     if form.validate_on_submit():
         try:
-            user = services.confirm_email_change(token)
-            db.session.commit()
+            with attempt("Another account uses this email address, so it cannot become yours."):
+                user = services.confirm_email_change(token)
         except TokenInvalid:
             return link_invalid(TokenPurpose.CHANGE_EMAIL)
-        except (AccountError, IntegrityError) as exc:
-            db.session.rollback()
-            error = (
-                str(exc)
-                if isinstance(exc, AccountError)
-                else "Another account uses this email address, so it cannot become yours."
-            )
+        except PortalError as exc:
+            error = exc.message
         else:
             flash(f"Your email address is now {user.email}.", "info")
             signed_in = principal_kind() == "user" and me().id == user.id
@@ -276,14 +267,13 @@ def password() -> Page:
     form = PasswordChangeForm()
     if form.validate_on_submit():
         try:
-            ended = services.change_password(
-                me(), form.current_password.data, form.password.data, keep=g.user_session
-            )
-        except AccountError as exc:
-            db.session.rollback()
+            with attempt():
+                ended = services.change_password(
+                    me(), form.current_password.data, form.password.data, keep=g.user_session
+                )
+        except PortalError as exc:
             attach_error(form, exc)
         else:
-            db.session.commit()
             others = f" {ended} other session(s) were signed out." if ended else ""
             flash(f"Your password has been changed.{others}", "info")
             return redirect(url_for("account.password"))

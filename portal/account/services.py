@@ -45,6 +45,8 @@ RESEND_INTERVAL = timedelta(minutes=1)
 class AccountError(UserError):
     """A refused account change; `field` names the form field the message belongs to."""
 
+    status = 422
+
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field

@@ -24,11 +24,13 @@ def load_principal(_request: Request) -> Any:
         if record is None:
             return None
         g.user_session = record
+        g.principal_ref = f"user:{record.user_id}"
         return record.user
     operator_record = authenticate_operator_session(token)
     if operator_record is None:
         return None
     g.operator_session = operator_record
+    g.principal_ref = f"operator:{operator_record.operator_id}"
     return operator_record.operator
 
 

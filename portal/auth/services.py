@@ -1,4 +1,8 @@
-"""Password login and logout for partner users and operators."""
+"""Password login and logout for partner users and operators.
+
+A refused sign-in (wrong password, throttled, session limit) records its audit event and then
+raises; the page shows the refusal and the request's commit keeps that record.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,12 @@ from portal.audit.services import record_audit
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
 from portal.auth.throttle import LoginThrottled, login_throttle
 from portal.clock import utcnow
+from portal.exceptions import Invalid
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.sessions.models import LoginMethod, UserSession
 from portal.sessions.services import (
     ClientInfo,
-    SessionLimitReached,
     revoke_operator_session,
     revoke_user_session,
     start_operator_session,
@@ -28,7 +32,7 @@ from portal.users.models import User, UserStatus, normalize_email
 LOGIN_FAILED = "Incorrect email or password."
 
 
-class LoginFailed(Exception):
+class LoginFailed(Invalid):
     """Unknown email, wrong password or another partner's user: all look the same."""
 
     def __init__(self) -> None:
@@ -54,7 +58,6 @@ def _throttled(scope: str, address: str, client: ClientInfo, action: str) -> Non
         login_throttle().check(scope, address, client.ip)
     except LoginThrottled:
         record_audit(action, target=("email", address[:64]), actor="anonymous")
-        db.session.commit()
         raise
 
 
@@ -69,25 +72,16 @@ def login_with_password(
     if not _check_password(user, password) or user is None or user.status != UserStatus.ACTIVE:
         login_throttle().failed(scope, address, client.ip)
         record_audit("auth.login_failed", target=("email", address[:64]), actor="anonymous")
-        db.session.commit()
         raise LoginFailed()
-    try:
-        record, token = start_user_session(
-            user, client, method=LoginMethod.PASSWORD, remember=remember
-        )
-    except SessionLimitReached:
-        db.session.commit()  # keeps the audit event of the refusal
-        raise
+    record, token = start_user_session(user, client, method=LoginMethod.PASSWORD, remember=remember)
     user.last_login_at = utcnow()
     record_audit("auth.login", target=user, actor=user, details={"method": "password"})
-    db.session.commit()
     return LoginResult(user, token, record.expires_at if record.remember else None)
 
 
 def logout_user_session(record: UserSession, user: User) -> None:
     revoke_user_session(record, by=user, reason="logout")
     record_audit("auth.logout", target=user, actor=user)
-    db.session.commit()
 
 
 def login_operator(
@@ -102,16 +96,13 @@ def login_operator(
     if not _check_password(operator, password) or operator is None or not operator.active:
         login_throttle().failed("operators", address, client.ip)
         record_audit("operator.login_failed", target=("email", address[:64]), actor="anonymous")
-        db.session.commit()
         raise LoginFailed()
     operator.last_login_at = utcnow()
     record_audit("operator.login", target=operator, actor=operator)
     _record, token = start_operator_session(operator, client)
-    db.session.commit()
     return LoginResult(operator, token)
 
 
 def logout_operator(record, operator: Operator) -> None:
     revoke_operator_session(record, reason="logout")
     record_audit("operator.logout", target=operator, actor=operator)
-    db.session.commit()

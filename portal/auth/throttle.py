@@ -15,11 +15,15 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from portal.exceptions import PortalError
+
 log = logging.getLogger("portal.throttle")
 
 
-class LoginThrottled(Exception):
+class LoginThrottled(PortalError):
     """Too many failed attempts for this account or from this address, for now."""
+
+    status = 429
 
     def __init__(self) -> None:
         super().__init__(

@@ -153,5 +153,4 @@ def seed_demo() -> list[DemoAccount]:
     accounts.append(
         DemoAccount("operator console", OPERATOR_EMAIL, DEMO_PASSWORD, "platform operator")
     )
-    db.session.commit()
     return accounts

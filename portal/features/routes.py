@@ -6,13 +6,16 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.features.catalogue import CATALOGUE, Scope
 from portal.features.evaluation import evaluate
-from portal.features.services import FeatureError, switch_feature
+from portal.features.services import switch_feature
 from portal.roles.permissions import Permission
 from portal.roles.policy import requires
 from portal.subscriptions.models import Plan, PlanStatus
+from portal.unit_of_work import attempt
+from portal.web import is_htmx, refused
 
 bp = Blueprint("features_admin", __name__, subdomain="<partner>", url_prefix="/admin/features")
 
@@ -45,19 +48,17 @@ def index() -> str:
 @bp.post("/<key>")
 @requires(Permission.FEATURES_MANAGE)
 def switch(key: str) -> Response | tuple[str, int]:
-    htmx = bool(request.headers.get("HX-Request"))
     if key not in CATALOGUE:
         abort(404)
     try:
-        switch_feature(key, request.form.get("on") == "1")
-    except FeatureError as exc:
-        db.session.rollback()
-        if htmx:
+        with attempt():
+            switch_feature(key, request.form.get("on") == "1")
+    except PortalError as exc:
+        if is_htmx():
+            # The row redrawn as it really is, with the reason beside it.
             return render_template("features/_row.html", **_row_context(key, str(exc))), 409
-        flash(str(exc), "error")
-    else:
-        db.session.commit()
-        if htmx:
-            return render_template("features/_row.html", **_row_context(key)), 200
-        flash(f"{CATALOGUE[key].label} is {'on' if evaluate(key).on else 'off'}.", "info")
+        return refused(exc, url_for("features_admin.index"))
+    if is_htmx():
+        return render_template("features/_row.html", **_row_context(key)), 200
+    flash(f"{CATALOGUE[key].label} is {'on' if evaluate(key).on else 'off'}.", "info")
     return redirect(url_for("features_admin.index"))

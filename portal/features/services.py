@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from portal.audit.services import record_audit
+from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.features.catalogue import CATALOGUE
 from portal.features.evaluation import evaluate, forget_settings
@@ -14,7 +15,7 @@ from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
 
 
-class FeatureError(ValueError):
+class FeatureError(PortalError):
     """A feature change that is refused, with the reason."""
 
 

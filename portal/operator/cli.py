@@ -7,38 +7,22 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from portal.commands import transactional
 from portal.extensions import db
 from portal.features.catalogue import CATALOGUE
 from portal.features.models import Lock
-from portal.features.services import FeatureError, lock_feature
+from portal.features.services import lock_feature
 from portal.operator.services import (
-    PartnerStateError,
+    grant_admin,
     onboard_partner,
     partner_counts,
     reactivate_partner,
     suspend_partner,
 )
+from portal.tenancy.context import partner_by_slug
 from portal.tenancy.models import Partner
 
 partner_cli = AppGroup("partner", help="Onboard, list, suspend and configure partners.")
-
-
-def partner_by_slug(slug: str) -> Partner:
-    """The partner a command names, or a clear command-line error."""
-    partner = db.session.execute(select(Partner).where(Partner.slug == slug)).scalar_one_or_none()
-    if partner is None:
-        raise click.ClickException(f"No partner with the address name {slug!r}.")
-    return partner
-
-
-def _run(action, message: str) -> None:
-    try:
-        action()
-    except (PartnerStateError, FeatureError) as exc:
-        db.session.rollback()
-        raise click.ClickException(str(exc)) from exc
-    db.session.commit()
-    click.echo(message)
 
 
 @partner_cli.command("list")
@@ -60,46 +44,53 @@ def list_partners() -> None:
 @click.option("--admin-email", required=True, help="The first admin, invited by email.")
 @click.option("--theme", default="default", show_default=True)
 @click.option("--color", default="#2563eb", show_default=True)
-def create(slug: str, name: str, admin_email: str, theme: str, color: str) -> None:
+@transactional
+def create(slug: str, name: str, admin_email: str, theme: str, color: str) -> str:
     """Onboard a partner and invite its first admin."""
-    server = current_app.config["SERVER_NAME"]
-    _run(
-        lambda: onboard_partner(
-            None,
-            slug=slug,
-            name=name,
-            admin_email=admin_email,
-            base_theme=theme,
-            primary_color=color,
-        ),
-        f"{name} is live at {slug}.{server}; {admin_email} has been invited.",
+    onboard_partner(
+        None, slug=slug, name=name, admin_email=admin_email, base_theme=theme, primary_color=color
     )
+    server = current_app.config["SERVER_NAME"]
+    return f"{name} is live at {slug}.{server}; {admin_email} has been invited."
 
 
 @partner_cli.command("suspend")
 @click.argument("slug")
 @click.option("--reason", required=True)
-def suspend(slug: str, reason: str) -> None:
+@transactional
+def suspend(slug: str, reason: str) -> str:
     """Suspend a partner: its portal closes and every session ends."""
     partner = partner_by_slug(slug)
-    _run(lambda: suspend_partner(None, partner, reason), f"{partner.name} is suspended.")
+    ended = suspend_partner(None, partner, reason)
+    return f"{partner.name} is suspended; {ended} session(s) ended."
 
 
 @partner_cli.command("reactivate")
 @click.argument("slug")
-def reactivate(slug: str) -> None:
+@transactional
+def reactivate(slug: str) -> str:
+    """Reopen a suspended partner's portal."""
     partner = partner_by_slug(slug)
-    _run(lambda: reactivate_partner(None, partner), f"{partner.name} is active again.")
+    reactivate_partner(None, partner)
+    return f"{partner.name} is active again."
 
 
 @partner_cli.command("lock")
 @click.argument("slug")
 @click.argument("feature", type=click.Choice(sorted(CATALOGUE)))
 @click.argument("lock", type=click.Choice([lock.value for lock in Lock]))
-def lock(slug: str, feature: str, lock: str) -> None:
+@transactional
+def lock(slug: str, feature: str, lock: str) -> str:
     """Lock a feature on or off for a partner, or release the lock (none)."""
     partner = partner_by_slug(slug)
-    _run(
-        lambda: lock_feature(None, partner, feature, Lock(lock)),
-        f"{CATALOGUE[feature].label} for {partner.name}: lock {lock}.",
-    )
+    lock_feature(None, partner, feature, Lock(lock))
+    return f"{CATALOGUE[feature].label} for {partner.name}: lock {lock}."
+
+
+@partner_cli.command("grant-admin")
+@click.argument("slug")
+@click.argument("email")
+@transactional
+def grant_admin_command(slug: str, email: str) -> str:
+    """Give a partner an admin again: an existing user becomes one, or EMAIL is invited."""
+    return grant_admin(None, partner_by_slug(slug), email)

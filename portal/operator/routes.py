@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from portal.auth.guards import public
 from portal.auth.routes import end_login, password_login_page
 from portal.auth.services import login_operator, logout_operator
+from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.features.catalogue import CATALOGUE
 from portal.features.evaluation import evaluate
@@ -17,7 +18,7 @@ from portal.features.models import Lock
 from portal.features.services import FeatureError, lock_feature
 from portal.operator.models import Operator
 from portal.operator.services import (
-    PartnerStateError,
+    grant_admin,
     onboard_partner,
     partner_counts,
     reactivate_partner,
@@ -25,6 +26,9 @@ from portal.operator.services import (
 )
 from portal.tenancy.models import BASE_THEMES, Partner
 from portal.tenancy.scope import partner_scope
+from portal.unit_of_work import attempt
+from portal.users.models import Role, User
+from portal.web import perform
 
 bp = Blueprint("operator", __name__)
 
@@ -55,20 +59,19 @@ def new_partner() -> tuple[str, int] | Response:
     values = request.form
     if request.method == "POST":
         try:
-            partner = onboard_partner(
-                _operator(),
-                slug=values.get("slug", "")[:60],
-                name=values.get("name", "")[:200],
-                admin_email=values.get("admin_email", "")[:300],
-                base_theme=values.get("base_theme", "default"),
-                primary_color=values.get("primary_color", "#2563eb"),
-                accent_color=values.get("accent_color", "#0f172a"),
-            )
-        except PartnerStateError as exc:
-            db.session.rollback()
+            with attempt("That address name was just taken by someone else."):
+                partner = onboard_partner(
+                    _operator(),
+                    slug=values.get("slug", "")[:60],
+                    name=values.get("name", "")[:200],
+                    admin_email=values.get("admin_email", "")[:300],
+                    base_theme=values.get("base_theme", "default"),
+                    primary_color=values.get("primary_color", "#2563eb"),
+                    accent_color=values.get("accent_color", "#0f172a"),
+                )
+        except PortalError as exc:
             error = str(exc)
         else:
-            db.session.commit()
             flash(
                 f"{partner.name} is live at {partner.slug}.{current_app.config['SERVER_NAME']}; "
                 f"its first admin has been invited.",
@@ -83,29 +86,23 @@ def new_partner() -> tuple[str, int] | Response:
 @bp.post("/operator/partners/<int:partner_id>/suspend")
 def suspend(partner_id: int) -> Response:
     partner = db.get_or_404(Partner, partner_id)
-    try:
+
+    def act() -> str:
         ended = suspend_partner(_operator(), partner, request.form.get("reason", ""))
-    except PartnerStateError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-    else:
-        db.session.commit()
-        flash(f"{partner.name} is suspended; {ended} session(s) ended.", "info")
-    return redirect(url_for("operator.index"))
+        return f"{partner.name} is suspended; {ended} session(s) ended."
+
+    return perform(act, back=url_for("operator.index"))
 
 
 @bp.post("/operator/partners/<int:partner_id>/reactivate")
 def reactivate(partner_id: int) -> Response:
     partner = db.get_or_404(Partner, partner_id)
-    try:
+
+    def act() -> str:
         reactivate_partner(_operator(), partner)
-    except PartnerStateError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-    else:
-        db.session.commit()
-        flash(f"{partner.name} is active again.", "info")
-    return redirect(url_for("operator.index"))
+        return f"{partner.name} is active again."
+
+    return perform(act, back=url_for("operator.index"))
 
 
 def _operator() -> Operator:
@@ -117,17 +114,31 @@ def features(partner_id: int) -> str | Response:
     partner = db.get_or_404(Partner, partner_id)
     if request.method == "POST":
         key, value = request.form.get("key", ""), request.form.get("lock", "")
-        try:
+
+        def act() -> str:
             if key not in CATALOGUE or value not in Lock._value2member_map_:
-                raise FeatureError("Choose a feature and a lock.")
+                raise FeatureError("Choose a feature and a lock.", status=422)
             lock_feature(_operator(), partner, key, Lock(value))
-        except FeatureError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
-            flash(f"{CATALOGUE[key].label} for {partner.name}: lock set to {value}.", "info")
-        return redirect(url_for("operator.features", partner_id=partner.id))
+            return f"{CATALOGUE[key].label} for {partner.name}: lock set to {value}."
+
+        return perform(act, back=url_for("operator.features", partner_id=partner.id))
     with partner_scope(partner):
         items = [evaluate(key) for key in CATALOGUE]
     return render_template("operator/features.html", partner=partner, items=items, locks=list(Lock))
+
+
+@bp.route("/operator/partners/<int:partner_id>/admins", methods=["GET", "POST"])
+def admins(partner_id: int) -> str | Response:
+    """A partner's admins, and the way to give it one again when it has none left."""
+    partner = db.get_or_404(Partner, partner_id)
+    if request.method == "POST":
+        email = request.form.get("email", "")[:300]
+        return perform(
+            lambda: grant_admin(_operator(), partner, email),
+            back=url_for("operator.admins", partner_id=partner.id),
+        )
+    with partner_scope(partner):
+        users = db.session.execute(
+            select(User).where(User.role == Role.ADMIN).order_by(User.email)
+        ).scalars()
+        return render_template("operator/admins.html", partner=partner, admins=list(users))

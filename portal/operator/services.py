@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from portal.audit.services import record_audit
 from portal.clock import utcnow
+from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.sessions.models import UserSession
@@ -13,11 +14,17 @@ from portal.sessions.services import revoke_partner_sessions
 from portal.subscriptions.models import HELD_STATES, Subscription
 from portal.tenancy.models import Partner, PartnerStatus, Theme, slug_problem
 from portal.tenancy.scope import partner_scope, unscoped
-from portal.users.models import User
-from portal.users.services import UserError, invite_first_admin
+from portal.unit_of_work import lock_partner
+from portal.users.models import Role, User, UserStatus
+from portal.users.services import (
+    UserError,
+    clean_email,
+    invite_first_admin,
+    resend_invitation,
+)
 
 
-class PartnerStateError(ValueError):
+class PartnerStateError(PortalError):
     """The partner is not in a state where this action makes sense."""
 
 
@@ -87,6 +94,41 @@ def reactivate_partner(operator: Operator | None, partner: Partner) -> None:
     with partner_scope(partner):
         record_audit("partner.reactivate", target=partner, actor=operator)
     record_audit("partner.reactivate", target=partner, actor=operator)
+
+
+def grant_admin(operator: Operator | None, partner: Partner, email: str) -> str:
+    """Give a partner an admin again (recovery); returns what happened, in words.
+
+    An existing user of the partner becomes an admin (reactivated if deactivated; someone who
+    never accepted their invitation gets a new one); an unknown address is invited as admin.
+    """
+    with partner_scope(partner):
+        lock_partner()
+        address = clean_email(email)
+        user = db.session.execute(select(User).where(User.email == address)).scalar_one_or_none()
+        if user is None:
+            invite_first_admin(address, operator=operator)
+            outcome = f"{address} was invited as an admin of {partner.name}."
+        else:
+            before = {"role": user.role.value, "status": user.status.value}
+            user.role, user.is_support = Role.ADMIN, False
+            if user.status == UserStatus.DEACTIVATED:
+                user.status = UserStatus.ACTIVE if user.password_hash else UserStatus.INVITED
+            record_audit(
+                "user.admin_granted",
+                target=user,
+                actor=operator,
+                details={"from": before, "by": "platform operator"},
+            )
+            if user.status == UserStatus.INVITED:
+                resend_invitation(None, user)
+                outcome = f"{address} is an admin of {partner.name}; a new invitation was sent."
+            else:
+                outcome = f"{address} is now an active admin of {partner.name}."
+    record_audit(
+        "partner.admin_granted", target=partner, actor=operator, details={"email": address}
+    )
+    return outcome
 
 
 def partner_counts() -> dict[int, dict[str, int]]:

@@ -6,10 +6,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from portal.extensions import db
+from portal.exceptions import PortalError
 from portal.roles.permissions import DESCRIPTIONS, Permission
 from portal.roles.policy import current_policy, requires
-from portal.roles.services import RoleConfigError, RoleInput, save_roles, save_transitions
+from portal.roles.services import RoleInput, save_roles, save_transitions
+from portal.unit_of_work import attempt
 from portal.users.models import Role
 
 bp = Blueprint("roles_admin", __name__, subdomain="<partner>", url_prefix="/admin/roles")
@@ -43,12 +44,11 @@ def index() -> tuple[str, int] | Response:
     error = None
     if request.method == "POST":
         try:
-            save_roles(_parse_roles(request.form))
-        except RoleConfigError as exc:
-            db.session.rollback()
+            with attempt():
+                save_roles(_parse_roles(request.form))
+        except PortalError as exc:
             error = str(exc)
         else:
-            db.session.commit()
             flash("Roles saved. The change applies to everyone's next request.", "info")
             return redirect(url_for("roles_admin.index"))
     roles = _parse_roles(request.form) if error else None
@@ -71,12 +71,11 @@ def transitions() -> tuple[str, int] | Response:
     if request.method == "POST":
         edges = _parse_edges(request.form)
         try:
-            save_transitions(edges)
-        except RoleConfigError as exc:
-            db.session.rollback()
+            with attempt():
+                save_transitions(edges)
+        except PortalError as exc:
             error = str(exc)
         else:
-            db.session.commit()
             flash("Transitions saved.", "info")
             return redirect(url_for("roles_admin.transitions"))
     return render_template(

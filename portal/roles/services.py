@@ -8,15 +8,17 @@ from flask import g
 from sqlalchemy import delete, func, select
 
 from portal.audit.services import record_audit
+from portal.exceptions import Invalid
 from portal.extensions import db
 from portal.roles.models import RoleSetting, RoleTransition
 from portal.roles.permissions import ADMIN_FLOOR, Permission
 from portal.roles.policy import PartnerPolicy, RoleConfig, current_policy
 from portal.tenancy.context import current_partner
+from portal.unit_of_work import lock_partner
 from portal.users.models import Role, User, UserStatus
 
 
-class RoleConfigError(ValueError):
+class RoleConfigError(Invalid):
     """A role configuration that cannot be saved, with the reason."""
 
 
@@ -66,6 +68,7 @@ def _check(enabled: dict[Role, bool], edges: dict[tuple[Role, Role], Role]) -> N
 
 def save_roles(roles: dict[Role, RoleInput]) -> PartnerPolicy:
     """Replace the enabled flags, labels and permissions of every role."""
+    lock_partner()
     before = current_policy()
     for role, item in roles.items():
         if not 1 <= len(item.label.strip()) <= 40:
@@ -94,6 +97,7 @@ def save_roles(roles: dict[Role, RoleInput]) -> PartnerPolicy:
 
 def save_transitions(edges: dict[tuple[Role, Role], Role]) -> PartnerPolicy:
     """Replace the allowed transitions (from, to) → lowest role that may perform them."""
+    lock_partner()
     before = current_policy()
     if any(frm == to for frm, to in edges):
         raise RoleConfigError("A transition must go from one role to another.")

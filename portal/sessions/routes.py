@@ -26,6 +26,7 @@ from portal.sessions.services import (
 from portal.tenancy.context import current_partner, get_or_404
 from portal.users.models import User
 from portal.users.queries import contains_pattern
+from portal.web import is_htmx
 
 bp = Blueprint("sessions", __name__, subdomain="<partner>", url_prefix="/account/sessions")
 admin_bp = Blueprint(
@@ -35,10 +36,6 @@ admin_bp = Blueprint(
 
 def _me() -> User:
     return current_user._get_current_object()
-
-
-def _is_htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
 
 
 def _reason(default: str) -> str:
@@ -79,14 +76,13 @@ def revoke(session_id: int) -> Response | str:
     record = _own_live_session(session_id)
     current = record.id == g.user_session.id
     revoke_user_session(record, by=_me(), reason="signed out by the user")
-    db.session.commit()
     if current:
         flash("You have signed out.", "info")
         target = url_for("auth.login")
-        if _is_htmx():
+        if is_htmx():
             return Response("", 200, {"HX-Redirect": target})
         return redirect(target)
-    if _is_htmx():
+    if is_htmx():
         return _own_list()
     flash("That device is signed out.", "info")
     return redirect(url_for("sessions.index"))
@@ -99,8 +95,7 @@ def revoke_others() -> Response | str:
     count = revoke_user_sessions(
         _me(), by=_me(), reason="signed out by the user", keep=g.user_session
     )
-    db.session.commit()
-    if _is_htmx():
+    if is_htmx():
         return _own_list()
     flash(f"Signed out {count} other session(s).", "info")
     return redirect(url_for("sessions.index"))
@@ -125,7 +120,7 @@ def admin_index() -> str:
     email = request.args.get("user", "").strip()[:100]
     sort = "oldest" if request.args.get("sort") == "oldest" else "recent"
     sessions = _partner_sessions(email, sort)
-    template = "sessions/_admin_table.html" if _is_htmx() else "sessions/admin.html"
+    template = "sessions/_admin_table.html" if is_htmx() else "sessions/admin.html"
     return render_template(
         template, sessions=sessions, email=email, sort=sort, current=g.user_session
     )
@@ -143,7 +138,6 @@ def revoke_one(session_id: int) -> Response:
         flash(f"Session of {record.user.email} ended.", "info")
     else:
         flash("That session had already ended.", "info")
-    db.session.commit()
     return _back(url_for("sessions_admin.index"))
 
 
@@ -155,7 +149,6 @@ def revoke_user(user_id: int) -> Response:
     count = revoke_user_sessions(
         user, by=_me(), reason=_reason("revoked by an administrator"), keep=keep
     )
-    db.session.commit()
     flash(f"Ended {count} session(s) of {user.email}.", "info")
     return _back(url_for("sessions_admin.index"))
 
@@ -166,7 +159,6 @@ def revoke_all() -> Response:
     count = revoke_partner_sessions(
         by=_me(), reason=_reason("all sessions revoked by an administrator"), keep=g.user_session
     )
-    db.session.commit()
     flash(f"Ended {count} session(s). Everyone else must sign in again.", "info")
     return redirect(url_for("sessions_admin.index"))
 

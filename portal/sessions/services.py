@@ -7,14 +7,16 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, or_, select, update
 
 from portal.audit.services import record_audit
 from portal.clock import utcnow
+from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
 from portal.tenancy.models import AtLimit, Partner, SessionPolicy
+from portal.unit_of_work import before_commit
 from portal.users.models import User, UserStatus
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
@@ -42,7 +44,7 @@ class ClientInfo:
         return self.user_agent[:512] if self.user_agent else None
 
 
-class SessionLimitReached(Exception):
+class SessionLimitReached(PortalError):
     """The user already has the maximum of live sessions and the policy says deny_new."""
 
     def __init__(self, limit: int) -> None:
@@ -52,13 +54,20 @@ class SessionLimitReached(Exception):
         )
 
 
-def live_sessions_query(now: datetime, idle: timedelta) -> Select:
-    """Sessions that still authenticate: not revoked, within lifetime, not idle too long."""
-    return select(UserSession).where(
+def is_live(now: datetime, idle: timedelta) -> ColumnElement[bool]:
+    """The one definition of a session that still authenticates, for lists and every request:
+    not revoked, within its lifetime, and not idle too long (a remembered session outlives
+    idle periods; its lifetime is its only limit)."""
+    return and_(
         UserSession.revoked_at.is_(None),
         UserSession.expires_at > now,
         or_(UserSession.remember.is_(True), UserSession.last_seen_at > now - idle),
     )
+
+
+def live_sessions_query(now: datetime, idle: timedelta) -> Select:
+    """Sessions that still authenticate."""
+    return select(UserSession).where(is_live(now, idle))
 
 
 def live_sessions_of(user: User) -> list[UserSession]:
@@ -129,32 +138,36 @@ def start_user_session(
     return record, token
 
 
-def _touch(model: type, record_id: int, last_seen, now) -> None:
-    """Write last-seen at most once a minute per session, not on every request."""
+def _touch(model: type, record_id: int, last_seen: datetime, now: datetime) -> None:
+    """Write last-seen at most once a minute per session, with the request's own commit.
+
+    Deferred to just before that commit: authentication itself never writes, and on SQLite
+    the write lock is held only for the moment of the commit.
+    """
     if now - last_seen >= LAST_SEEN_RESOLUTION:
-        db.session.execute(update(model).where(model.id == record_id).values(last_seen_at=now))
-        db.session.commit()
+        before_commit(
+            lambda: db.session.execute(
+                update(model).where(model.id == record_id).values(last_seen_at=now)
+            )
+        )
 
 
 def authenticate_user_session(partner: Partner, token: str) -> UserSession | None:
     """The live session for `token` on `partner`'s host, or None.
 
     Checked on every request: the record exists, belongs to this partner (the query is
-    partner-scoped and says so again), is not revoked, not idle or past its lifetime, and its
-    user is active.
+    partner-scoped and says so again), is live (`is_live`), and its user is active.
     """
-    record = db.session.execute(
-        select(UserSession).where(
-            UserSession.token_hash == hash_token(token), UserSession.partner_id == partner.id
-        )
-    ).scalar_one_or_none()
-    if record is None or record.revoked_at is not None:
-        return None
     now = utcnow()
     idle = timedelta(minutes=partner.session_policy.idle_minutes)
-    # A remembered session outlives idle periods; its lifetime is its only limit.
-    if now >= record.expires_at or (not record.remember and now >= record.last_seen_at + idle):
+    found = db.session.execute(
+        select(UserSession, is_live(now, idle).label("live")).where(
+            UserSession.token_hash == hash_token(token), UserSession.partner_id == partner.id
+        )
+    ).one_or_none()
+    if found is None or not found.live:
         return None
+    record = found.UserSession
     user = record.user
     if user.partner_id != partner.id or user.status != UserStatus.ACTIVE:
         return None

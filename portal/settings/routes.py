@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from portal.extensions import db
+from portal.exceptions import PortalError
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy, requires
 from portal.settings.services import SettingsError, update_default_role, update_session_policy
+from portal.unit_of_work import attempt
 from portal.users.models import Role
 
 bp = Blueprint("settings_admin", __name__, subdomain="<partner>", url_prefix="/admin/settings")
@@ -23,12 +24,11 @@ def index() -> tuple[str, int] | Response:
         try:
             if value not in Role._value2member_map_:
                 raise SettingsError("Choose the role new users get.")
-            update_default_role(Role(value))
-        except SettingsError as exc:
-            db.session.rollback()
+            with attempt():
+                update_default_role(Role(value))
+        except PortalError as exc:
             error = str(exc)
         else:
-            db.session.commit()
             flash("Settings saved.", "info")
             return redirect(url_for("settings_admin.index"))
     policy = current_policy()
@@ -63,12 +63,11 @@ def sessions() -> tuple[str, int] | Response:
         values["remember_me_allowed"] = request.form.get("remember_me_allowed") == "1"
         if not errors:
             try:
-                update_session_policy(values)
-            except SettingsError as exc:
-                db.session.rollback()
+                with attempt():
+                    update_session_policy(values)
+            except PortalError as exc:
                 errors["form"] = str(exc)
             else:
-                db.session.commit()
                 flash("Session policy saved. It applies from every user's next request.", "info")
                 return redirect(url_for("settings_admin.sessions"))
     return render_template(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from portal.audit.services import record_audit
+from portal.exceptions import Invalid
 from portal.roles.policy import current_policy
 from portal.tenancy.context import current_partner
 from portal.tenancy.models import SessionPolicy
 from portal.users.models import Role
 
 
-class SettingsError(ValueError):
+class SettingsError(Invalid):
     """A setting that cannot be saved, with the reason."""
 
 

@@ -7,6 +7,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
+from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.features.catalogue import CATALOGUE, PLAN_GATED
 from portal.features.evaluation import feature
@@ -22,18 +23,18 @@ from portal.subscriptions.plans import (
     set_plan_status,
     update_plan,
 )
-from portal.subscriptions.routes import run
 from portal.subscriptions.services import (
     ADMIN_ACTIONS,
     ActorKind,
-    SubscriptionRefused,
     admin_move,
     start_signing,
 )
 from portal.tenancy.context import get_or_404, parse_id, parse_ids
+from portal.unit_of_work import attempt
 from portal.users.models import Role, User
 from portal.users.queries import contains_pattern
 from portal.users.services import RowResult
+from portal.web import perform
 
 plans_bp = Blueprint("plans_admin", __name__, subdomain="<partner>", url_prefix="/admin/plans")
 subs_bp = Blueprint(
@@ -96,17 +97,16 @@ def _plan_form(plan: Plan | None) -> tuple[str, int] | Response:
     values = request.form if request.method == "POST" else None
     if request.method == "POST":
         try:
-            data = _parse_plan(request.form)
-            saved = (
-                create_plan(data, PLAN_GATED)
-                if plan is None
-                else update_plan(plan, data, PLAN_GATED)
-            )
+            with attempt():
+                data = _parse_plan(request.form)
+                saved = (
+                    create_plan(data, PLAN_GATED)
+                    if plan is None
+                    else update_plan(plan, data, PLAN_GATED)
+                )
         except PlanError as exc:
-            db.session.rollback()
             error = exc
         else:
-            db.session.commit()
             flash(f"Plan {saved.name} saved.", "info")
             return redirect(url_for("plans_admin.index"))
     return render_template(
@@ -137,20 +137,24 @@ def edit(plan_id: int) -> tuple[str, int] | Response:
 @requires(Permission.PLANS_MANAGE)
 def archive(plan_id: int) -> Response:
     plan = get_or_404(Plan, plan_id)
-    set_plan_status(plan, PlanStatus.ARCHIVED)
-    db.session.commit()
-    flash(f"{plan.name} is archived: no new subscriptions; existing ones continue.", "info")
-    return redirect(url_for("plans_admin.index"))
+
+    def act() -> str:
+        set_plan_status(plan, PlanStatus.ARCHIVED)
+        return f"{plan.name} is archived: no new subscriptions; existing ones continue."
+
+    return perform(act, back=url_for("plans_admin.index"))
 
 
 @plans_bp.post("/<int:plan_id>/restore")
 @requires(Permission.PLANS_MANAGE)
 def restore(plan_id: int) -> Response:
     plan = get_or_404(Plan, plan_id)
-    set_plan_status(plan, PlanStatus.ACTIVE)
-    db.session.commit()
-    flash(f"{plan.name} is open for subscriptions again.", "info")
-    return redirect(url_for("plans_admin.index"))
+
+    def act() -> str:
+        set_plan_status(plan, PlanStatus.ACTIVE)
+        return f"{plan.name} is open for subscriptions again."
+
+    return perform(act, back=url_for("plans_admin.index"))
 
 
 # --- Subscriptions ---------------------------------------------------------------------------
@@ -211,7 +215,7 @@ def act(sub_id: int, action: str) -> Response:
     back = local_path(
         request.form.get("back"), url_for("subscriptions_admin.index"), prefix="/admin/"
     )
-    return run(lambda: _admin_move(sub, action, reason), back)
+    return perform(lambda: _admin_move(sub, action, reason), back=back)
 
 
 @subs_bp.post("/start")
@@ -227,7 +231,7 @@ def start_for_user() -> Response:
         )
         return f"{user.email} can now review and accept the terms of {plan.name}."
 
-    return run(act_, url_for("users_admin.detail", user_id=user.id))
+    return perform(act_, back=url_for("users_admin.detail", user_id=user.id))
 
 
 @subs_bp.post("/bulk")
@@ -259,11 +263,10 @@ def bulk() -> tuple[str, int]:
             results.append(RowResult(sub_id, "", False, "No such subscription."))
             continue
         try:
-            with db.session.begin_nested():
+            with attempt():
                 message = _admin_move(sub, action, reason)
-        except SubscriptionRefused as exc:
+        except PortalError as exc:
             results.append(RowResult(sub.id, sub.user.email, False, str(exc)))
         else:
             results.append(RowResult(sub.id, sub.user.email, True, message))
-    db.session.commit()
     return render_template("users/_bulk_results.html", results=results, error=None), 200

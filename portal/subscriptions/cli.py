@@ -10,11 +10,12 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from portal.commands import transactional
+from portal.exceptions import NotFound
 from portal.extensions import db
-from portal.operator.cli import partner_by_slug
 from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent, SubscriptionState
-from portal.subscriptions.services import ADMIN_ACTIONS, SubscriptionRefused, admin_move
-from portal.tenancy.context import MAX_ID
+from portal.subscriptions.services import ADMIN_ACTIONS, admin_move
+from portal.tenancy.context import MAX_ID, partner_by_slug
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
 from portal.users.models import User, normalize_email
@@ -38,7 +39,7 @@ def _subscription(partner: Partner, subscription_id: int) -> Subscription:
         )
     ).scalar_one_or_none()
     if sub is None:
-        raise click.ClickException(f"No subscription {subscription_id} in {partner.slug}.")
+        raise NotFound(f"No subscription {subscription_id} in {partner.slug}.")
     return sub
 
 
@@ -46,6 +47,7 @@ def _subscription(partner: Partner, subscription_id: int) -> Subscription:
 @click.argument("slug")
 @click.option("--state", type=click.Choice([s.value for s in SubscriptionState]))
 @click.option("--user", "email", metavar="EMAIL", help="Only this user's subscriptions.")
+@transactional
 def list_subscriptions(slug: str, state: str | None, email: str | None) -> None:
     """A partner's subscriptions, newest first: id, state, plan, user, last change."""
     with partner_scope(partner_by_slug(slug)):
@@ -60,7 +62,7 @@ def list_subscriptions(slug: str, state: str | None, email: str | None) -> None:
         if email:
             user = _user(email)
             if user is None:
-                raise click.ClickException(f"No user {email} in {slug}.")
+                raise NotFound(f"No user {email} in {slug}.")
             query = query.where(Subscription.user_id == user.id)
         rows = db.session.execute(query).all()
         if not rows:
@@ -75,6 +77,7 @@ def list_subscriptions(slug: str, state: str | None, email: str | None) -> None:
 @subscription_cli.command("history")
 @click.argument("slug")
 @click.argument("subscription_id", type=click.IntRange(1, MAX_ID))
+@transactional
 def history(slug: str, subscription_id: int) -> None:
     """Every transition of one subscription, oldest first."""
     with partner_scope(partner_by_slug(slug)) as partner:
@@ -101,19 +104,15 @@ def history(slug: str, subscription_id: int) -> None:
     "--as", "admin_email", required=True, metavar="EMAIL", help="The partner admin acting."
 )
 @click.option("--reason", default="", help="Why (required to suspend).")
-def move(slug: str, subscription_id: int, action: str, admin_email: str, reason: str) -> None:
+@transactional
+def move(slug: str, subscription_id: int, action: str, admin_email: str, reason: str) -> str:
     """Approve, reject, suspend, resume or end one subscription."""
     with partner_scope(partner_by_slug(slug)) as partner:
         admin = _user(admin_email)
         if admin is None:
-            raise click.ClickException(f"No user {admin_email} in {slug}.")
+            raise NotFound(f"No user {admin_email} in {slug}.")
         sub = _subscription(partner, subscription_id)
         if reason.strip():
             reason = f"{reason.strip()} (command line)"
-        try:
-            admin_move(sub, action, actor=admin, reason=reason)
-        except SubscriptionRefused as exc:
-            db.session.rollback()
-            raise click.ClickException(str(exc)) from exc
-        db.session.commit()
-        click.echo(f"Subscription {sub.id} of {sub.user.email} to {sub.plan.name}: {sub.state}.")
+        admin_move(sub, action, actor=admin, reason=reason)
+        return f"Subscription {sub.id} of {sub.user.email} to {sub.plan.name}: {sub.state}."

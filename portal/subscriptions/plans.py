@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import func, select
 
 from portal.audit.services import record_audit
+from portal.exceptions import Invalid
 from portal.extensions import db
 from portal.subscriptions.models import BillingInterval, Plan, PlanStatus
 from portal.users.models import Role
@@ -17,7 +18,7 @@ KEY_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 
 
-class PlanError(ValueError):
+class PlanError(Invalid):
     """Plan input that cannot be saved; `field` names the form field at fault."""
 
     def __init__(self, field: str, message: str) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -12,8 +10,8 @@ from werkzeug.wrappers import Response
 from portal.extensions import db
 from portal.features.evaluation import feature
 from portal.roles.permissions import Permission
-from portal.roles.policy import current_policy, requires
-from portal.subscriptions.models import Plan, PlanStatus, Subscription, SubscriptionEvent
+from portal.roles.policy import requires
+from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent
 from portal.subscriptions.models import SubscriptionState as S
 from portal.subscriptions.services import (
     ActorKind,
@@ -21,51 +19,19 @@ from portal.subscriptions.services import (
     accept_terms,
     held_subscription,
     pending_subscription,
+    plan_offers,
     start_signing,
     transition,
 )
 from portal.tenancy.context import get_or_404
 from portal.users.models import User
+from portal.web import perform
 
 bp = Blueprint("subscription", __name__, subdomain="<partner>", url_prefix="/account/subscription")
 
 
 def _me() -> User:
     return current_user._get_current_object()
-
-
-def run(action: Callable[[], str], back: str) -> Response:
-    """Run one lifecycle action: commit and say so, or roll back and say why (409 for htmx)."""
-    try:
-        message = action()
-    except SubscriptionRefused as exc:
-        db.session.rollback()
-        if request.headers.get("HX-Request"):
-            state = exc.state.value if exc.state else "none"
-            return Response(str(exc), 409, {"X-Subscription-State": state})
-        flash(str(exc), "error")
-    else:
-        db.session.commit()
-        flash(message, "info")
-    return redirect(back)
-
-
-def plan_offers(user: User) -> list[tuple[Plan, str | None]]:
-    """Every active plan, with the reason it is not open to `user` (None when it is)."""
-    label = current_policy().label
-    plans = db.session.execute(
-        select(Plan).where(Plan.status == PlanStatus.ACTIVE).order_by(Plan.position, Plan.name)
-    ).scalars()
-    offers = []
-    for plan in plans:
-        reason = None
-        if not plan.allows(user.role):
-            roles = ", ".join(
-                label(r) for r in user.role.__class__ if r.value in plan.allowed_roles
-            )
-            reason = f"Only for {roles}."
-        offers.append((plan, reason))
-    return offers
 
 
 @bp.get("/")
@@ -109,7 +75,7 @@ def start() -> Response:
         start_signing(_me(), plan, actor=_me(), kind=ActorKind.USER)
         return f"Review the terms of {plan.name} and confirm to subscribe."
 
-    return run(act, url_for(BACK))
+    return perform(act, back=url_for(BACK))
 
 
 @bp.post("/<int:sub_id>/confirm")
@@ -126,7 +92,7 @@ def confirm(sub_id: int) -> Response:
             return f"You are subscribed to {sub.plan.name}."
         return f"Thank you. An administrator will review your request for {sub.plan.name}."
 
-    return run(act, url_for(BACK))
+    return perform(act, back=url_for(BACK))
 
 
 @bp.post("/<int:sub_id>/abandon")
@@ -141,7 +107,7 @@ def abandon(sub_id: int) -> Response:
         )
         return f"You abandoned the subscription to {sub.plan.name}."
 
-    return run(act, url_for(BACK))
+    return perform(act, back=url_for(BACK))
 
 
 @bp.post("/<int:sub_id>/cancel")
@@ -156,4 +122,4 @@ def cancel(sub_id: int) -> Response:
         )
         return f"Your subscription to {sub.plan.name} has ended."
 
-    return run(act, url_for(BACK))
+    return perform(act, back=url_for(BACK))

@@ -15,12 +15,14 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.audit.services import record_audit
 from portal.clock import utcnow
+from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy
 from portal.subscriptions.models import (
     HELD_STATES,
     Plan,
+    PlanStatus,
     Subscription,
     SubscriptionEvent,
     SubscriptionState,
@@ -47,12 +49,17 @@ MOVES: dict[tuple[S | None, S], frozenset[ActorKind]] = {
 }
 
 
-class SubscriptionRefused(Exception):
+class SubscriptionRefused(PortalError):
     """A transition that is not allowed now; `state` is the subscription's current state."""
 
     def __init__(self, message: str, state: S | None = None) -> None:
         super().__init__(message)
         self.state = state
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # htmx callers redraw the subscription in the state it is really in.
+        return {"X-Subscription-State": self.state.value if self.state else "none"}
 
 
 def _check_actor(actor: User | None, kind: ActorKind, owner_id: int) -> None:
@@ -267,19 +274,9 @@ def _unsign_previous(sub: Subscription, actor: User | None, kind: ActorKind) -> 
             Subscription.state.in_(HELD_STATES),
         )
     ).scalar_one_or_none()
-    if previous is None:
-        return
-    frm = previous.state
-    won = db.session.execute(
-        update(Subscription)
-        .where(Subscription.id == previous.id, Subscription.version == previous.version)
-        .values(state=S.UNSIGNED, version=previous.version + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if won != 1:
-        raise SubscriptionRefused("The current plan was changed meanwhile; try again.", S.SIGNING)
-    db.session.refresh(previous)
-    _record(previous, frm, S.UNSIGNED, actor, kind, f"switched to {sub.plan.name}", None)
+    if previous is not None:
+        reason = f"switched to {sub.plan.name}"
+        transition(previous, S.UNSIGNED, actor=actor, kind=kind, reason=reason)
 
 
 def role_change_impact(user: User, new_role: Role) -> Subscription | None:
@@ -309,3 +306,21 @@ def entitlements_of(user: User) -> frozenset[str]:
     if held is None or held.state != S.SIGNED:
         return frozenset()
     return frozenset(held.plan.entitlements)
+
+
+def plan_offers(user: User) -> list[tuple[Plan, str | None]]:
+    """Every active plan, with the reason it is not open to `user` (None when it is)."""
+    label = current_policy().label
+    plans = db.session.execute(
+        select(Plan).where(Plan.status == PlanStatus.ACTIVE).order_by(Plan.position, Plan.name)
+    ).scalars()
+    offers = []
+    for plan in plans:
+        reason = None
+        if not plan.allows(user.role):
+            roles = ", ".join(
+                label(r) for r in user.role.__class__ if r.value in plan.allowed_roles
+            )
+            reason = f"Only for {roles}."
+        offers.append((plan, reason))
+    return offers

@@ -9,9 +9,10 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
 
+from portal.exceptions import NotFound
 from portal.extensions import db
 from portal.tenancy import scope  # noqa: F401  - importing registers the ORM scoping hooks
-from portal.tenancy.models import Partner, TenantOwned, slug_problem
+from portal.tenancy.models import Partner, Site, TenantOwned, slug_problem
 
 M = TypeVar("M", bound=TenantOwned)
 
@@ -74,6 +75,7 @@ def resolve_partner(endpoint: str | None, values: dict[str, Any] | None) -> None
     slug = values.pop("partner")
     if getattr(_view(endpoint), "tenancy_exempt", False):
         return
+    g.partner_slug = slug[:40]  # for log lines, even if the lookup below fails
     if slug_problem(slug) is not None or request.host != request.host.lower():
         abort(404)
     partner = db.session.execute(select(Partner).where(Partner.slug == slug)).scalar_one_or_none()
@@ -83,6 +85,15 @@ def resolve_partner(endpoint: str | None, values: dict[str, Any] | None) -> None
         g.unavailable_partner = partner
         raise PartnerUnavailable()
     g.partner = partner
+    g.site = Site.of(partner)
+
+
+def partner_by_slug(slug: str) -> Partner:
+    """The partner an operator names by its address name (command line), or NotFound."""
+    partner = db.session.execute(select(Partner).where(Partner.slug == slug)).scalar_one_or_none()
+    if partner is None:
+        raise NotFound(f"No partner with the address name {slug!r}.")
+    return partner
 
 
 def add_partner_default(endpoint: str, values: dict[str, Any]) -> None:

@@ -171,3 +171,18 @@ class TenantOwned:
     @declared_attr
     def partner_id(cls) -> Mapped[int]:
         return mapped_column(sa.ForeignKey("partners.id", ondelete="CASCADE"), index=True)
+
+
+@dataclass(frozen=True)
+class Site:
+    """The partner in scope as plain values, captured once: what layouts, error pages and logs
+    read, so that they still work after a failed transaction or with the database gone."""
+
+    partner_id: int
+    slug: str
+    brand_name: str
+    theme: Theme
+
+    @classmethod
+    def of(cls, partner: Partner) -> Site:
+        return cls(partner.id, partner.slug, partner.brand_name, partner.theme)

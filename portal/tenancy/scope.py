@@ -18,7 +18,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql import visitors
 
 from portal.extensions import db
-from portal.tenancy.models import TenantOwned
+from portal.tenancy.models import Site, TenantOwned
 
 if TYPE_CHECKING:
     from portal.tenancy.models import Partner
@@ -49,7 +49,8 @@ def is_unscoped() -> bool:
 PARTNER_CACHES = ("policy", "feature_settings")
 
 
-def _drop_partner_caches() -> None:
+def forget_partner_caches() -> None:
+    """Read the partner's settings afresh on their next use in this request."""
     for name in PARTNER_CACHES:
         g.pop(name, None)
 
@@ -57,16 +58,16 @@ def _drop_partner_caches() -> None:
 @contextmanager
 def partner_scope(partner: Partner) -> Iterator[Partner]:
     """Run a block (CLI, tests, operator actions) as if inside `partner`'s request."""
-    previous = g.get("partner")
+    previous, previous_site = g.get("partner"), g.get("site")
     previous_unscoped = g.get(_UNSCOPED)
-    g.partner = partner
+    g.partner, g.site = partner, Site.of(partner)
     g.pop(_UNSCOPED, None)
-    _drop_partner_caches()
+    forget_partner_caches()
     try:
         yield partner
     finally:
-        _drop_partner_caches()
-        g.partner = previous
+        forget_partner_caches()
+        g.partner, g.site = previous, previous_site
         if previous_unscoped:
             g.setdefault(_UNSCOPED, previous_unscoped)
 

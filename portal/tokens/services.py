@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from portal.clock import utcnow
+from portal.exceptions import NotFound
 from portal.extensions import db
 from portal.sessions.services import hash_token, new_token
 from portal.tokens.models import ActionToken, TokenPurpose
@@ -21,8 +22,11 @@ LIFETIMES = {
 }
 
 
-class TokenInvalid(Exception):
+class TokenInvalid(NotFound):
     """Unknown, expired, used, revoked, or for another partner: all look the same."""
+
+    def __init__(self) -> None:
+        super().__init__("This link is not valid: it may have expired or been used already.")
 
 
 def issue_token(

@@ -62,8 +62,13 @@ class User(UserMixin, TenantOwned, db.Model):
     is_support: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Every ORM write is compare-and-set on it (UPDATE … WHERE version = the one read): two
+    # admins changing one user at once cannot both win (portal/unit_of_work.py).
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     partner: Mapped[Partner] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}
 
     kind = "user"
 

@@ -20,20 +20,21 @@ from werkzeug.wrappers import Response
 
 from portal.account.services import send_password_reset
 from portal.auth.guards import public
-from portal.extensions import db
+from portal.exceptions import PortalError
 from portal.features.evaluation import feature_on
 from portal.roles.permissions import Permission
 from portal.roles.policy import can, current_policy, requires
 from portal.sessions.services import live_sessions_of
-from portal.subscriptions.routes import plan_offers
-from portal.subscriptions.services import held_subscription, pending_subscription
+from portal.subscriptions.services import held_subscription, pending_subscription, plan_offers
 from portal.tenancy.context import get_or_404, parse_ids
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid, peek_token
+from portal.unit_of_work import attempt, expect_version
 from portal.users import services
 from portal.users.forms import AcceptInvitationForm, InviteForm, RoleForm, role_choices
 from portal.users.models import Role, User, UserStatus
 from portal.users.queries import SORTS, UserQuery, search_users
+from portal.web import is_htmx, perform, refused
 
 bp = Blueprint("users_admin", __name__, subdomain="<partner>", url_prefix="/admin/users")
 invitations_bp = Blueprint("invitations", __name__, subdomain="<partner>")
@@ -41,10 +42,6 @@ invitations_bp = Blueprint("invitations", __name__, subdomain="<partner>")
 
 def _actor() -> User:
     return current_user._get_current_object()
-
-
-def _is_htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
 
 
 @bp.get("/")
@@ -63,7 +60,7 @@ def index() -> Response:
     # htmx asks for the table only (search, filters, sorting, pagination).
     template = (
         "users/_table.html"
-        if _is_htmx() and not request.headers.get("HX-Boosted")
+        if is_htmx() and not request.headers.get("HX-Boosted")
         else "users/list.html"
     )
     response = make_response(render_template(template, **context))
@@ -99,54 +96,48 @@ def detail(user_id: int) -> str:
     )
 
 
+def _changed_meanwhile(user: User) -> str:
+    return (
+        f"{user.email} was changed by someone else since you opened this page. "
+        "Look at it again and repeat your change if it still makes sense."
+    )
+
+
 def _act(user_id: int, action: Callable[[User], str]) -> Response:
-    """Run one admin action on a user of this partner: commit, or roll back and explain."""
+    """One admin action on a user of this partner, as they were when the admin looked."""
     user = get_or_404(User, user_id)
-    try:
-        message = action(user)
-    except services.UserError as exc:
-        db.session.rollback()
-        if _is_htmx():
-            return Response(str(exc), 409)
-        flash(str(exc), "error")
-    else:
-        db.session.commit()
-        flash(message, "info")
-    return redirect(url_for("users_admin.detail", user_id=user_id))
+
+    def act() -> str:
+        expect_version(user, request.form.get("version"), _changed_meanwhile(user))
+        return action(user)
+
+    return perform(act, back=url_for("users_admin.detail", user_id=user_id))
 
 
 @bp.post("/<int:user_id>/role")
 @requires(Permission.USERS_EDIT_ROLE)
 def change_role(user_id: int) -> Response:
+    user = get_or_404(User, user_id)
+    back = url_for("users_admin.detail", user_id=user_id)
     value = request.form.get("role", "")
     if value not in Role._value2member_map_:
-        get_or_404(User, user_id)
-        flash("Choose a role.", "error")
-        return redirect(url_for("users_admin.detail", user_id=user_id))
-
-    user = get_or_404(User, user_id)
+        return refused(services.UserError("Choose a role.", status=422), back)
     confirmed = request.form.get("confirm") == "1"
     try:
-        services.change_role(_actor(), user, Role(value), confirm_suspension=confirmed)
+        with attempt(_changed_meanwhile(user)):
+            expect_version(user, request.form.get("version"), _changed_meanwhile(user))
+            services.change_role(_actor(), user, Role(value), confirm_suspension=confirmed)
     except services.NeedsConfirmation as exc:
-        db.session.rollback()
-        if _is_htmx():
-            return Response(str(exc), 409)
-        return make_response(
-            render_template(
-                "users/confirm_role.html", user=user, role=Role(value), message=str(exc)
-            ),
-            409,
+        if is_htmx():
+            return refused(exc, back)
+        page = render_template(
+            "users/confirm_role.html", user=user, role=Role(value), message=str(exc)
         )
-    except services.UserError as exc:
-        db.session.rollback()
-        if _is_htmx():
-            return Response(str(exc), 409)
-        flash(str(exc), "error")
-    else:
-        db.session.commit()
-        flash(f"{user.email} now has the role {current_policy().label(user.role)}.", "info")
-    return redirect(url_for("users_admin.detail", user_id=user_id))
+        return make_response(page, 409)
+    except PortalError as exc:
+        return refused(exc, back)
+    flash(f"{user.email} now has the role {current_policy().label(user.role)}.", "info")
+    return redirect(back)
 
 
 @bp.post("/<int:user_id>/deactivate")
@@ -208,12 +199,11 @@ def revoke_invitation(user_id: int) -> Response:
     user = get_or_404(User, user_id)
     email = user.email
     try:
-        services.revoke_invitation(_actor(), user)
-    except services.UserError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("users_admin.detail", user_id=user_id))
-    db.session.commit()
+        with attempt(_changed_meanwhile(user)):
+            expect_version(user, request.form.get("version"), _changed_meanwhile(user))
+            services.revoke_invitation(_actor(), user)
+    except PortalError as exc:
+        return refused(exc, url_for("users_admin.detail", user_id=user_id))
     flash(f"The invitation of {email} is revoked.", "info")
     return redirect(url_for("users_admin.index"))
 
@@ -229,17 +219,18 @@ def invite() -> tuple[str, int] | Response:
         form.role.data = Role(g.partner.default_role).value
     if form.validate_on_submit():
         try:
-            user = services.invite_user(
-                _actor(), form.email.data, Role(form.role.data), form.display_name.data or ""
-            )
-        except services.UserError as exc:
-            db.session.rollback()
+            with attempt(f"{form.email.data} was just invited by someone else."):
+                user = services.invite_user(
+                    _actor(), form.email.data, Role(form.role.data), form.display_name.data or ""
+                )
+        except PortalError as exc:
             form.email.errors.append(str(exc))
+            status = exc.status
         else:
-            db.session.commit()
             flash(f"Invitation sent to {user.email}.", "info")
             return redirect(url_for("users_admin.detail", user_id=user.id))
-    status = 422 if form.errors else 200
+    else:
+        status = 422 if form.errors else 200
     return render_template("users/invite.html", form=form), status
 
 
@@ -281,8 +272,8 @@ def bulk() -> tuple[str, int]:
             services.reactivate_user(actor, user)
             return f"Now {user.status.value}."
 
-    results = services.bulk_apply(actor, ids, apply)
-    db.session.commit()
+    with attempt():
+        results = services.bulk_apply(actor, ids, apply)
     return render_template("users/_bulk_results.html", results=results, error=None), 200
 
 
@@ -298,16 +289,14 @@ def accept(token: str) -> tuple[str, int] | Response:
         form.display_name.data = invitation.user.display_name
     if form.validate_on_submit():
         try:
-            user = services.accept_invitation(token, form.display_name.data, form.password.data)
+            with attempt():
+                user = services.accept_invitation(token, form.display_name.data, form.password.data)
         except TokenInvalid:
-            db.session.rollback()
             return render_template("users/invitation_invalid.html"), 404
-        except services.UserError as exc:
-            db.session.rollback()
+        except PortalError as exc:
             field = form.display_name if "name" in str(exc) else form.password
             field.errors.append(str(exc))
         else:
-            db.session.commit()
             flash(f"Welcome, {user.label}! Your account is ready. Sign in to continue.", "info")
             return redirect(url_for("auth.login"))
     status = 422 if form.errors else 200

@@ -1,4 +1,11 @@
-"""User mutations; every one writes an audit event."""
+"""User mutations; every one writes an audit event.
+
+The rules that read before they write hold when two admins act at once: each mutation first
+takes the partner's write lock and looks at the acting admin again (their role or status may
+have changed while it waited), counts are read under that lock, and every write to a user row
+is compare-and-set on its version, so a change based on what someone else just changed is
+refused as a Conflict instead of silently overwriting it.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +19,20 @@ from sqlalchemy import func, select
 
 from portal.audit.services import record_audit
 from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
+from portal.exceptions import Forbidden, PortalError
 from portal.extensions import db
 from portal.mail.services import send_email
+from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy
 from portal.sessions.services import revoke_user_sessions
 from portal.subscriptions.services import role_change_impact, suspend_for_role
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid, issue_token, redeem_token, revoke_tokens
+from portal.unit_of_work import lock_partner
 from portal.users.models import Role, User, UserStatus, normalize_email
 
 
-class UserError(ValueError):
+class UserError(PortalError):
     """A user change refused for a reason the person asking can understand."""
 
 
@@ -30,11 +40,11 @@ def plain_name(value: str, *, required: bool) -> str:
     """A trimmed display name without control characters (which PostgreSQL text refuses)."""
     name = " ".join(value.split())
     if required and not name:
-        raise UserError("Enter a name.")
+        raise UserError("Enter a name.", status=422)
     if len(name) > 120:
-        raise UserError("Use at most 120 characters for the name.")
+        raise UserError("Use at most 120 characters for the name.", status=422)
     if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in name):
-        raise UserError("Use letters, digits, spaces and punctuation only in the name.")
+        raise UserError("Use letters, digits, spaces and punctuation only in the name.", status=422)
     return name
 
 
@@ -48,7 +58,7 @@ def clean_email(email: str) -> str:
             test_environment=current_app.config["PORTAL_ENV"] != "production",
         )
     except EmailNotValidError as exc:
-        raise UserError(f"Enter a valid email address ({exc}).") from exc
+        raise UserError(f"Enter a valid email address ({exc}).", status=422) from exc
     return normalize_email(result.normalized)
 
 
@@ -74,7 +84,9 @@ def create_user(
     if email_taken(address):
         raise UserError("A user with this email address already exists.")
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
+        raise UserError(
+            f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
+        )
     user = User(
         email=address,
         display_name=display_name.strip()[:120],
@@ -107,6 +119,16 @@ class RowResult:
     message: str
 
 
+def hold_partner(actor: User | None, permission: Permission | None = None) -> None:
+    """Take the partner's write lock, then check the actor again as they are now."""
+    lock_partner()
+    if actor is None:
+        return
+    db.session.refresh(actor)
+    if permission is not None and not current_policy().allows(actor, permission):
+        raise Forbidden("You do not have permission to do this (any more).")
+
+
 def _active_admins() -> int:
     return db.session.execute(
         select(func.count(User.id)).where(User.role == Role.ADMIN, User.status == UserStatus.ACTIVE)
@@ -128,6 +150,7 @@ def change_role(actor: User, target: User, to: Role, *, confirm_suspension: bool
     When the new role does not allow the user's signed plan, the admin is told first
     (NeedsConfirmation); once confirmed, the subscription is suspended with the reason.
     """
+    hold_partner(actor)
     policy = current_policy()
     problem = policy.transition_problem(actor, target, to)
     if problem:
@@ -149,6 +172,7 @@ def change_role(actor: User, target: User, to: Role, *, confirm_suspension: bool
 
 def deactivate_user(actor: User, target: User) -> int:
     """Deactivate `target` and end all their sessions at once; returns sessions ended."""
+    hold_partner(actor, Permission.USERS_DEACTIVATE)
     if actor.id == target.id:
         raise UserError("You cannot deactivate your own account.")
     if target.status == UserStatus.DEACTIVATED:
@@ -165,6 +189,7 @@ def deactivate_user(actor: User, target: User) -> int:
 
 
 def reactivate_user(actor: User, target: User) -> None:
+    hold_partner(actor, Permission.USERS_DEACTIVATE)
     if target.status != UserStatus.DEACTIVATED:
         raise UserError(f"{target.email} is not deactivated.")
     # Someone who never accepted an invitation goes back to the invitation state.
@@ -174,6 +199,7 @@ def reactivate_user(actor: User, target: User) -> None:
 
 def set_support(actor: User, target: User, enabled: bool) -> None:
     """Grant or remove the support capability."""
+    hold_partner(actor, Permission.USERS_SUPPORT)
     if target.is_support == enabled:
         return
     if enabled and target.role == Role.ADMIN:
@@ -192,8 +218,10 @@ def bulk_apply(
 ) -> list[RowResult]:
     """Apply `action` to each listed user of this partner, each in its own savepoint.
 
-    Ids that are not row ids at all (see `parse_ids`) are reported like missing users.
+    Ids that are not row ids at all (see `parse_ids`) are reported like missing users. The
+    rows are read under the partner's write lock, so each row's rules see the rows before it.
     """
+    hold_partner(actor)
     numbers = [i for i in user_ids if isinstance(i, int)]
     found = {
         u.id: u for u in db.session.execute(select(User).where(User.id.in_(numbers))).scalars()
@@ -219,6 +247,7 @@ def bulk_apply(
 
 def invite_user(actor: User, email: str, role: Role, display_name: str = "") -> User:
     """Create an invited user and email them a single-use link to set their password."""
+    hold_partner(actor, Permission.USERS_INVITE)
     policy = current_policy()
     if not policy.roles[role].enabled:
         raise UserError(f"The role {policy.label(role)} is not enabled.")
@@ -266,6 +295,7 @@ def _pending_invitation(user: User) -> None:
 
 
 def resend_invitation(actor: User | None, user: User) -> None:
+    hold_partner(actor, Permission.USERS_INVITE)
     _pending_invitation(user)
     _send_invitation(actor, user)
     record_audit("invitation.resend", target=user)
@@ -273,6 +303,7 @@ def resend_invitation(actor: User | None, user: User) -> None:
 
 def revoke_invitation(actor: User, user: User) -> None:
     """Withdraw a pending invitation: the link dies and the invited account is removed."""
+    hold_partner(actor, Permission.USERS_INVITE)
     _pending_invitation(user)
     record_audit("invitation.revoke", target=user, details={"email": user.email})
     db.session.delete(user)
@@ -282,7 +313,9 @@ def accept_invitation(token: str, display_name: str, password: str) -> User:
     """Redeem an invitation on its partner's host: set name and password, become active."""
     name = plain_name(display_name, required=True)
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
+        raise UserError(
+            f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
+        )
     record = redeem_token(token, TokenPurpose.INVITE)
     user = record.user
     if user.status != UserStatus.INVITED:

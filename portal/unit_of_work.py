@@ -1,0 +1,133 @@
+"""One request or command = one unit of work: services change the session, one place commits.
+
+- `commit()` is called once per request, by the app after the view returned
+  (`PortalFlask.dispatch_request`), and once per command (`portal/commands.py`). Nothing else
+  commits; an exception that escapes rolls everything back.
+- `attempt()` runs one step whose refusal must undo exactly what it wrote (a savepoint), for
+  views that show a refusal in place and for per-row bulk actions.
+- `lock_partner()` serialises the rules that count across rows (the last active admin, one
+  invitation per address): `SELECT … FOR UPDATE` on the partner's row on PostgreSQL, the
+  database's write lock on SQLite.
+- `expect_version()` refuses a change to a row that moved on since the person looked at it.
+
+A lost race (a unique index, a stale version, SQLite's stale snapshot) becomes a `Conflict`,
+never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import g
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+
+from portal.exceptions import Conflict
+from portal.extensions import db
+from portal.tenancy.models import Partner
+from portal.tenancy.scope import TenantScopeError, forget_partner_caches, scoped_partner_id
+
+log = logging.getLogger("portal.db")
+
+SQLITE_BUSY_SNAPSHOT = 517  # SQLITE_BUSY | (2 << 8): a write on a snapshot that is out of date
+
+
+def is_stale_snapshot(error: BaseException) -> bool:
+    """SQLite refused a write because another writer committed since this transaction read."""
+    orig = getattr(error, "orig", None)
+    return (
+        isinstance(orig, sqlite3.OperationalError)
+        and getattr(orig, "sqlite_errorcode", None) == SQLITE_BUSY_SNAPSHOT
+    )
+
+
+def lost_race(error: BaseException) -> bool:
+    """Whether `error` means another writer got there first."""
+    if isinstance(error, IntegrityError | StaleDataError):
+        return True
+    return isinstance(error, OperationalError) and is_stale_snapshot(error)
+
+
+def before_commit(callback: Callable[[], Any]) -> None:
+    """Run `callback` just before this unit of work commits (deferred, cheap writes)."""
+    g.setdefault("_before_commit", []).append(callback)
+
+
+def commit() -> None:
+    """Commit the unit of work; a lost race at this point is a Conflict."""
+    for callback in g.pop("_before_commit", ()):
+        callback()
+    try:
+        db.session.commit()
+    except (IntegrityError, StaleDataError, OperationalError) as exc:
+        if not lost_race(exc):
+            raise
+        rollback()
+        raise Conflict() from exc
+
+
+def rollback() -> None:
+    """Undo the unit of work. Never raises: the error path calls it."""
+    g.pop("_before_commit", None)
+    try:
+        db.session.rollback()
+    except Exception as exc:  # a dead connection: the pool replaces it on the next checkout
+        log.warning("rollback failed: %s", exc.__class__.__name__)
+
+
+@contextmanager
+def attempt(conflict: str | None = None) -> Iterator[None]:
+    """One step: a refusal raised inside undoes what the step wrote, then propagates.
+
+    The step is flushed before it ends, so a lost race surfaces here as a `Conflict` (with
+    `conflict` as its message) instead of at the final commit.
+    """
+    try:
+        with db.session.begin_nested():
+            yield
+            db.session.flush()
+    except (IntegrityError, StaleDataError, OperationalError) as exc:
+        if not lost_race(exc):
+            raise
+        raise Conflict(conflict) from exc
+
+
+def lock_partner() -> None:
+    """Hold the partner's write lock until this unit of work ends.
+
+    Rules that read several rows before writing (counting admins, looking for an existing
+    address) take it first, so two requests of one partner apply them one after the other.
+    On SQLite the whole database has one writer; taking its lock before the first read gives
+    a snapshot no other writer can overtake.
+    """
+    partner_id = scoped_partner_id()
+    if partner_id is None:
+        raise TenantScopeError("lock_partner() needs a partner in scope")
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update())
+    else:
+        raw = connection.connection.dbapi_connection
+        if isinstance(raw, sqlite3.Connection) and not raw.in_transaction:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Roles, permissions and switches read earlier in this request are read again, as they
+    # are now that no other writer of this partner can change them.
+    forget_partner_caches()
+
+
+def expect_version(row: Any, seen: object, message: str | None = None) -> None:
+    """Refuse with a Conflict when `row` is no longer at the version the person saw.
+
+    `seen` comes from the form (a hidden field) or an `If-Match` header; nothing given means
+    the version loaded by this request, which the write itself checks (compare-and-set).
+    """
+    text = str(seen or "").strip()
+    if not text:
+        return
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or int(text) != row.version:
+        raise Conflict(message)
