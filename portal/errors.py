@@ -135,9 +135,12 @@ def handle_database_down(error: Exception) -> Response:
     return render_error(503)
 
 
-def handle_lost_race(error: Exception) -> Response:
-    """A unique index or a version check refused a write another request made first."""
-    return handle_refusal(Conflict())
+def handle_integrity(error: Exception) -> Response:
+    """A unique key or a version check refused a write another request made first: a
+    Conflict. Any other broken constraint is a bug, answered like every unexpected error."""
+    if unit_of_work.lost_race(error):
+        return handle_refusal(Conflict())
+    return handle_internal(InternalServerError(original_exception=error))
 
 
 def handle_bad_value(error: DataError) -> Response:
@@ -163,5 +166,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(OperationalError, handle_database_down)
     app.register_error_handler(PoolTimeout, handle_database_down)
     app.register_error_handler(DataError, handle_bad_value)
-    app.register_error_handler(IntegrityError, handle_lost_race)
-    app.register_error_handler(StaleDataError, handle_lost_race)
+    app.register_error_handler(IntegrityError, handle_integrity)
+    app.register_error_handler(StaleDataError, handle_integrity)

@@ -35,22 +35,31 @@ from portal.tenancy.scope import TenantScopeError, forget_partner_caches, scoped
 log = logging.getLogger("portal.db")
 
 SQLITE_BUSY_SNAPSHOT = 517  # SQLITE_BUSY | (2 << 8): a write on a snapshot that is out of date
+# Constraints another writer can make us break: a unique key taken, a referenced row removed.
+# A NOT NULL or CHECK violation is a bug in the portal, and goes the way of every 500.
+RACE_SQLSTATES = frozenset({"23505", "23503", "23P01"})  # unique, foreign key, exclusion
+RACE_SQLITE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_CONSTRAINT_UNIQUE,
+        sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY,
+        sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY,
+    }
+)
 
 
-def is_stale_snapshot(error: BaseException) -> bool:
-    """SQLite refused a write because another writer committed since this transaction read."""
-    orig = getattr(error, "orig", None)
-    return (
-        isinstance(orig, sqlite3.OperationalError)
-        and getattr(orig, "sqlite_errorcode", None) == SQLITE_BUSY_SNAPSHOT
-    )
+def _sqlite_code(error: BaseException) -> int | None:
+    return getattr(getattr(error, "orig", None), "sqlite_errorcode", None)
 
 
 def lost_race(error: BaseException) -> bool:
-    """Whether `error` means another writer got there first."""
-    if isinstance(error, IntegrityError | StaleDataError):
+    """Whether `error` means another writer got there first (a Conflict, not a bug)."""
+    if isinstance(error, StaleDataError):
         return True
-    return isinstance(error, OperationalError) and is_stale_snapshot(error)
+    if isinstance(error, IntegrityError):
+        sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+        return sqlstate in RACE_SQLSTATES or _sqlite_code(error) in RACE_SQLITE_CODES
+    # SQLite refused a write because another writer committed since this transaction read.
+    return isinstance(error, OperationalError) and _sqlite_code(error) == SQLITE_BUSY_SNAPSHOT
 
 
 def before_commit(callback: Callable[[], Any]) -> None:

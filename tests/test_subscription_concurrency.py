@@ -1,21 +1,19 @@
 """Two workers race on one subscription: exactly one wins, the other is told, nothing half-done.
 
-Each worker is its own app instance (own engine, own connection) in its own thread. A
-barrier lines them up after both have read the subscription and before either writes, so
-both start from the same state and version: the compare-and-set (or the unique index) must
-decide the race.
+A barrier (tests/racing.py) lines the workers up after both have read the subscription and
+before either writes, so both start from the same state and version: the compare-and-set (or
+the unique index) must decide the race.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from conftest import make_user, rows
 from flask import Flask
-from sqlalchemy import event
+from racing import race, results, skip_unless_racing
 from test_subscriptions import plan
 
 from portal.extensions import db
@@ -30,61 +28,25 @@ from portal.subscriptions.services import (
 )
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
+from portal.unit_of_work import commit, rollback
 from portal.users.models import Role, User
 
-WAIT = 30  # seconds a worker waits at the barrier before the test fails (a hang, not a race)
 
+def race_services(apps: list[Flask], partner_id: int, work: Callable[[], Any]) -> list:
+    """Each worker runs `work` as one unit of work in the partner: ("won", result) or
+    ("refused", the refusal)."""
 
-def race(apps: list[Flask], partner_id: int, work: Callable[[], Any], before_write: str) -> list:
-    """Run `work` in one thread per app; each pauses at the barrier just before `before_write`.
-
-    `before_write` is the first SQL keyword the worker sends that changes data ("UPDATE" or
-    "INSERT"): the barrier sits right there, so both have done every read first. On SQLite a
-    block of writes first takes the database's write lock (BEGIN IMMEDIATE): the barrier sits
-    before that, so both try to take it at once.
-    """
-    barrier = threading.Barrier(len(apps), timeout=WAIT)
-    outcomes: list[Any] = [None] * len(apps)
-
-    def worker(index: int, app: Flask) -> None:
-        with app.app_context():
-            engine = db.engine
-            paused: list[str] = []
-
-            @event.listens_for(engine, "before_cursor_execute")
-            def pause(conn, cursor, statement: str, *args: Any) -> None:
-                keyword = statement.lstrip().upper()
-                if not paused and keyword.startswith((before_write, "BEGIN IMMEDIATE")):
-                    paused.append(statement)
-                    barrier.wait()
-
+    def unit(_index: int) -> tuple[str, Any]:
+        with partner_scope(db.session.get(Partner, partner_id)):
             try:
-                with partner_scope(db.session.get(Partner, partner_id)):
-                    result = work()
-                    db.session.commit()
-                    outcomes[index] = ("won", result)
+                result = work()
+                commit()
             except SubscriptionRefused as exc:
-                db.session.rollback()
-                outcomes[index] = ("refused", exc)
-            except BaseException as exc:  # reported by the test, not lost in the thread
-                barrier.abort()  # the other worker stops waiting at once
-                db.session.rollback()
-                outcomes[index] = ("error", exc)
-            finally:
-                event.remove(engine, "before_cursor_execute", pause)
-                db.session.remove()
+                rollback()
+                return "refused", exc
+            return "won", result
 
-    threads = [threading.Thread(target=worker, args=(i, a)) for i, a in enumerate(apps)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(WAIT * 2)
-    assert not any(t.is_alive() for t in threads), "a worker hung"
-    errors = [o[1] for o in outcomes if o[0] == "error"]
-    if errors:  # the worker's own failure, not the other's broken barrier
-        errors.sort(key=lambda exc: isinstance(exc, threading.BrokenBarrierError))
-        raise errors[0]
-    return outcomes
+    return results(race(apps, unit))
 
 
 @pytest.fixture
@@ -112,21 +74,13 @@ def signed(data: Flask, acme: Partner, acme_admin: User) -> dict:
         }
 
 
-def skip_unless_racing(data: Flask) -> None:
-    """SQLite races for real only with separate connections in WAL mode, as configured."""
-    if db.engine.dialect.name == "sqlite":
-        mode = db.session.connection().exec_driver_sql("PRAGMA journal_mode").scalar()
-        if mode != "wal":
-            pytest.skip(f"SQLite in {mode} journal mode: the second writer would only queue")
-
-
 @pytest.mark.parametrize(
     "to,reason", [(S.SUSPENDED, "chargeback"), (S.UNSIGNED, "ended")], ids=["suspend", "end"]
 )
 def test_two_admins_move_the_same_subscription(
     data: Flask, racers: list[Flask], signed: dict, to: S, reason: str
 ) -> None:
-    skip_unless_racing(data)
+    skip_unless_racing()
     before = len(rows(SubscriptionEvent))
 
     def move() -> S:
@@ -135,7 +89,7 @@ def test_two_admins_move_the_same_subscription(
         assert (sub.state, sub.version) == (S.SIGNED, 2)  # both read the same row
         return transition(sub, to, actor=admin, kind=ActorKind.ADMIN, reason=reason).state
 
-    outcomes = race(racers, signed["partner_id"], move, before_write="UPDATE")
+    outcomes = race_services(racers, signed["partner_id"], move)
     assert sorted(kind for kind, _ in outcomes) == ["refused", "won"], outcomes
     [refusal] = [exc for kind, exc in outcomes if kind == "refused"]
     assert "changed meanwhile" in str(refusal) and refusal.state == to
@@ -147,7 +101,7 @@ def test_two_admins_move_the_same_subscription(
 
 def test_two_starts_for_the_same_user(data: Flask, racers: list[Flask], signed: dict) -> None:
     """Both pass every check in Python; the one-signing-per-user index lets only one in."""
-    skip_unless_racing(data)
+    skip_unless_racing()
     before_subs = {s.id for s in rows(Subscription)}
     before_events = len(rows(SubscriptionEvent))
 
@@ -156,7 +110,7 @@ def test_two_starts_for_the_same_user(data: Flask, racers: list[Flask], signed: 
         other = db.session.get(Plan, signed["plans"]["other"])
         return start_signing(me, other, actor=me, kind=ActorKind.USER).id
 
-    outcomes = race(racers, signed["partner_id"], start, before_write="INSERT")
+    outcomes = race_services(racers, signed["partner_id"], start)
     assert sorted(kind for kind, _ in outcomes) == ["refused", "won"], outcomes
     [refusal] = [exc for kind, exc in outcomes if kind == "refused"]
     assert "already being signed" in str(refusal) and refusal.state == S.SIGNING

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.audit.services import record_audit
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
@@ -74,7 +74,14 @@ def login_with_password(
         record_audit("auth.login_failed", target=("email", address[:64]), actor="anonymous")
         raise LoginFailed()
     record, token = start_user_session(user, client, method=LoginMethod.PASSWORD, remember=remember)
-    user.last_login_at = utcnow()
+    # Bookkeeping, not a change to the account: no new version, so an admin looking at the
+    # user's page meanwhile is not told it changed.
+    db.session.execute(
+        update(User)
+        .where(User.id == user.id)
+        .values(last_login_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     record_audit("auth.login", target=user, actor=user, details={"method": "password"})
     return LoginResult(user, token, record.expires_at if record.remember else None)
 

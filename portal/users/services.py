@@ -62,10 +62,16 @@ def clean_email(email: str) -> str:
     return normalize_email(result.normalized)
 
 
+def user_by_email(email: str) -> User | None:
+    """The current partner's user with this address, if any."""
+    return db.session.execute(
+        select(User).where(User.email == normalize_email(email))
+    ).scalar_one_or_none()
+
+
 def email_taken(email: str) -> bool:
     """Whether the current partner already has a user with this address."""
-    found = db.session.execute(select(User.id).where(User.email == normalize_email(email)))
-    return found.first() is not None
+    return user_by_email(email) is not None
 
 
 def create_user(
@@ -81,8 +87,12 @@ def create_user(
 ) -> User:
     """Create a user in the current partner (the partner comes from the scope, never the input)."""
     address = clean_email(email)
-    if email_taken(address):
-        raise UserError("A user with this email address already exists.")
+    existing = user_by_email(address)
+    if existing is not None:
+        state = (
+            "already invited to" if existing.status == UserStatus.INVITED else "already a user of"
+        )
+        raise UserError(f"{address} is {state} this portal.")
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise UserError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
@@ -255,10 +265,6 @@ def invite_user(actor: User, email: str, role: Role, display_name: str = "") -> 
         raise UserError("You cannot invite someone to a role above your own.")
     display_name = plain_name(display_name, required=False)
     address = clean_email(email)
-    existing = db.session.execute(select(User).where(User.email == address)).scalar_one_or_none()
-    if existing is not None:
-        state = "already invited" if existing.status == UserStatus.INVITED else "already a user"
-        raise UserError(f"{address} is {state} of this portal.")
     user = create_user(
         address, role=role, display_name=display_name, status=UserStatus.INVITED, source="invite"
     )
