@@ -37,6 +37,7 @@ run: seed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # SQLite always; PostgreSQL too when PORTAL_TEST_DATABASE_URL is set (required when
 # PORTAL_REQUIRE_POSTGRES=1, as on CI).

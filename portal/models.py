@@ -4,12 +4,12 @@ from portal.audit.models import ActorType, AuditEvent
 from portal.features.models import FeatureSetting
 from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
-from portal.roles.models import RoleSetting, RoleTransition
+from portal.roles.models import Role, RoleSetting, RoleTransition
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
 from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent, SubscriptionState
 from portal.tenancy.models import Partner, PartnerStatus
 from portal.tokens.models import ActionToken, TokenPurpose
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 
 __all__ = [
     "ActionToken",

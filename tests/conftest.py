@@ -21,9 +21,10 @@ from portal import create_app
 from portal.clock import clock
 from portal.extensions import db
 from portal.features.services import switch_feature
+from portal.roles.models import Role
 from portal.tenancy.models import Partner, Theme
 from portal.tenancy.scope import partner_scope, unscoped
-from portal.users.models import Role, User
+from portal.users.models import User
 from portal.users.services import create_user
 
 pytest_plugins = ["browser"]

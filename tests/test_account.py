@@ -17,12 +17,12 @@ from portal.auth.passwords import verify_password
 from portal.extensions import db
 from portal.features.models import FeatureSetting
 from portal.mail.models import OutboxMessage
-from portal.roles.models import RoleSetting
+from portal.roles.models import Role, RoleSetting
 from portal.sessions.models import UserSession
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
 from portal.tokens.models import ActionToken, TokenPurpose
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 from portal.users.services import clean_email
 
 NEW_PASSWORD = "a-brand-new-passphrase"

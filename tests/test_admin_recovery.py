@@ -16,9 +16,10 @@ from portal.auth.passwords import hash_password
 from portal.extensions import db
 from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
+from portal.roles.models import Role
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import unscoped
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import io
 from conftest import logged_in, make_user, set_feature
 from flask import Flask
 
+from portal.roles.models import Role
 from portal.tenancy.models import Partner
-from portal.users.models import Role, User
+from portal.users.models import User
 
 
 def test_admin_reads_only_their_partners_trail(

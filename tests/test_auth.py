@@ -12,8 +12,8 @@ from portal.auth.passwords import hash_password
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.sessions.models import UserSession
-from portal.sessions.services import hash_token
 from portal.tenancy.models import Partner
+from portal.tokens.generation import hash_token
 from portal.users.models import User, UserStatus
 
 ERROR_RE = re.compile(r'<p class="form-error"[^>]*>([^<]*)</p>')

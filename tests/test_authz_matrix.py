@@ -16,10 +16,11 @@ from werkzeug.routing import IntegerConverter, Rule
 from portal.extensions import db
 from portal.features.catalogue import CATALOGUE, Scope
 from portal.features.evaluation import evaluate
+from portal.roles.models import Role
 from portal.roles.permissions import DEFAULT_PERMISSIONS
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope, unscoped
-from portal.users.models import Role, User
+from portal.users.models import User
 
 ANY_LOGGED_IN_USER = {"home.index", "auth.logout"}
 

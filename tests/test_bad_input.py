@@ -10,12 +10,13 @@ from test_subscriptions import plan
 from werkzeug.routing import IntegerConverter
 
 from portal.extensions import db
+from portal.roles.models import Role
 from portal.subscriptions.models import Plan, Subscription
 from portal.subscriptions.services import ActorKind, accept_terms, start_signing
 from portal.tenancy.context import MAX_ID, parse_id, parse_ids
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 
 HUGE = 10**25
 

@@ -17,13 +17,14 @@ from portal.features.evaluation import decide, evaluate
 from portal.features.models import FeatureSetting, Lock
 from portal.features.services import FeatureError, lock_feature, switch_feature
 from portal.operator.models import Operator
+from portal.roles.models import Role
 from portal.sessions.models import UserSession
 from portal.subscriptions.models import Plan, Subscription
 from portal.subscriptions.models import SubscriptionState as S
 from portal.subscriptions.services import ActorKind, accept_terms, start_signing, transition
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
-from portal.users.models import Role, User
+from portal.users.models import User
 
 PARTNER_FEATURE = Feature("demo", "Demo", "", default=False)
 PLAN_FEATURE = Feature("gated", "Gated", "", default=True, scope=Scope.PLAN)

@@ -6,8 +6,9 @@ import pytest
 from browser import LiveServer, signed_in
 from conftest import PASSWORD, make_user
 
+from portal.roles.models import Role
 from portal.tenancy.models import Partner
-from portal.users.models import Role, User
+from portal.users.models import User
 
 pytestmark = pytest.mark.browser
 

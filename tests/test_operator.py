@@ -14,8 +14,9 @@ from portal.extensions import db
 from portal.features.models import FeatureSetting, Lock
 from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
+from portal.roles.models import Role
 from portal.tenancy.models import Partner, PartnerStatus
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 
 
 @pytest.fixture

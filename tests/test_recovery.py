@@ -15,11 +15,12 @@ from portal.audit.models import AuditEvent
 from portal.auth.passwords import verify_password
 from portal.extensions import db
 from portal.mail.models import OutboxMessage
+from portal.roles.models import Role
 from portal.sessions.models import UserSession
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
 from portal.tokens.models import ActionToken, TokenPurpose
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 
 NEW_PASSWORD = "a-brand-new-passphrase"
 INVALID = "This link is invalid or has expired"

@@ -10,13 +10,13 @@ from flask import Flask
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
-from portal.roles.models import RoleSetting
+from portal.roles.models import Role, RoleSetting
 from portal.roles.permissions import DEFAULT_PERMISSIONS, Permission, default_transitions
 from portal.roles.policy import current_policy
 from portal.roles.services import RoleConfigError, RoleInput, save_roles, save_transitions
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 from portal.users.services import UserError, change_role, deactivate_user
 
 DEFAULT_EDGES = default_transitions()

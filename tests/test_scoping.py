@@ -8,11 +8,12 @@ from flask import Flask
 from werkzeug.exceptions import NotFound
 
 from portal.extensions import db
+from portal.roles.models import Role
 from portal.sessions.models import UserSession
 from portal.tenancy.context import get_or_404
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import TenantScopeError, partner_scope, unscoped
-from portal.users.models import Role, User
+from portal.users.models import User
 
 
 def test_selects_see_only_the_scoped_partner(acme_user: User, globex_user: User) -> None:

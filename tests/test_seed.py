@@ -8,8 +8,9 @@ from flask import Flask
 
 from portal.extensions import db
 from portal.operator.models import Operator
+from portal.roles.models import Role
 from portal.tenancy.models import Partner
-from portal.users.models import Role, User
+from portal.users.models import User
 
 ROLES = ["guest", "basic", "advanced", "company", "admin"]
 

@@ -14,9 +14,10 @@ from portal.auth.passwords import hash_password
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.operator.services import reactivate_partner, suspend_partner
+from portal.roles.models import Role
 from portal.sessions.models import UserSession
 from portal.tenancy.models import Partner, SessionPolicy
-from portal.users.models import Role, User
+from portal.users.models import User
 
 UA_PHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "

@@ -17,6 +17,7 @@ from racing import race, results, skip_unless_racing
 from test_subscriptions import plan
 
 from portal.extensions import db
+from portal.roles.models import Role
 from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent
 from portal.subscriptions.models import SubscriptionState as S
 from portal.subscriptions.services import (
@@ -29,7 +30,7 @@ from portal.subscriptions.services import (
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
 from portal.unit_of_work import commit, rollback
-from portal.users.models import Role, User
+from portal.users.models import User
 
 
 def race_services(apps: list[Flask], partner_id: int, work: Callable[[], Any]) -> list:

@@ -26,6 +26,7 @@ from test_subscriptions import plan
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
+from portal.roles.models import Role
 from portal.subscriptions.models import Plan, PlanStatus, Subscription, SubscriptionEvent
 from portal.subscriptions.models import SubscriptionState as S
 from portal.subscriptions.plans import set_plan_status
@@ -38,7 +39,7 @@ from portal.subscriptions.services import (
 )
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
-from portal.users.models import Role, User
+from portal.users.models import User
 from portal.users.services import UserError, change_role
 
 U, A, SYS = ActorKind.USER, ActorKind.ADMIN, ActorKind.SYSTEM

@@ -11,6 +11,7 @@ from flask import Flask
 
 from portal.extensions import db
 from portal.features.catalogue import PLAN_GATED
+from portal.roles.models import Role
 from portal.subscriptions.models import (
     BillingInterval,
     Plan,
@@ -31,7 +32,7 @@ from portal.subscriptions.services import (
 )
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
-from portal.users.models import Role, User
+from portal.users.models import User
 from portal.users.services import NeedsConfirmation, change_role
 
 

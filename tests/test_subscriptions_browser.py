@@ -9,11 +9,12 @@ from playwright.sync_api import expect
 from test_subscriptions import plan
 
 from portal.extensions import db
+from portal.roles.models import Role
 from portal.subscriptions.models import Subscription
 from portal.subscriptions.models import SubscriptionState as S
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
-from portal.users.models import Role, User
+from portal.users.models import User
 
 pytestmark = pytest.mark.browser
 

@@ -17,8 +17,9 @@ from flask import Flask
 from racing import TRIES, race, results, skip_unless_racing
 
 from portal.audit.models import AuditEvent
+from portal.roles.models import Role
 from portal.tenancy.models import Partner
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 
 HTMX = {"HX-Request": "true"}
 REFUSED = (403, 409)

@@ -11,10 +11,11 @@ from flask import Flask
 
 from portal.audit.models import AuditEvent
 from portal.mail.models import OutboxMessage
+from portal.roles.models import Role
 from portal.sessions.models import UserSession
 from portal.tenancy.models import Partner
 from portal.tokens.models import ActionToken
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 
 LINK_RE = re.compile(r"http://acme\.localhost/invite/[A-Za-z0-9_-]+")
 

@@ -20,6 +20,7 @@ from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_pas
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.mail.services import send_email
+from portal.roles.models import Role
 from portal.sessions.models import UserSession
 from portal.sessions.services import revoke_user_sessions
 from portal.tenancy.context import current_partner
@@ -32,7 +33,7 @@ from portal.tokens.services import (
     redeem_token,
     revoke_tokens,
 )
-from portal.users.models import Role, User, UserStatus, normalize_email
+from portal.users.models import User, UserStatus, normalize_email
 from portal.users.services import UserError, clean_email, create_user
 
 MAX_EMAIL_LENGTH = 254

@@ -2,77 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, g, render_template, request
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from portal.auth.cookies import clear_auth_cookie, set_auth_cookie
 from portal.auth.forms import LoginForm
-from portal.auth.guards import principal_kind, public
-from portal.auth.services import (
-    LoginFailed,
-    LoginResult,
-    login_with_password,
-    logout_user_session,
-)
-from portal.auth.throttle import LoginThrottled
+from portal.auth.guards import public
+from portal.auth.pages import end_login, password_login_page
+from portal.auth.services import login_with_password, logout_user_session
 from portal.features.evaluation import feature_on
-from portal.redirects import local_path
-from portal.sessions.services import ClientInfo, SessionLimitReached
 
 bp = Blueprint("auth", __name__, subdomain="<partner>")
-
-
-def client_info() -> ClientInfo:
-    return ClientInfo(ip=request.remote_addr, user_agent=request.user_agent.string or None)
-
-
-def safe_next(default: str) -> str:
-    """A local path from `?next=`, never another host."""
-    return local_path(request.args.get("next", ""), default)
-
-
-LOGIN_REFUSALS: dict[type[Exception], int] = {
-    LoginFailed: 422,
-    LoginThrottled: 429,
-    SessionLimitReached: 409,
-}
-
-
-def password_login_page(
-    *, kind: str, home: str, template: str, login: Callable[..., LoginResult]
-) -> tuple[str, int] | Response:
-    """The login page shared by partner users and operators; only the account lookup differs."""
-    if principal_kind() == kind:
-        return redirect(safe_next(url_for(home)))
-    form = LoginForm()
-    error, status = None, 200
-    if form.validate_on_submit():
-        try:
-            result = login(
-                form.email.data, form.password.data, client_info(), remember=form.remember.data
-            )
-        except tuple(LOGIN_REFUSALS) as exc:
-            error, status = str(exc), LOGIN_REFUSALS[type(exc)]
-        else:
-            session.clear()  # a fresh CSRF secret for the new login, nothing carried over
-            response = redirect(safe_next(url_for(home)))
-            set_auth_cookie(response, result.token, expires=result.remember_until)
-            return response
-    elif form.errors:
-        status = 422
-    return render_template(template, form=form, error=error), status
-
-
-def end_login(logout: Callable[[], None], login_endpoint: str) -> Response:
-    logout()
-    session.clear()
-    flash("You have signed out.", "info")
-    response = redirect(url_for(login_endpoint))
-    clear_auth_cookie(response)
-    return response
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -11,11 +11,11 @@ from portal.auth.passwords import hash_password
 from portal.extensions import db
 from portal.features.catalogue import PLAN_GATED
 from portal.operator.models import Operator
+from portal.roles.models import Role
 from portal.subscriptions.models import BillingInterval, Plan
 from portal.subscriptions.plans import PlanInput, create_plan
 from portal.tenancy.models import Partner, Theme
 from portal.tenancy.scope import partner_scope
-from portal.users.models import Role
 from portal.users.services import create_user, email_taken
 
 DEMO_PASSWORD = "portal-demo-2026"

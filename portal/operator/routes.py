@@ -8,7 +8,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from portal.auth.guards import public
-from portal.auth.routes import end_login, password_login_page
+from portal.auth.pages import end_login, password_login_page
 from portal.auth.services import login_operator, logout_operator
 from portal.exceptions import PortalError
 from portal.extensions import db
@@ -24,10 +24,11 @@ from portal.operator.services import (
     reactivate_partner,
     suspend_partner,
 )
+from portal.roles.models import Role
 from portal.tenancy.models import BASE_THEMES, Partner
 from portal.tenancy.scope import partner_scope
 from portal.unit_of_work import attempt
-from portal.users.models import Role, User
+from portal.users.models import User
 from portal.web import perform
 
 bp = Blueprint("operator", __name__)

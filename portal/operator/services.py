@@ -9,13 +9,14 @@ from portal.clock import utcnow
 from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.operator.models import Operator
+from portal.roles.models import Role
 from portal.sessions.models import UserSession
 from portal.sessions.services import revoke_partner_sessions
 from portal.subscriptions.models import HELD_STATES, Subscription
 from portal.tenancy.models import Partner, PartnerStatus, Theme, slug_problem
 from portal.tenancy.scope import partner_scope, unscoped
 from portal.unit_of_work import lock_partner
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 from portal.users.services import (
     UserError,
     clean_email,

@@ -1,13 +1,28 @@
-"""Per-partner role configuration: enabled roles, labels, permissions, allowed transitions."""
+"""Roles, and each partner's configuration of them: enabled, labels, permissions, transitions."""
 
 from __future__ import annotations
+
+import enum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db, str_enum
 from portal.tenancy.models import TenantOwned
-from portal.users.models import Role
+
+
+class Role(enum.StrEnum):
+    """Role types, declared lowest to highest."""
+
+    GUEST = "guest"
+    BASIC = "basic"
+    ADVANCED = "advanced"
+    COMPANY = "company"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
 
 
 class RoleSetting(TenantOwned, db.Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import itertools
 
-from portal.users.models import Role
+from portal.roles.models import Role
 
 
 class Permission(enum.StrEnum):

@@ -12,14 +12,14 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.roles.models import RoleSetting, RoleTransition
+from portal.roles.models import Role, RoleSetting, RoleTransition
 from portal.roles.permissions import (
     DEFAULT_LABELS,
     DEFAULT_PERMISSIONS,
     Permission,
     default_transitions,
 )
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from portal.exceptions import PortalError
+from portal.roles.models import Role
 from portal.roles.permissions import DESCRIPTIONS, Permission
 from portal.roles.policy import current_policy, requires
 from portal.roles.services import RoleInput, save_roles, save_transitions
 from portal.unit_of_work import attempt
-from portal.users.models import Role
 
 bp = Blueprint("roles_admin", __name__, subdomain="<partner>", url_prefix="/admin/roles")
 

@@ -10,12 +10,12 @@ from sqlalchemy import delete, func, select
 from portal.audit.services import record_audit
 from portal.exceptions import Invalid
 from portal.extensions import db
-from portal.roles.models import RoleSetting, RoleTransition
+from portal.roles.models import Role, RoleSetting, RoleTransition
 from portal.roles.permissions import ADMIN_FLOOR, Permission
 from portal.roles.policy import PartnerPolicy, RoleConfig, current_policy
 from portal.tenancy.context import current_partner
 from portal.unit_of_work import lock_partner
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 
 
 class RoleConfigError(Invalid):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,20 +14,13 @@ from portal.extensions import db
 from portal.operator.models import Operator
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
 from portal.tenancy.models import AtLimit, Partner, SessionPolicy
+from portal.tokens.generation import hash_token, new_token
 from portal.unit_of_work import before_commit
 from portal.users.models import User, UserStatus
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 OPERATOR_IDLE = timedelta(minutes=30)
 OPERATOR_LIFETIME = timedelta(hours=12)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)  # 256 bits
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from werkzeug.wrappers import Response
 
 from portal.exceptions import PortalError
+from portal.roles.models import Role
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy, requires
 from portal.settings.services import SettingsError, update_default_role, update_session_policy
 from portal.unit_of_work import attempt
-from portal.users.models import Role
 
 bp = Blueprint("settings_admin", __name__, subdomain="<partner>", url_prefix="/admin/settings")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from portal.audit.services import record_audit
 from portal.exceptions import Invalid
+from portal.roles.models import Role
 from portal.roles.policy import current_policy
 from portal.tenancy.context import current_partner
 from portal.tenancy.models import SessionPolicy
-from portal.users.models import Role
 
 
 class SettingsError(Invalid):

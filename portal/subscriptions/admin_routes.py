@@ -12,6 +12,7 @@ from portal.extensions import db
 from portal.features.catalogue import CATALOGUE, PLAN_GATED
 from portal.features.evaluation import feature
 from portal.redirects import local_path
+from portal.roles.models import Role
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy, requires
 from portal.subscriptions.models import BillingInterval, Plan, PlanStatus, Subscription
@@ -31,7 +32,7 @@ from portal.subscriptions.services import (
 )
 from portal.tenancy.context import get_or_404, parse_id, parse_ids
 from portal.unit_of_work import attempt
-from portal.users.models import Role, User
+from portal.users.models import User
 from portal.users.queries import contains_pattern
 from portal.users.services import RowResult
 from portal.web import perform

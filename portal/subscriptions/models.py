@@ -10,8 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.clock import utcnow
 from portal.extensions import db, str_enum
+from portal.roles.models import Role
 from portal.tenancy.models import TenantOwned
-from portal.users.models import Role, User
+from portal.users.models import User
 
 
 class PlanStatus(enum.StrEnum):

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from portal.audit.services import record_audit
 from portal.exceptions import Invalid
 from portal.extensions import db
+from portal.roles.models import Role
 from portal.subscriptions.models import BillingInterval, Plan, PlanStatus
-from portal.users.models import Role
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,39}$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")

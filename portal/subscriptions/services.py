@@ -17,6 +17,7 @@ from portal.audit.services import record_audit
 from portal.clock import utcnow
 from portal.exceptions import PortalError
 from portal.extensions import db
+from portal.roles.models import Role
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy
 from portal.subscriptions.models import (
@@ -27,7 +28,7 @@ from portal.subscriptions.models import (
     SubscriptionEvent,
     SubscriptionState,
 )
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 
 S = SubscriptionState
 

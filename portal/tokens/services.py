@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from portal.clock import utcnow
 from portal.exceptions import NotFound
 from portal.extensions import db
-from portal.sessions.services import hash_token, new_token
+from portal.tokens.generation import hash_token, new_token
 from portal.tokens.models import ActionToken, TokenPurpose
 from portal.users.models import User
 

@@ -7,7 +7,7 @@ from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from portal.auth.passwords import MIN_PASSWORD_LENGTH
-from portal.users.models import Role
+from portal.roles.models import Role
 
 
 def role_choices(roles: list[Role], label) -> list[tuple[str, str]]:

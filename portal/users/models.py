@@ -11,21 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.clock import utcnow
 from portal.extensions import db, str_enum
+from portal.roles.models import Role
 from portal.tenancy.models import Partner, TenantOwned
-
-
-class Role(enum.StrEnum):
-    """Role types, declared lowest to highest."""
-
-    GUEST = "guest"
-    BASIC = "basic"
-    ADVANCED = "advanced"
-    COMPANY = "company"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        return list(Role).index(self)
 
 
 class UserStatus(enum.StrEnum):

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import Select, func, or_, select
 
 from portal.extensions import db
-from portal.users.models import Role, User, UserStatus
+from portal.roles.models import Role
+from portal.users.models import User, UserStatus
 
 SORTS = {
     "email": User.email,

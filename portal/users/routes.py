@@ -22,6 +22,7 @@ from portal.account.services import send_password_reset
 from portal.auth.guards import public
 from portal.exceptions import PortalError
 from portal.features.evaluation import feature_on
+from portal.roles.models import Role
 from portal.roles.permissions import Permission
 from portal.roles.policy import can, current_policy, requires
 from portal.sessions.services import live_sessions_of
@@ -32,7 +33,7 @@ from portal.tokens.services import TokenInvalid, peek_token
 from portal.unit_of_work import attempt, expect_version
 from portal.users import services
 from portal.users.forms import AcceptInvitationForm, InviteForm, RoleForm, role_choices
-from portal.users.models import Role, User, UserStatus
+from portal.users.models import User, UserStatus
 from portal.users.queries import SORTS, UserQuery, search_users
 from portal.web import is_htmx, perform, refused
 

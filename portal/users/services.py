@@ -22,6 +22,7 @@ from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from portal.exceptions import Forbidden, PortalError
 from portal.extensions import db
 from portal.mail.services import send_email
+from portal.roles.models import Role
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy
 from portal.sessions.services import revoke_user_sessions
@@ -29,7 +30,7 @@ from portal.subscriptions.services import role_change_impact, suspend_for_role
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid, issue_token, redeem_token, revoke_tokens
 from portal.unit_of_work import lock_partner
-from portal.users.models import Role, User, UserStatus, normalize_email
+from portal.users.models import User, UserStatus, normalize_email
 
 
 class UserError(PortalError):
