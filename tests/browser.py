@@ -78,7 +78,7 @@ def declining_dialogs(page: Any) -> list[str]:
 
 @pytest.fixture
 def live_server(make_app: Any, data: Flask) -> Iterator[LiveServer]:
-    with LiveServer(make_app()) as server:
+    with LiveServer(make_app(fresh=True)) as server:
         yield server
 
 

@@ -52,12 +52,14 @@ APP_GRANTS = (
 )
 
 
-def _postgres_database() -> Iterator[tuple[str, str]]:
-    """A throw-away database: (owner URL for migrations, app URL), as in production.
+def _postgres_database() -> Iterator[tuple[str, str, str]]:
+    """A throw-away database: (owner URL for migrations, app URL, URL to empty it between tests).
 
     Both roles are ordinary (not superuser, not BYPASSRLS). The owner runs the migrations; the
     app connects as another role with only SELECT, INSERT, UPDATE and DELETE, so it can neither
-    bypass nor switch off row-level security, and every PostgreSQL test runs under it.
+    bypass nor switch off row-level security, and every PostgreSQL test runs under it. Only the
+    suite's own clean-up between tests connects as the server's superuser, which row-level
+    security does not hold, so a DELETE empties every partner's rows.
     """
     base = os.environ.get("PORTAL_TEST_DATABASE_URL")
     if not base:
@@ -71,6 +73,9 @@ def _postgres_database() -> Iterator[tuple[str, str]]:
             for role in (owner, app_role):
                 conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
             conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{owner}"'))
+            # A crash may lose a test database's last commits; nothing else changes, and
+            # every commit stops waiting for the disk.
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     except sa.exc.OperationalError as exc:
         pytest.exit(f"PostgreSQL at {url.render_as_string()} is unreachable: {exc}", returncode=4)
 
@@ -79,8 +84,9 @@ def _postgres_database() -> Iterator[tuple[str, str]]:
             hide_password=False
         )
 
+    superuser = url.set(database=name).render_as_string(hide_password=False)
     try:
-        yield as_role(owner), as_role(app_role)
+        yield as_role(owner), as_role(app_role), superuser
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -98,7 +104,7 @@ def _migrate(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def owner_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[sa.Engine, str]]:
-    """The migrated database: an engine as its owner (migrations, wiping) and the app's URL."""
+    """The migrated database: an engine that empties it between tests, and the app's URL."""
     if _backend() == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'portal.sqlite3'}"
         _migrate(url)
@@ -107,13 +113,15 @@ def owner_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[sa.
         engine.dispose()
         return
     databases = _postgres_database()
-    owner_url, app_url = next(databases)
+    owner_url, app_url, superuser_url = next(databases)
     _migrate(owner_url)
-    engine = sa.create_engine(owner_url)
-    with engine.begin() as conn:
+    owner = sa.create_engine(owner_url)
+    with owner.begin() as conn:
         role = sa.engine.make_url(app_url).username
         for grant in APP_GRANTS:
             conn.execute(sa.text(grant.format(role=f'"{role}"')))
+    owner.dispose()
+    engine = sa.create_engine(superuser_url)
     yield engine, app_url
     engine.dispose()
     next(databases, None)
@@ -137,20 +145,76 @@ def _config(url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def make_app(database_url: str) -> Iterator[Any]:
-    """Build extra app instances on the same database (a second worker, a live server)."""
-    apps: list[Flask] = []
+class AppPool:
+    """App instances kept for the whole run, handed out afresh to every test.
 
-    def build(**extra: Any) -> Flask:
-        app = create_app(_config(database_url, **extra))
-        apps.append(app)
+    Building an app (its URL map, its Jinja environment compiling every template it renders)
+    costs more than most tests; so instances are reused across tests, keyed by their config.
+    Within one test every instance is distinct, so "another process" really is another
+    instance with its own engine and connections. Per-test state an instance keeps (the
+    in-memory throttle counts) is reset when it is handed out again.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.idle: dict[tuple, list[Flask]] = {}
+        self.lent: list[tuple[tuple, Flask]] = []
+        self.fresh: list[Flask] = []
+        self.configs: dict[int, dict[str, Any]] = {}
+
+    def get(self, *, fresh: bool = False, **extra: Any) -> Flask:
+        if fresh:  # the test changes the app itself (adds routes, rewrites its config)
+            app = create_app(_config(self.database_url, **extra))
+            self.fresh.append(app)
+            return app
+        key = tuple(sorted((k, repr(v)) for k, v in extra.items()))
+        idle = self.idle.setdefault(key, [])
+        if idle:
+            app = idle.pop()
+        else:
+            app = create_app(_config(self.database_url, **extra))
+            self.configs[id(app)] = dict(app.config)
+        app.extensions["portal_login_throttle"].reset()
+        self.lent.append((key, app))
         return app
 
-    yield build
-    for app in apps:
-        with app.app_context():
-            db.engine.dispose()
+    def give_back(self) -> None:
+        for key, app in self.lent:
+            if dict(app.config) != self.configs[id(app)]:
+                self.configs.pop(id(app))
+                _dispose(app)
+                pytest.fail("a test changed a shared app's config: use make_app(fresh=True)")
+            self.idle[key].append(app)
+        self.lent.clear()
+        for app in self.fresh:
+            _dispose(app)
+        self.fresh.clear()
+
+    def close(self) -> None:
+        self.give_back()
+        for apps in self.idle.values():
+            for app in apps:
+                _dispose(app)
+
+
+def _dispose(app: Flask) -> None:
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app_pool(database_url: str) -> Iterator[AppPool]:
+    pool = AppPool(database_url)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def make_app(app_pool: AppPool) -> Iterator[Any]:
+    """App instances on the test database (a second worker, a live server); `fresh=True` for
+    one the test may change."""
+    yield app_pool.get
+    app_pool.give_back()
 
 
 @pytest.fixture
@@ -174,14 +238,10 @@ def app(data: Flask, make_app: Any) -> Flask:
 
 
 def _wipe(engine: sa.Engine) -> None:
-    """Empty every table as the owner (the app's role may not TRUNCATE)."""
-    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    """Empty every table, children first (a DELETE of a few rows is far quicker than TRUNCATE)."""
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(sa.text(f"DELETE FROM {table}"))
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
 
 
 @pytest.fixture(autouse=True)
@@ -294,11 +354,11 @@ def across_partners() -> Iterator[None]:
 
 
 def rows(model: type, **filters: Any) -> list[Any]:
-    """Every row of `model` across partners, for assertions on what is stored."""
+    """Every row of `model` across partners, oldest first, for assertions on what is stored."""
     db.session.flush()  # pending rows belong to the scope they were made in
     db.session.expire_all()
     with across_partners():
-        stmt = sa.select(model).filter_by(**filters)
+        stmt = sa.select(model).filter_by(**filters).order_by(*sa.inspect(model).primary_key)
         return list(db.session.execute(stmt).scalars())
 
 

@@ -111,7 +111,9 @@ def test_a_lost_race_on_a_unique_key_is_a_conflict_not_a_500(
 def test_database_outage_pages_carry_the_request_id(
     make_app, data: Flask, tmp_path, log_lines
 ) -> None:
-    down = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/db.sqlite3")
+    down = make_app(
+        fresh=True, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/db.sqlite3"
+    )
     page = host_client(down, "acme").get("/login", headers={"X-Request-ID": "trace-outage-1"})
     assert page.status_code == 503
     assert page.headers["X-Request-ID"] == "trace-outage-1"

@@ -21,7 +21,9 @@ def test_healthz_and_readyz_answer_on_every_host(app: Flask, acme: Partner, slug
 def test_readyz_and_pages_answer_503_while_the_database_is_down(
     make_app, data: Flask, tmp_path
 ) -> None:
-    down = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/db.sqlite3")
+    down = make_app(
+        fresh=True, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/db.sqlite3"
+    )
     root = host_client(down, None)
     assert root.get("/healthz").status_code == 200
     ready = root.get("/readyz")
@@ -61,7 +63,7 @@ def test_a_value_the_database_refuses_is_a_clear_400(make_app, data) -> None:
 
     from portal.auth.guards import public
 
-    app = make_app()
+    app = make_app(fresh=True)
 
     @public
     def refused():

@@ -25,7 +25,7 @@ def test_models_and_migrations_agree(data: Flask) -> None:
 
 
 def test_upgrading_keeps_existing_rows(make_app, tmp_path) -> None:
-    app = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/old.sqlite3")
+    app = make_app(fresh=True, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/old.sqlite3")
     with app.app_context():
         upgrade(directory=MIGRATIONS, revision="0001_foundation")
         with db.engine.begin() as conn:

@@ -49,8 +49,8 @@ def test_seed_creates_the_demo_accounts_and_is_idempotent(app: Flask, data: Flas
     )
 
 
-def test_seed_refuses_in_production(data: Flask) -> None:
-    data.config["PORTAL_ENV"] = "production"
+def test_seed_refuses_in_production(data: Flask, monkeypatch) -> None:
+    monkeypatch.setitem(data.config, "PORTAL_ENV", "production")
     result = data.test_cli_runner().invoke(args=["seed-demo"])
     assert result.exit_code != 0
     assert "refuses to run with PORTAL_ENV=production" in result.output

@@ -78,8 +78,8 @@ def test_redis_storage_holds_the_limit_across_two_app_instances(
     make_app, data: Flask, acme_user: User, redis_url: str
 ) -> None:
     prefix = f"portal-test-{secrets.token_hex(4)}"
-    first = make_app(RATELIMIT_STORAGE_URL=redis_url, RATELIMIT_KEY_PREFIX=prefix)
-    second = make_app(RATELIMIT_STORAGE_URL=redis_url, RATELIMIT_KEY_PREFIX=prefix)
+    first = make_app(fresh=True, RATELIMIT_STORAGE_URL=redis_url, RATELIMIT_KEY_PREFIX=prefix)
+    second = make_app(fresh=True, RATELIMIT_STORAGE_URL=redis_url, RATELIMIT_KEY_PREFIX=prefix)
     try:
         assert fail(first, "acme", acme_user.email, 3) == [422] * 3
         assert fail(second, "acme", acme_user.email, 2) == [422] * 2
