@@ -104,7 +104,7 @@ def _changed_meanwhile(user: User) -> str:
     )
 
 
-def _act(user_id: int, action: Callable[[User], str]) -> Response:
+def _user_action(user_id: int, action: Callable[[User], str]) -> Response:
     """One admin action on a user of this partner, as they were when the admin looked."""
     user = get_or_404(User, user_id)
 
@@ -148,7 +148,7 @@ def deactivate(user_id: int) -> Response:
         ended = services.deactivate_user(_actor(), user)
         return f"{user.email} is deactivated; {ended} session(s) ended."
 
-    return _act(user_id, act)
+    return _user_action(user_id, act)
 
 
 @bp.post("/<int:user_id>/reactivate")
@@ -158,7 +158,7 @@ def reactivate(user_id: int) -> Response:
         services.reactivate_user(_actor(), user)
         return f"{user.email} is {user.status.value} again."
 
-    return _act(user_id, act)
+    return _user_action(user_id, act)
 
 
 @bp.post("/<int:user_id>/password-reset")
@@ -168,7 +168,7 @@ def password_reset(user_id: int) -> Response:
         send_password_reset(user, by=_actor())
         return f"A password reset link was sent to {user.email}. It works once, for an hour."
 
-    return _act(user_id, act)
+    return _user_action(user_id, act)
 
 
 @bp.post("/<int:user_id>/support")
@@ -181,7 +181,7 @@ def support(user_id: int) -> Response:
         verb = "is now a support agent" if enabled else "is no longer a support agent"
         return f"{user.email} {verb}."
 
-    return _act(user_id, act)
+    return _user_action(user_id, act)
 
 
 @bp.post("/<int:user_id>/invitation/resend")
@@ -191,7 +191,7 @@ def resend_invitation(user_id: int) -> Response:
         services.resend_invitation(_actor(), user)
         return f"A new invitation link was sent to {user.email}; the old one no longer works."
 
-    return _act(user_id, act)
+    return _user_action(user_id, act)
 
 
 @bp.post("/<int:user_id>/invitation/revoke")
