@@ -6,6 +6,7 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from portal.database import unbounded
 from portal.tenancy.scope import unscoped
 
 config = context.config
@@ -40,7 +41,8 @@ def run_migrations_online() -> None:
 
     conf_args = dict(migrate_ext.configure_args)
     conf_args.setdefault("process_revision_directives", skip_empty_autogenerate)
-    with engine.connect() as connection:
+    # Without the app's statement limits: an index on a big table may rightly take minutes.
+    with engine.connect() as connection, unbounded(connection):
         if connection.dialect.name == "sqlite":
             # Batch mode copies tables; with foreign keys on, dropping the old copy of a parent
             # table would cascade-delete its children. Checked again after the migration.

@@ -10,6 +10,7 @@ from werkzeug.routing import IntegerConverter, Map
 
 from portal import (
     cli,
+    database,
     errors,
     models,  # noqa: F401  - registers every model before the first query
     observability,
@@ -89,6 +90,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
     db.init_app(app)
+    database.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     observability.init_app(app)

@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from portal.database import engine_options
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
@@ -18,6 +20,18 @@ class ConfigError(RuntimeError):
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(f"PORTAL_{name}")
     return value if value not in (None, "") else default
+
+
+def _seconds(name: str, default: float, minimum: float = 0.001) -> float:
+    """A duration in seconds from `PORTAL_<name>`; a value that is not one stops start-up."""
+    raw = _env(name)
+    try:
+        value = default if raw is None else float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"PORTAL_{name} must be a number of seconds, at least {minimum:g}")
+    return value
 
 
 def _dev_secret_key() -> str:
@@ -71,7 +85,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # The root domain and every <slug>. subdomain; anything else is refused with 400.
         "TRUSTED_HOSTS": [host_only, "." + host_only],
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # libpq's connect_timeout is whole seconds, at least 2.
+        "DATABASE_CONNECT_TIMEOUT": _seconds("DATABASE_CONNECT_TIMEOUT", 2, minimum=2),
+        "DATABASE_STATEMENT_TIMEOUT": _seconds("DATABASE_STATEMENT_TIMEOUT", 3),
+        "DATABASE_LOCK_TIMEOUT": _seconds("DATABASE_LOCK_TIMEOUT", 2),
+        "DATABASE_POOL_TIMEOUT": _seconds("DATABASE_POOL_TIMEOUT", 3),
         "SESSION_COOKIE_NAME": "__Host-portal" if production else "portal",
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,
@@ -84,9 +102,14 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SMTP_URL": _env("SMTP_URL"),
         "RATELIMIT_STORAGE_URL": _env("RATELIMIT_STORAGE_URL", "memory://"),
         "RATELIMIT_KEY_PREFIX": _env("RATELIMIT_KEY_PREFIX", "portal"),
+        "RATELIMIT_CONNECT_TIMEOUT": _seconds("RATELIMIT_CONNECT_TIMEOUT", 0.5),
+        "RATELIMIT_TIMEOUT": _seconds("RATELIMIT_TIMEOUT", 0.5),
+        "RATELIMIT_RETRY_AFTER": _seconds("RATELIMIT_RETRY_AFTER", 30),
         "LOGIN_LIMIT_PER_ACCOUNT": _env("LOGIN_LIMIT_PER_ACCOUNT", "5/5minutes"),
         "LOGIN_LIMIT_PER_IP": _env("LOGIN_LIMIT_PER_IP", "30/5minutes"),
         "MAIL_FROM": _env("MAIL_FROM", f"Partner Portal <no-reply@{host_only}>"),
     }
     config.update(overrides)
+    # After the overrides: the options follow the database URL and timeouts finally chosen.
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(config))
     return config

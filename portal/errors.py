@@ -47,6 +47,10 @@ MESSAGES = {
     500: "An unexpected error happened on our side. It has been logged; please try again.",
     503: "The service cannot reach its database right now. Please try again in a moment.",
 }
+BUSY = (
+    "Another change to the same data is being saved right now, and this one could not wait "
+    "for it. Nothing was changed; please try again in a moment."
+)
 FALLBACK_PAGE = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8">'
     '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -131,7 +135,11 @@ def handle_database_down(error: Exception) -> Response:
     unit_of_work.rollback()
     if unit_of_work.lost_race(error):
         return handle_refusal(Conflict())
-    log.error("database unavailable: %s", error.__class__.__name__)
+    if unit_of_work.busy(error):
+        log.warning("gave up waiting for a lock: %s", error.__class__.__name__)
+        return render_error(503, BUSY)
+    cause = getattr(error, "orig", None) or error
+    log.error("database unavailable: %s", cause.__class__.__name__)
     return render_error(503)
 
 

@@ -50,17 +50,6 @@ def str_enum(enum_cls: type) -> sa.Enum:
     )
 
 
-@event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
-    """SQLite only: enforce foreign keys, let readers and a writer work side by side."""
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-
 @event.listens_for(Engine, "savepoint")
 def _sqlite_begin_before_savepoint(conn: sa.Connection, _name: str) -> None:
     """SQLite only: open the transaction a SAVEPOINT belongs to, holding the write lock.

@@ -51,6 +51,12 @@ def _sqlite_code(error: BaseException) -> int | None:
     return getattr(getattr(error, "orig", None), "sqlite_errorcode", None)
 
 
+def busy(error: BaseException) -> bool:
+    """A write waited for another one's lock longer than the lock (or busy) timeout allows."""
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return sqlstate == "55P03" or _sqlite_code(error) == sqlite3.SQLITE_BUSY
+
+
 def lost_race(error: BaseException) -> bool:
     """Whether `error` means another writer got there first (a Conflict, not a bug)."""
     if isinstance(error, StaleDataError):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import sqlalchemy as sa
 from flask import Flask, g
 from flask.testing import FlaskClient
@@ -375,6 +376,20 @@ def logged_in(app: Flask, user: User) -> HostClient:
 @pytest.fixture
 def acme_admin(acme: Partner) -> User:
     return make_user(acme, "root@acme.test", role=Role.ADMIN, display_name="Ada Admin")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server of PORTAL_TEST_REDIS_URL; skipped when absent, unless required."""
+    url = os.environ.get("PORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        reason = f"Redis at {url} is unreachable ({exc})"
+        if os.environ.get("PORTAL_REQUIRE_REDIS") == "1":
+            pytest.fail(f"{reason}, and PORTAL_REQUIRE_REDIS=1", pytrace=False)
+        pytest.skip(reason)
+    return url
 
 
 def set_feature(partner: Partner, key: str, on: bool = True) -> None:

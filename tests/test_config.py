@@ -74,3 +74,51 @@ def test_unknown_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("PORTAL_ENV", "staging")
     with pytest.raises(ConfigError, match="PORTAL_ENV"):
         load_config()
+
+
+def test_database_timeouts_reach_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql://u@db/portal")
+    monkeypatch.setenv("PORTAL_DATABASE_CONNECT_TIMEOUT", "4")
+    monkeypatch.setenv("PORTAL_DATABASE_STATEMENT_TIMEOUT", "5")
+    monkeypatch.setenv("PORTAL_DATABASE_LOCK_TIMEOUT", "1.5")
+    monkeypatch.setenv("PORTAL_DATABASE_POOL_TIMEOUT", "2.5")
+    config = load_config()
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"] == {
+        "pool_pre_ping": True,
+        "pool_timeout": 3,  # SQLAlchemy counts whole seconds
+        "connect_args": {
+            "connect_timeout": 4,
+            "options": "-c statement_timeout=5000 -c lock_timeout=1500",
+        },
+    }
+    assert config["DATABASE_STATEMENT_TIMEOUT"] == 5.0
+
+
+def test_default_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql://u@db/portal")
+    config = load_config()
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_timeout"] == 3
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {
+        "connect_timeout": 2,
+        "options": "-c statement_timeout=3000 -c lock_timeout=2000",
+    }
+    assert (config["RATELIMIT_CONNECT_TIMEOUT"], config["RATELIMIT_TIMEOUT"]) == (0.5, 0.5)
+    assert config["RATELIMIT_RETRY_AFTER"] == 30
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_STATEMENT_TIMEOUT", "soon"),
+        ("DATABASE_STATEMENT_TIMEOUT", "0"),
+        ("DATABASE_CONNECT_TIMEOUT", "1"),  # libpq waits at least 2 s whatever it is told
+        ("RATELIMIT_TIMEOUT", "-1"),
+        ("RATELIMIT_RETRY_AFTER", "nan"),
+    ],
+)
+def test_a_timeout_that_is_not_one_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"PORTAL_{name}", value)
+    with pytest.raises(ConfigError, match=f"PORTAL_{name} must be a number of seconds"):
+        load_config()

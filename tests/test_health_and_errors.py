@@ -15,7 +15,7 @@ def test_healthz_and_readyz_answer_on_every_host(app: Flask, acme: Partner, slug
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json == {"status": "ok", "database": "ok"}
+    assert ready.json == {"status": "ok", "database": "ok", "ratelimit": "memory"}
 
 
 def test_readyz_and_pages_answer_503_while_the_database_is_down(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 
-import pytest
 import redis
 from conftest import PASSWORD, host_client, make_user, rows
 from flask import Flask
@@ -59,19 +57,6 @@ def test_the_limit_per_ip_spans_accounts(app: Flask, acme: Partner, acme_user: U
     assert refused.status_code == 429
     ok = client.login(acme_user.email, PASSWORD, environ_base={"REMOTE_ADDR": "10.1.1.1"})
     assert ok.status_code == 302
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("PORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        reason = f"Redis at {url} is unreachable ({exc})"
-        if os.environ.get("PORTAL_REQUIRE_REDIS") == "1":
-            pytest.fail(f"{reason}, and PORTAL_REQUIRE_REDIS=1", pytrace=False)
-        pytest.skip(reason)
-    return url
 
 
 def test_redis_storage_holds_the_limit_across_two_app_instances(

@@ -1,4 +1,10 @@
-"""Liveness and readiness probes, answered on the root domain and on every partner host."""
+"""Liveness and readiness probes, answered on the root domain and on every partner host.
+
+`/healthz` touches no dependency (tenancy, the login guard and the principal loader all leave
+it alone), so it answers while the database or Redis hangs. `/readyz` asks the database,
+bounded by its timeouts, and reports the login throttle: a throttle counting per process while
+Redis is away is `degraded` but still ready, since sign-in works and stays limited.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
 from portal.auth.guards import public
+from portal.auth.throttle import login_throttle
 from portal.extensions import db
 from portal.tenancy.context import exempt_from_tenancy
 
@@ -21,12 +28,14 @@ def healthz() -> Response:
 @public
 @exempt_from_tenancy
 def readyz() -> tuple[Response, int]:
+    ratelimit = login_throttle().status()
     try:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:
         db.session.rollback()
-        return jsonify(status="unavailable", database="unreachable"), 503
-    return jsonify(status="ok", database="ok"), 200
+        return jsonify(status="unavailable", database="unreachable", ratelimit=ratelimit), 503
+    status = "degraded" if ratelimit == "degraded" else "ok"
+    return jsonify(status=status, database="ok", ratelimit=ratelimit), 200
 
 
 def register(app: Flask) -> None:

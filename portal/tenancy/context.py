@@ -98,13 +98,15 @@ def partner_by_slug(slug: str) -> Partner:
 
 def add_partner_default(endpoint: str, values: dict[str, Any]) -> None:
     """url_defaults: `url_for` on a partner host never needs the partner argument."""
-    partner = g.get("partner")
+    # The slug as captured when the partner was resolved: no database read, even on an error
+    # page drawn after a failed transaction.
+    site = g.get("site")
     if (
-        partner is not None
+        site is not None
         and "partner" not in values
         and current_app.url_map.is_endpoint_expecting(endpoint, "partner")
     ):
-        values["partner"] = partner.slug
+        values["partner"] = site.slug
 
 
 def get_or_404(model: type[M], ident: Any) -> M:

@@ -21,10 +21,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from flask import Flask
 from psycopg.pq import TransactionStatus
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from portal.extensions import db
 from portal.tenancy.scope import scoped_partner_id
@@ -61,7 +63,24 @@ def _set_before_statement(
         return
     # On a client cursor of the same connection: a server-side cursor (stream_results,
     # yield_per) would only DECLARE the settings query, never run it.
-    cursor.connection.execute(SETTINGS_SQL, current_settings())
+    settings = current_settings()
+    try:
+        cursor.connection.execute(SETTINGS_SQL, settings)
+    except psycopg.Error as exc:
+        # Raised in an event, outside SQLAlchemy's handling of the statement: do its part, so
+        # that a dead connection (a server that stopped answering) is invalidated rather than
+        # rolled back later, and the error is SQLAlchemy's (a 503, not a 500).
+        disconnect = conn.dialect.is_disconnect(exc, cursor.connection, cursor)
+        if disconnect:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            SETTINGS_SQL,
+            settings,
+            exc,
+            psycopg.Error,
+            connection_invalidated=disconnect,
+            dialect=conn.dialect,
+        ) from exc
 
 
 def rls_active(conn: Connection) -> bool:

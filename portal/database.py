@@ -1,0 +1,157 @@
+"""Every database call is bounded: connect, statement, lock and pool timeouts, on both backends.
+
+PostgreSQL's own timeouts (statement_timeout, lock_timeout) end a slow statement, but a server
+that accepts connections and then never answers, or stops answering on an open connection,
+defeats every one of them: the client would wait for a reply forever. So each connection also
+carries a client-side limit (`BoundedConnection`), after which it is closed and the pool, seeing
+a disconnect, replaces it. A hung database then gives a 503 page within seconds, and the app
+recovers by itself when the database answers again.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from flask import Flask
+from psycopg.abc import PQGen
+from psycopg.connection import _WAIT_INTERVAL
+from psycopg.errors import _WaitTimeout
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from portal.extensions import db
+
+RV = TypeVar("RV")
+
+# The server cancels a statement at statement_timeout and says so; the client gives up only
+# when no word at all has come this long after that.
+CLIENT_MARGIN = 0.5
+# A connection that waited in the pool is pinged before use. A live server answers in
+# milliseconds; a short bound leaves room in a page's budget for the reconnect that follows a
+# failed ping (connect timeout), so a stalled pool costs about 1 + 2 seconds, not 3.5 + 2.
+PING_LIMIT = 1.0
+
+
+class DatabaseTimeout(psycopg.OperationalError):
+    """The server did not answer in time; the connection was closed, so the pool drops it."""
+
+
+class BoundedConnection(psycopg.Connection[Any]):
+    """A psycopg connection that stops waiting for a server that stopped answering.
+
+    Every blocking operation (execute, fetch, commit, rollback, the pool's ping) goes through
+    `wait()`; an operation that sets no timeout of its own waits at most `limit` seconds (which
+    would also end an unbounded wait for notifications: the app listens for none).
+    """
+
+    limit: float | None = None  # seconds; None waits as long as it takes (migrations)
+
+    def wait(
+        self, gen: PQGen[RV], interval: float = _WAIT_INTERVAL, timeout: float | None = None
+    ) -> RV:
+        if timeout is not None or self.limit is None:
+            return super().wait(gen, interval, timeout)
+        try:
+            return super().wait(gen, interval, self.limit)
+        except _WaitTimeout:
+            # Mid-reply, the protocol state is unknown: the connection is of no further use.
+            # Closed, it is what SQLAlchemy's psycopg dialect calls a disconnect.
+            self.close()
+            raise DatabaseTimeout(
+                f"the database did not answer within {self.limit:g} s; connection closed"
+            ) from None
+
+
+def engine_options(config: dict[str, Any]) -> dict[str, Any]:
+    """SQLALCHEMY_ENGINE_OPTIONS for the configured database URL and timeouts."""
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if make_url(config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() != "postgresql":
+        return options
+    statement_ms = _milliseconds(config["DATABASE_STATEMENT_TIMEOUT"])
+    lock_ms = _milliseconds(config["DATABASE_LOCK_TIMEOUT"])
+    # SQLAlchemy truncates the pool timeout to whole seconds; round up, never down to zero.
+    options["pool_timeout"] = math.ceil(config["DATABASE_POOL_TIMEOUT"])
+    options["connect_args"] = {
+        "connect_timeout": math.ceil(config["DATABASE_CONNECT_TIMEOUT"]),
+        # Sent with the start-up packet: set before the first statement, at no extra round trip.
+        "options": f"-c statement_timeout={statement_ms} -c lock_timeout={lock_ms}",
+    }
+    return options
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def bound(engine: Engine, statement_timeout: float) -> None:
+    """Apply the client-side limits (PostgreSQL) or the busy timeout (SQLite) to `engine`."""
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas(_milliseconds(statement_timeout)))
+        return
+    if engine.dialect.name != "postgresql":
+        return
+    statement_limit = statement_timeout + CLIENT_MARGIN
+    ping_limit = min(PING_LIMIT, statement_limit)
+
+    @event.listens_for(engine, "do_connect")
+    def connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> BoundedConnection:
+        connection = BoundedConnection.connect(*cargs, **cparams)
+        connection.limit = statement_limit
+        return connection
+
+    # Back in the pool, a connection's next operation is the ping before its next checkout.
+    @event.listens_for(engine, "checkin")
+    def before_ping(dbapi_connection: Any, _record: Any) -> None:
+        if isinstance(dbapi_connection, BoundedConnection):
+            dbapi_connection.limit = ping_limit
+
+    @event.listens_for(engine, "checkout")
+    def after_ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if isinstance(dbapi_connection, BoundedConnection):
+            dbapi_connection.limit = statement_limit
+
+
+def _sqlite_pragmas(busy_ms: int) -> Any:
+    def on_connect(dbapi_connection: object, _record: object) -> None:
+        """Enforce foreign keys; let readers and a writer work side by side; bound lock waits."""
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.close()
+
+    return on_connect
+
+
+@contextmanager
+def unbounded(connection: Connection) -> Iterator[None]:
+    """Lift the statement limits on one connection, for as long as a migration takes.
+
+    Creating an index on a big table may rightly take minutes. The lock timeout stays: a
+    migration that cannot get its lock soon fails, instead of queueing every request behind
+    it. The connection is discarded afterwards, so no lifted limit reaches the pool.
+    """
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    try:
+        connection.exec_driver_sql("SET statement_timeout = 0")
+        connection.commit()
+        dbapi_connection = connection.connection.dbapi_connection
+        if isinstance(dbapi_connection, BoundedConnection):
+            dbapi_connection.limit = None
+        yield
+    finally:
+        connection.invalidate()
+
+
+def init_app(app: Flask) -> None:
+    with app.app_context():
+        for engine in db.engines.values():
+            bound(engine, app.config["DATABASE_STATEMENT_TIMEOUT"])

@@ -1,0 +1,337 @@
+"""A database or Redis that refuses or hangs: bounded answers, chosen degraded modes, recovery.
+
+The PostgreSQL and Redis cases put a `FaultProxy` between the app and the real server and
+switch it between forwarding, refusing and silence (accepting, never answering). Elapsed times
+are measured against the bounds the README promises; nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+import sqlalchemy as sa
+from conftest import PASSWORD, HostClient, host_client, logged_in
+from faultproxy import FaultProxy
+from flask import Flask
+from flask_migrate import upgrade
+from test_migrations import MIGRATIONS
+from test_throttle import fail
+
+from portal.auth.guards import public
+from portal.database import BoundedConnection
+from portal.extensions import db
+from portal.tenancy.models import Partner
+from portal.users.models import User
+
+BUDGET = 5.0  # seconds: a hung dependency gives an answer within this
+QUICK = 0.5  # seconds: what touches no dependency answers within this
+UNAVAILABLE = "Temporarily unavailable"
+
+
+def timed(client: HostClient, path: str) -> tuple[Any, float]:
+    start = time.monotonic()
+    response = client.get(path)
+    return response, time.monotonic() - start
+
+
+def timed_login(client: HostClient, email: str, password: str) -> tuple[Any, float]:
+    start = time.monotonic()
+    response = client.login(email, password, environ_base={"REMOTE_ADDR": "10.0.0.1"})
+    return response, time.monotonic() - start
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def postgres_proxy(data: Flask, database_url: str) -> Iterator[FaultProxy]:
+    """A proxy to the test database; closed before `data` wipes the tables, since a connection
+    left in a transaction behind a silent proxy keeps its locks until the proxy lets go."""
+    url = sa.engine.make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("PostgreSQL fault modes run on the PostgreSQL pass (PORTAL_TEST_DB=postgres)")
+    with FaultProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxied(make_app: Any, database_url: str, postgres_proxy: FaultProxy, acme: Partner) -> Flask:
+    """An app whose database connections all go through the proxy (same role, same database)."""
+    url = sa.engine.make_url(database_url).set(host="127.0.0.1", port=postgres_proxy.port)
+    return make_app(fresh=True, SQLALCHEMY_DATABASE_URI=url.render_as_string(hide_password=False))
+
+
+def assert_unavailable(response: Any, seconds: float) -> None:
+    assert response.status_code == 503, response.text
+    assert UNAVAILABLE in response.text and "Traceback" not in response.text
+    assert seconds < BUDGET, f"503 after {seconds:.1f} s"
+
+
+def assert_healthz_quick(client: HostClient) -> None:
+    health, seconds = timed(client, "/healthz")
+    assert health.status_code == 200 and health.json == {"status": "ok"}
+    assert seconds < QUICK, f"/healthz took {seconds:.2f} s"
+
+
+def assert_recovers(client: HostClient) -> None:
+    assert client.get("/login").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["database"] == "ok"
+
+
+def test_refused_database_is_503_then_recovers(proxied: Flask, postgres_proxy: FaultProxy) -> None:
+    visitor = host_client(proxied, "acme")
+    assert visitor.get("/login").status_code == 200  # leaves a connection in the pool
+    postgres_proxy.refuse()
+    assert_unavailable(*timed(visitor, "/login"))
+    ready, seconds = timed(visitor, "/readyz")
+    assert ready.status_code == 503 and seconds < BUDGET
+    assert ready.json["database"] == "unreachable"
+    assert_healthz_quick(visitor)
+    postgres_proxy.forward()
+    assert_recovers(visitor)
+
+
+def test_silent_database_on_a_pooled_connection_is_503_within_seconds(
+    proxied: Flask, postgres_proxy: FaultProxy
+) -> None:
+    visitor = host_client(proxied, "acme")
+    assert visitor.get("/login").status_code == 200  # leaves a connection in the pool
+    postgres_proxy.silent()
+    # The pool's ping on the stalled connection gives up, then one reconnect attempt does.
+    assert_unavailable(*timed(visitor, "/login"))
+    ready, seconds = timed(visitor, "/readyz")
+    assert ready.status_code == 503 and seconds < BUDGET
+    assert ready.json["database"] == "unreachable"
+    assert_healthz_quick(visitor)
+    assert_healthz_quick(host_client(proxied, None))
+    postgres_proxy.forward()
+    assert_recovers(visitor)
+
+
+def test_silent_database_on_new_connections_is_503_within_seconds(
+    proxied: Flask, postgres_proxy: FaultProxy
+) -> None:
+    postgres_proxy.silent()  # before the app's first connection
+    visitor = host_client(proxied, "acme")
+    assert_unavailable(*timed(visitor, "/login"))
+    ready, seconds = timed(visitor, "/readyz")
+    assert ready.status_code == 503 and seconds < BUDGET
+    assert_healthz_quick(visitor)
+    postgres_proxy.forward()
+    assert_recovers(visitor)
+
+
+def test_database_that_stops_answering_mid_request_is_503_within_seconds(
+    proxied: Flask, postgres_proxy: FaultProxy
+) -> None:
+    """The client-side limit: no server-side timeout can fire when no reply comes at all."""
+
+    @public
+    def stalls() -> str:
+        db.session.execute(sa.text("SELECT 1"))
+        postgres_proxy.silent()
+        db.session.execute(sa.text("SELECT 2"))
+        return "answered"
+
+    proxied.add_url_rule("/stalls", view_func=stalls)
+    root = host_client(proxied, None)
+    assert_unavailable(*timed(root, "/stalls"))
+    postgres_proxy.forward()
+    assert_recovers(host_client(proxied, "acme"))
+
+
+def test_signed_in_request_that_stalls_mid_way_is_503_within_seconds(
+    proxied: Flask, postgres_proxy: FaultProxy, acme_user: User
+) -> None:
+    def stalls() -> str:
+        db.session.execute(sa.text("SELECT 1"))
+        postgres_proxy.silent()
+        db.session.execute(sa.text("SELECT 2"))
+        return "answered"
+
+    proxied.add_url_rule("/stalls", view_func=stalls, subdomain="<partner>")
+    alice = logged_in(proxied, acme_user)
+    assert_unavailable(*timed(alice, "/stalls"))
+
+
+def test_signed_in_page_while_the_database_is_silent(
+    proxied: Flask, postgres_proxy: FaultProxy, acme_user: User
+) -> None:
+    alice = logged_in(proxied, acme_user)
+    assert alice.get("/").status_code == 200
+    postgres_proxy.silent()
+    assert_unavailable(*timed(alice, "/"))
+    postgres_proxy.forward()
+    assert alice.get("/").status_code == 200
+
+
+def test_statement_and_lock_timeouts_are_set_on_every_connection(make_app: Any) -> None:
+    app = make_app(DATABASE_STATEMENT_TIMEOUT=1.5, DATABASE_LOCK_TIMEOUT=0.75)
+    with app.app_context(), db.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            pytest.skip("PostgreSQL settings; SQLite's busy timeout is tested below")
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "1500ms"
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "750ms"
+        dbapi_connection = conn.connection.dbapi_connection
+        assert isinstance(dbapi_connection, BoundedConnection)
+        assert dbapi_connection.limit == 2.0  # the statement timeout and half a second
+
+
+def test_a_slow_statement_is_cancelled_and_the_connection_stays_usable(make_app: Any) -> None:
+    app = make_app(DATABASE_STATEMENT_TIMEOUT=0.2)
+    with app.app_context(), db.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            pytest.skip("statement_timeout is PostgreSQL's")
+        with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
+            conn.exec_driver_sql("SELECT pg_sleep(2)")
+        conn.rollback()
+        assert not conn.invalidated
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+
+
+def test_migrations_run_without_the_statement_limits(
+    make_app: Any, owner_engine: tuple[sa.Engine, str]
+) -> None:
+    owner_url = owner_engine[0].url
+    if owner_url.get_backend_name() != "postgresql":
+        pytest.skip("the limits lifted for migrations are PostgreSQL's")
+    app = make_app(
+        fresh=True,
+        SQLALCHEMY_DATABASE_URI=owner_url.render_as_string(hide_password=False),
+        DATABASE_STATEMENT_TIMEOUT=0.2,
+    )
+    seen: list[tuple[str, float | None]] = []
+    with app.app_context():
+
+        @sa.event.listens_for(db.engine, "before_cursor_execute")
+        def observe(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            if "alembic_version" in statement and not seen:
+                timeout = cursor.connection.execute("SHOW statement_timeout").fetchone()[0]
+                seen.append((timeout, cursor.connection.limit))
+
+        upgrade(directory=MIGRATIONS)  # already at head: only reads the version table
+        assert seen == [("0", None)]
+        # The lifted connection never goes back to the pool.
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "200ms"
+            assert conn.connection.dbapi_connection.limit == 0.7
+
+
+# --- SQLite -------------------------------------------------------------------------------
+
+
+def test_sqlite_busy_timeout_follows_the_statement_timeout(make_app: Any) -> None:
+    app = make_app(DATABASE_STATEMENT_TIMEOUT=1.5)
+    with app.app_context(), db.engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            pytest.skip("SQLite's busy timeout")
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1500
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+# --- /healthz -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slug", [None, "acme", "nonexistent"])
+def test_healthz_touches_no_dependency(app: Flask, acme_user: User, slug: str | None) -> None:
+    """Not the database (tenancy, login guard, principal loader) and not the throttle."""
+    client = logged_in(app, acme_user) if slug == "acme" else host_client(app, slug)
+    checkouts: list[object] = []
+    throttle = app.extensions["portal_login_throttle"]
+    with app.app_context():
+        sa.event.listen(db.engine, "checkout", lambda *args: checkouts.append(args))
+    app.extensions["portal_login_throttle"] = None  # any use would raise
+    try:
+        assert client.get("/healthz").json == {"status": "ok"}
+    finally:
+        app.extensions["portal_login_throttle"] = throttle
+    assert checkouts == []
+
+
+# --- Redis --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_proxy(redis_url: str) -> Iterator[FaultProxy]:
+    parts = urlsplit(redis_url)
+    with FaultProxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def throttled(
+    make_app: Any, redis_url: str, redis_proxy: FaultProxy, acme: Partner
+) -> Iterator[Flask]:
+    """An app counting failed sign-ins in Redis through the proxy, under its own key prefix."""
+    parts = urlsplit(redis_url)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@" if credentials else ""
+    proxied_url = urlunsplit(parts._replace(netloc=f"{netloc}127.0.0.1:{redis_proxy.port}"))
+    prefix = f"portal-test-{secrets.token_hex(4)}"
+    yield make_app(fresh=True, RATELIMIT_STORAGE_URL=proxied_url, RATELIMIT_KEY_PREFIX=prefix)
+    with redis.Redis.from_url(redis_url) as client:
+        for key in client.scan_iter(f"*{prefix}*"):
+            client.delete(key)
+
+
+def throttle_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "portal.throttle"]
+
+
+def test_refused_redis_still_throttles_per_process_and_says_so(
+    throttled: Flask,
+    redis_proxy: FaultProxy,
+    acme_user: User,
+    caplog: pytest.LogCaptureFixture,
+    frozen_clock: Any,
+) -> None:
+    caplog.set_level(logging.INFO)
+    redis_proxy.refuse()
+    assert fail(throttled, "acme", acme_user.email, 5) == [422] * 5
+    refused, seconds = timed_login(host_client(throttled, "acme"), acme_user.email, PASSWORD)
+    assert refused.status_code == 429 and seconds < BUDGET
+    [warning] = throttle_records(caplog)
+    assert warning.levelname == "WARNING"
+    assert "counting failed sign-ins in this process's memory" in warning.getMessage()
+    assert not [r for r in caplog.records if r.exc_info]  # no tracebacks anywhere
+    ready = host_client(throttled, None).get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json == {"status": "degraded", "database": "ok", "ratelimit": "degraded"}
+    assert len(throttle_records(caplog)) == 1  # still one warning for the whole outage
+
+    # Redis answers again: after the cool-off it is used again, and that is logged once.
+    redis_proxy.forward()
+    frozen_clock.advance(timedelta(seconds=31))
+    ready = host_client(throttled, None).get("/readyz")
+    assert ready.json == {"status": "ok", "database": "ok", "ratelimit": "ok"}
+    recovered = throttle_records(caplog)[1:]
+    assert [r.levelname for r in recovered] == ["INFO"]
+    assert "answers again" in recovered[0].getMessage()
+
+
+def test_silent_redis_keeps_sign_in_fast_and_throttled(
+    throttled: Flask, redis_proxy: FaultProxy, acme_user: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    assert fail(throttled, "acme", acme_user.email, 1) == [422]  # a live Redis connection
+    redis_proxy.silent()
+    client = host_client(throttled, "acme")
+    signed_in, seconds = timed_login(client, acme_user.email, PASSWORD)
+    assert signed_in.status_code == 302 and seconds < BUDGET
+    assert fail(throttled, "acme", acme_user.email, 5) == [422] * 5
+    refused, seconds = timed_login(host_client(throttled, "acme"), acme_user.email, PASSWORD)
+    assert refused.status_code == 429 and seconds < BUDGET
+    assert [r.levelname for r in throttle_records(caplog)] == ["WARNING"]
+    assert_healthz_quick(client)
+    ready, seconds = timed(host_client(throttled, None), "/readyz")
+    assert ready.status_code == 200 and ready.json["ratelimit"] == "degraded"
