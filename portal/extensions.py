@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import sqlalchemy as sa
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_sqlalchemy.session import Session as FlaskSession
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
@@ -33,7 +35,22 @@ def include_in_autogenerate(obj: object, name: str | None, kind: str, *_: object
     return not (kind == "index" and name is not None and name.endswith("_trgm"))
 
 
-db = SQLAlchemy(model_class=Base)
+class PortalSession(FlaskSession):
+    """The session, with a hook on `get()`, which answers from the identity map without SQL.
+
+    The tenancy layer sets `screen_get` so that another partner's row found there is as
+    missing as a missing one (`portal/tenancy/scope.py`).
+    """
+
+    screen_get: Any = None
+
+    def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
+        found = super().get(entity, ident, **kwargs)
+        screen = type(self).screen_get
+        return screen(found) if screen is not None and found is not None else found
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": PortalSession})
 migrate = Migrate(render_as_batch=True, compare_type=True, include_object=include_in_autogenerate)
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -15,7 +15,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from flask import Flask, g
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
 
 from portal import create_app
@@ -146,6 +146,22 @@ def _config(url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+class CommandRunner(FlaskCliRunner):
+    """Runs a command as `flask` does: in an app context of its own (a fresh `g`, its own
+    database session), never inside the test's observing context, whose unscoped() would
+    hide a command that forgot to name its partner."""
+
+    def invoke(self, cli: Any = None, args: Any = None, **kwargs: Any) -> Any:
+        with self.app.app_context():
+            return super().invoke(cli, args, **kwargs)
+
+
+def _build(url: str, **extra: Any) -> Flask:
+    app = create_app(_config(url, **extra))
+    app.test_cli_runner_class = CommandRunner
+    return app
+
+
 class AppPool:
     """App instances kept for the whole run, handed out afresh to every test.
 
@@ -165,7 +181,7 @@ class AppPool:
 
     def get(self, *, fresh: bool = False, **extra: Any) -> Flask:
         if fresh:  # the test changes the app itself (adds routes, rewrites its config)
-            app = create_app(_config(self.database_url, **extra))
+            app = _build(self.database_url, **extra)
             self.fresh.append(app)
             return app
         key = tuple(sorted((k, repr(v)) for k, v in extra.items()))
@@ -173,7 +189,7 @@ class AppPool:
         if idle:
             app = idle.pop()
         else:
-            app = create_app(_config(self.database_url, **extra))
+            app = _build(self.database_url, **extra)
             self.configs[id(app)] = dict(app.config)
         app.extensions["portal_login_throttle"].reset()
         self.lent.append((key, app))
@@ -226,7 +242,9 @@ def data(make_app: Any, owner_engine: tuple[sa.Engine, str]) -> Iterator[Flask]:
     `g`, just as in production; nothing the test holds leaks into a request or back.
     """
     setup = make_app()
-    with setup.app_context():
+    # The test observes every partner (reading what is stored, refreshing what it holds);
+    # the code under test runs in its own contexts, scoped as in production.
+    with setup.app_context(), unscoped():
         yield setup
         db.session.remove()
         _wipe(owner_engine[0])
@@ -337,6 +355,19 @@ def acme_user(acme: Partner) -> User:
 @pytest.fixture
 def globex_user(globex: Partner) -> User:
     return make_user(globex, "gus@globex.test", display_name="Gus Globex")
+
+
+@contextmanager
+def outside_every_partner() -> Iterator[None]:
+    """Neither a partner nor unscoped(): where the portal's default-deny applies."""
+    previous, g.partner = g.get("partner"), None
+    was_unscoped = g.pop("tenancy_unscoped", None)
+    try:
+        yield
+    finally:
+        g.partner = previous
+        if was_unscoped:
+            g.tenancy_unscoped = was_unscoped
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from conftest import HostClient, host_client, logged_in, make_user, set_feature
+from conftest import HostClient, across_partners, host_client, logged_in, make_user, set_feature
 from flask import Flask
 from test_route_walk import PUBLIC_PARTNER_ENDPOINTS, sample_value
 from werkzeug.routing import IntegerConverter, Rule
@@ -145,4 +145,5 @@ def test_matrix_other_partner(app: Flask, acme: Partner, globex: Partner, role: 
             )
             assert own.status_code in (403, 404), (rule.endpoint, method, own.status_code)
     assert snapshot(globex.id) == before
-    assert db.session.get(User, globex_target.id) is not None
+    with across_partners():
+        assert db.session.get(User, globex_target.id) is not None

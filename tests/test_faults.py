@@ -137,9 +137,9 @@ def test_database_that_stops_answering_mid_request_is_503_within_seconds(
 
     @public
     def stalls() -> str:
-        db.session.execute(sa.text("SELECT 1"))
+        db.session.execute(sa.select(1))
         postgres_proxy.silent()
-        db.session.execute(sa.text("SELECT 2"))
+        db.session.execute(sa.select(2))
         return "answered"
 
     proxied.add_url_rule("/stalls", view_func=stalls)
@@ -153,9 +153,9 @@ def test_signed_in_request_that_stalls_mid_way_is_503_within_seconds(
     proxied: Flask, postgres_proxy: FaultProxy, acme_user: User
 ) -> None:
     def stalls() -> str:
-        db.session.execute(sa.text("SELECT 1"))
+        db.session.execute(sa.select(1))
         postgres_proxy.silent()
-        db.session.execute(sa.text("SELECT 2"))
+        db.session.execute(sa.select(2))
         return "answered"
 
     proxied.add_url_rule("/stalls", view_func=stalls, subdomain="<partner>")

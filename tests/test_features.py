@@ -107,7 +107,7 @@ def _real_values(app: Flask, acme: Partner, rule, user: User, plan_id: int) -> d
     values: dict = {}
     for name in rule.arguments - {"partner"}:
         if name == "session_id":  # another device of the same user
-            logged_in(app, db.session.get(User, user.id))
+            logged_in(app, user)
             values[name] = max(s.id for s in rows(UserSession, user_id=user.id))
         elif name == "sub_id":  # a switch being signed, next to the signed plan
             with partner_scope(acme):
@@ -142,7 +142,7 @@ def test_flagged_routes_are_404_when_off_and_work_when_on(
         path = app.url_map.bind("localhost", subdomain="acme").build(
             rule.endpoint, {**_real_values(app, acme, rule, user, plan_id), "partner": "acme"}
         )
-        client = logged_in(app, db.session.get(User, user.id))
+        client = logged_in(app, user)
         token = client.csrf_token("/")
         set_feature(acme, key, False)
         off = client.open(path, method=method, data=form, headers={"X-CSRFToken": token})

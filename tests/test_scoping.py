@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from conftest import outside_every_partner
 from flask import Flask
 from werkzeug.exceptions import NotFound
 
@@ -38,7 +39,7 @@ def test_updates_and_deletes_are_scoped(acme_user: User, globex_user: User) -> N
 
 
 def test_tenant_data_without_a_partner_in_scope_is_an_error(acme_user: User) -> None:
-    with pytest.raises(TenantScopeError):
+    with outside_every_partner(), pytest.raises(TenantScopeError):
         db.session.execute(sa.select(User)).all()
     with unscoped():
         assert len(db.session.execute(sa.select(User)).all()) == 1
@@ -50,22 +51,21 @@ def test_inserts_take_the_partner_from_the_scope(acme: Partner, globex: Partner)
         db.session.add(user)
         db.session.commit()
         assert user.partner_id == acme.id
-    with partner_scope(acme), pytest.raises(TenantScopeError, match="another partner"):
+    with pytest.raises(TenantScopeError, match="another partner"), partner_scope(acme):
         db.session.add(User(email="sneaky@acme.test", partner_id=globex.id))
         db.session.flush()
     db.session.rollback()
-    with pytest.raises(TenantScopeError, match="no partner in scope"):
+    with outside_every_partner(), pytest.raises(TenantScopeError, match="no partner in scope"):
         db.session.add(User(email="orphan@acme.test"))
         db.session.flush()
     db.session.rollback()
 
 
 def test_rows_cannot_move_to_another_partner(acme_user: User, globex: Partner) -> None:
-    with partner_scope(acme_user.partner):
+    with pytest.raises(TenantScopeError, match="cannot move"), partner_scope(acme_user.partner):
         user = db.session.execute(sa.select(User)).scalar_one()
         user.partner_id = globex.id
-        with pytest.raises(TenantScopeError, match="cannot move"):
-            db.session.flush()
+        db.session.flush()
     db.session.rollback()
 
 

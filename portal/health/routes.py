@@ -9,7 +9,7 @@ Redis is away is `degraded` but still ready, since sign-in works and stays limit
 from __future__ import annotations
 
 from flask import Flask, jsonify
-from sqlalchemy import text
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
@@ -30,7 +30,7 @@ def healthz() -> Response:
 def readyz() -> tuple[Response, int]:
     ratelimit = login_throttle().status()
     try:
-        db.session.execute(text("SELECT 1"))
+        db.session.execute(select(1))
     except SQLAlchemyError:
         db.session.rollback()
         return jsonify(status="unavailable", database="unreachable", ratelimit=ratelimit), 503

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 from portal.clock import utcnow
 from portal.extensions import db, str_enum
 from portal.operator.models import Operator
-from portal.tenancy.models import TenantOwned
+from portal.tenancy.models import TenantOwned, same_partner
 from portal.users.models import User
 
 
@@ -48,20 +48,23 @@ class UserSession(SessionRecord, TenantOwned, db.Model):
 
     __tablename__ = "user_sessions"
 
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    impersonator_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="SET NULL")
-    )
+    user_id: Mapped[int] = mapped_column(index=True)
+    impersonator_id: Mapped[int | None]
     remember: Mapped[bool] = mapped_column(default=False)
-    revoked_by_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="SET NULL")
-    )
+    revoked_by_id: Mapped[int | None]
 
-    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    user: Mapped[User] = relationship(
+        primaryjoin="User.id == UserSession.user_id", foreign_keys="UserSession.user_id"
+    )
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple:
-        return (sa.Index("ix_user_sessions_user_active", "user_id", "revoked_at"),)
+        return (
+            sa.Index("ix_user_sessions_user_active", "user_id", "revoked_at"),
+            same_partner("user_id", "users", name="fk_user_sessions_user", ondelete="CASCADE"),
+            same_partner("impersonator_id", "users", name="fk_user_sessions_impersonator"),
+            same_partner("revoked_by_id", "users", name="fk_user_sessions_revoked_by"),
+        )
 
 
 class OperatorSession(SessionRecord, db.Model):

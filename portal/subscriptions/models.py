@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.clock import utcnow
 from portal.extensions import db, str_enum
 from portal.roles.models import Role
-from portal.tenancy.models import TenantOwned
+from portal.tenancy.models import TenantOwned, referable, same_partner
 from portal.users.models import User
 
 
@@ -31,7 +31,7 @@ class Plan(TenantOwned, db.Model):
     """A plan of one partner. The price is a label only: no payment processor."""
 
     __tablename__ = "plans"
-    __table_args__ = (sa.UniqueConstraint("partner_id", "code"),)
+    __table_args__ = (referable(), sa.UniqueConstraint("partner_id", "code"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(sa.String(40))
@@ -99,19 +99,26 @@ class Subscription(TenantOwned, db.Model):
             postgresql_where=sa.text("state = 'signing'"),
         ),
         sa.Index("ix_subscriptions_partner_state", "partner_id", "state"),
+        referable(),
+        same_partner("user_id", "users", name="fk_subscriptions_user", ondelete="CASCADE"),
+        same_partner("plan_id", "plans", name="fk_subscriptions_plan", ondelete="RESTRICT"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id", ondelete="RESTRICT"), index=True)
+    user_id: Mapped[int] = mapped_column(index=True)
+    plan_id: Mapped[int] = mapped_column(index=True)
     state: Mapped[SubscriptionState] = mapped_column(str_enum(SubscriptionState))
     version: Mapped[int] = mapped_column(default=1)
     terms_accepted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    user: Mapped[User] = relationship()
-    plan: Mapped[Plan] = relationship()
+    user: Mapped[User] = relationship(
+        primaryjoin="User.id == Subscription.user_id", foreign_keys="Subscription.user_id"
+    )
+    plan: Mapped[Plan] = relationship(
+        primaryjoin="Plan.id == Subscription.plan_id", foreign_keys="Subscription.plan_id"
+    )
 
     @property
     def is_held(self) -> bool:
@@ -122,19 +129,28 @@ class SubscriptionEvent(TenantOwned, db.Model):
     """One transition: who, when, from, to, why."""
 
     __tablename__ = "subscription_events"
+    __table_args__ = (
+        same_partner(
+            "subscription_id",
+            "subscriptions",
+            name="fk_subscription_events_subscription",
+            ondelete="CASCADE",
+        ),
+        same_partner("actor_id", "users", name="fk_subscription_events_actor"),
+        same_partner("on_behalf_of_id", "users", name="fk_subscription_events_on_behalf_of"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    subscription_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True
-    )
+    subscription_id: Mapped[int] = mapped_column(index=True)
     from_state: Mapped[SubscriptionState | None] = mapped_column(str_enum(SubscriptionState))
     to_state: Mapped[SubscriptionState] = mapped_column(str_enum(SubscriptionState))
-    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    actor_id: Mapped[int | None]
     actor_kind: Mapped[str] = mapped_column(sa.String(20))
-    on_behalf_of_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="SET NULL")
-    )
+    on_behalf_of_id: Mapped[int | None]
     reason: Mapped[str] = mapped_column(sa.String(300), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
+    actor: Mapped[User | None] = relationship(
+        primaryjoin="User.id == SubscriptionEvent.actor_id",
+        foreign_keys="SubscriptionEvent.actor_id",
+    )

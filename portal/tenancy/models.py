@@ -173,6 +173,29 @@ class TenantOwned:
         return mapped_column(sa.ForeignKey("partners.id", ondelete="CASCADE"), index=True)
 
 
+def same_partner(
+    column: str, parent: str, *, name: str, ondelete: str | None = None
+) -> sa.ForeignKeyConstraint:
+    """A reference from one tenant table to another that the database keeps inside one
+    partner: (partner_id, column) → parent(partner_id, id). A row can never point at another
+    partner's row, whatever the code above does.
+
+    Nullable references (who revoked, who acted) have no ON DELETE action: SET NULL would
+    clear partner_id too. Only invited users who never acted are ever deleted.
+    """
+    return sa.ForeignKeyConstraint(
+        ["partner_id", column],
+        [f"{parent}.partner_id", f"{parent}.id"],
+        name=name,
+        ondelete=ondelete,
+    )
+
+
+def referable() -> sa.UniqueConstraint:
+    """(partner_id, id) of a tenant table that others reference with `same_partner`."""
+    return sa.UniqueConstraint("partner_id", "id")
+
+
 @dataclass(frozen=True)
 class Site:
     """The partner in scope as plain values, captured once: what layouts, error pages and logs

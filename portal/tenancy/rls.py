@@ -4,10 +4,15 @@ Migration 0006 enables and forces a policy on every tenant table that lets a sta
 write only the rows of the partner named by the transaction-local setting `portal.partner_id`,
 or every row when `portal.scope` is `all`. Before every statement the app sets both from the
 scope the ORM layer uses: inside a partner's request (or `partner_scope`) the partner, so a raw
-SQL query that forgets its filter still returns only that partner's rows; with no partner in
-scope (root domain, CLI) `all`, where the ORM layer already refuses tenant data unless the code
-says `unscoped()`. A connection that never sets them (a console session as the app's role)
-sees no tenant rows at all.
+SQL query that forgets its filter still returns only that partner's rows; `all` only inside an
+explicit `unscoped()` (the operator console's counts, commands that say so); anywhere else
+(the root domain, health checks, a command that named no partner) `none`: the database shows
+no tenant rows at all, default-deny. A connection that never sets them (a console session as
+the app's role) sees no tenant rows either.
+
+What this protects against: a forgotten filter, in ORM or hand-written SQL. What it does not:
+code running as the app's role can call `set_config` itself and name any partner (or `all`);
+the policies hold a careless query, not a malicious one.
 
 A superuser, or a role with BYPASSRLS, is never subject to row-level security, and a table's
 owner could switch it off; so migrations run as the owner and the app connects as another,
@@ -29,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from portal.extensions import db
-from portal.tenancy.scope import scoped_partner_id
+from portal.tenancy.scope import is_unscoped, scoped_partner_id
 
 log = logging.getLogger("portal.tenancy")
 
@@ -42,8 +47,9 @@ SETTINGS_SQL = (
 def current_settings() -> dict[str, str]:
     """The values the policies read, from the scope of the running code."""
     partner_id = scoped_partner_id()
-    scope = "partner" if partner_id is not None else "all"
-    return {"partner_id": "" if partner_id is None else str(partner_id), "scope": scope}
+    if partner_id is not None:
+        return {"partner_id": str(partner_id), "scope": "partner"}
+    return {"partner_id": "", "scope": "all" if is_unscoped() else "none"}
 
 
 TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "BEGIN")

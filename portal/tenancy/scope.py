@@ -4,6 +4,12 @@ In a partner request the partner resolved from the host (``g.partner``) restrict
 SELECT, UPDATE and DELETE of a `TenantOwned` model and stamps every insert. Outside a partner
 request (root domain, CLI) tenant-owned data is refused unless the code says so with
 `partner_scope(partner)` or `unscoped()`, so a forgotten filter is an error, not a leak.
+
+What the ORM layer cannot see through, it refuses: textual SQL (`text()`, a `table()` named
+like a tenant table) run through the session needs the explicit escape hatch `raw_sql()`,
+and `Session.get()` answers None for another partner's row even when the identity map holds
+it. Below this layer, PostgreSQL's row-level security scopes whatever gets through
+(`portal/tenancy/rls.py`).
 """
 
 from __future__ import annotations
@@ -13,11 +19,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from flask import g, has_app_context
-from sqlalchemy import Table, event, inspect
+from sqlalchemy import Table, TableClause, TextClause, event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql import visitors
 
-from portal.extensions import db
+from portal.extensions import PortalSession, db
 from portal.tenancy.models import Site, TenantOwned
 
 if TYPE_CHECKING:
@@ -29,6 +35,7 @@ class TenantScopeError(RuntimeError):
 
 
 _UNSCOPED = "tenancy_unscoped"
+_RAW_SQL = "tenancy_raw_sql"
 
 
 def scoped_partner_id() -> int | None:
@@ -45,6 +52,10 @@ def is_unscoped() -> bool:
     return has_app_context() and bool(g.get(_UNSCOPED))
 
 
+def allows_raw_sql() -> bool:
+    return has_app_context() and bool(g.get(_RAW_SQL))
+
+
 # Per-request views of one partner's settings, kept in `g`; they follow the partner in scope.
 PARTNER_CACHES = ("policy", "feature_settings")
 
@@ -57,7 +68,12 @@ def forget_partner_caches() -> None:
 
 @contextmanager
 def partner_scope(partner: Partner) -> Iterator[Partner]:
-    """Run a block (CLI, tests, operator actions) as if inside `partner`'s request."""
+    """Run a block (CLI, tests, operator actions) as if inside `partner`'s request.
+
+    Pending changes are flushed when the scope changes, in the scope they were made in: the
+    database (row-level security) accepts a partner's rows only under that partner's scope.
+    """
+    db.session.flush()
     previous, previous_site = g.get("partner"), g.get("site")
     previous_unscoped = g.get(_UNSCOPED)
     g.partner, g.site = partner, Site.of(partner)
@@ -65,6 +81,7 @@ def partner_scope(partner: Partner) -> Iterator[Partner]:
     forget_partner_caches()
     try:
         yield partner
+        db.session.flush()
     finally:
         forget_partner_caches()
         g.partner, g.site = previous, previous_site
@@ -77,17 +94,50 @@ def unscoped() -> Iterator[None]:
     """Explicitly read across partners (operator console, platform jobs)."""
     if scoped_partner_id() is not None:
         raise TenantScopeError("unscoped() is not allowed inside a partner request")
+    outermost = not g.get(_UNSCOPED)
     g.setdefault(_UNSCOPED, True)
     try:
         yield
     finally:
-        g.pop(_UNSCOPED, None)
+        if outermost:
+            g.pop(_UNSCOPED, None)
+
+
+@contextmanager
+def raw_sql() -> Iterator[None]:
+    """The escape hatch for textual SQL through the session, which the ORM layer cannot scope.
+
+    Only the database layer protects what runs in here: PostgreSQL's row-level security still
+    limits it to the partner in scope (or to nothing outside one, unless `unscoped()`); on
+    SQLite nothing does. Every use is a place to review.
+    """
+    outermost = not g.get(_RAW_SQL)
+    g.setdefault(_RAW_SQL, True)
+    try:
+        yield
+    finally:
+        if outermost:
+            g.pop(_RAW_SQL, None)
 
 
 def _tenant_tables() -> frozenset[Table]:
     return frozenset(
         m.local_table for m in db.Model.registry.mappers if issubclass(m.class_, TenantOwned)
     )
+
+
+def _opaque(statement: Any) -> str | None:
+    """What in `statement` the ORM layer cannot scope: textual SQL, or a lightweight `table()`
+    standing for a tenant table. None when it can see every table the statement reads."""
+    if isinstance(statement, TextClause):
+        return "textual SQL"
+    tenant_names = {t.name for t in _tenant_tables()}
+    for element in visitors.iterate(statement):
+        if isinstance(element, TextClause):
+            return "a textual SQL fragment"
+        if type(element) is TableClause and element.name in tenant_names:
+            return f"a lightweight table() named {element.name}"
+    return None
 
 
 def _tenant_tables_read(state: ORMExecuteState) -> tuple[bool, frozenset[Table]]:
@@ -113,6 +163,13 @@ def _tenant_tables_read(state: ORMExecuteState) -> tuple[bool, frozenset[Table]]
 
 @event.listens_for(Session, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
+    if not allows_raw_sql():
+        opaque = _opaque(state.statement)
+        if opaque is not None:
+            raise TenantScopeError(
+                f"{opaque} through the session cannot be scoped to a partner: use the ORM "
+                "models, or wrap it in raw_sql() and check it yourself"
+            )
     if not (state.is_select or state.is_update or state.is_delete):
         return
     if state.is_column_load or state.is_relationship_load:
@@ -133,6 +190,21 @@ def _scope_statement(state: ORMExecuteState) -> None:
             TenantOwned, lambda cls: cls.partner_id == partner_id, include_aliases=True
         )
     )
+
+
+def _screen_get(found: Any) -> Any:
+    """`Session.get()` of a tenant row: another partner's is missing; no partner is an error."""
+    if not isinstance(found, TenantOwned):
+        return found
+    partner_id = scoped_partner_id()
+    if partner_id is None:
+        if is_unscoped():
+            return found
+        raise TenantScopeError("tenant-owned data loaded with no partner in scope")
+    return found if found.partner_id == partner_id else None
+
+
+PortalSession.screen_get = staticmethod(_screen_get)
 
 
 @event.listens_for(TenantOwned, "init", propagate=True)

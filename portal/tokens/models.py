@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.clock import utcnow
 from portal.extensions import db, str_enum
-from portal.tenancy.models import TenantOwned
+from portal.tenancy.models import TenantOwned, same_partner
 from portal.users.models import User
 
 
@@ -26,22 +26,26 @@ class ActionToken(TenantOwned, db.Model):
     """Only the hash of the token is stored; the link in the email carries the token itself."""
 
     __tablename__ = "action_tokens"
-    __table_args__ = (sa.Index("ix_action_tokens_user_purpose", "user_id", "purpose"),)
+    __table_args__ = (
+        sa.Index("ix_action_tokens_user_purpose", "user_id", "purpose"),
+        same_partner("user_id", "users", name="fk_action_tokens_user", ondelete="CASCADE"),
+        same_partner("created_by_id", "users", name="fk_action_tokens_created_by"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int]
     purpose: Mapped[TokenPurpose] = mapped_column(str_enum(TokenPurpose))
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
-    created_by_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="SET NULL")
-    )
+    created_by_id: Mapped[int | None]
     payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
 
-    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    user: Mapped[User] = relationship(
+        primaryjoin="User.id == ActionToken.user_id", foreign_keys="ActionToken.user_id"
+    )
 
     @property
     def is_live(self) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.clock import utcnow
 from portal.extensions import db, str_enum
 from portal.roles.models import Role
-from portal.tenancy.models import Partner, TenantOwned
+from portal.tenancy.models import Partner, TenantOwned, referable
 
 
 class UserStatus(enum.StrEnum):
@@ -31,6 +31,7 @@ class User(UserMixin, TenantOwned, db.Model):
 
     __tablename__ = "users"
     __table_args__ = (
+        referable(),
         sa.UniqueConstraint("partner_id", "email"),
         sa.CheckConstraint("email = lower(email)", name="email_lowercase"),
         # The admin user list filters and sorts within one partner (fast at 100,000 users).
