@@ -86,8 +86,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         instance_path=str(ROOT / "instance"),
     )
     app.config.update(load_config(config))
-    if app.config["PROXY_FIX"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    if proxies := app.config["PROXY_FIX"]:
+        # Each X-Forwarded-* header is read at the value the outermost of the trusted
+        # proxies wrote; without PORTAL_PROXY_FIX none of them is believed.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
 
     db.init_app(app)
     database.init_app(app)

@@ -37,6 +37,17 @@ def _seconds(name: str, default: float, minimum: float = 0.001) -> float:
     return value
 
 
+def _count(name: str, default: int, minimum: int, meaning: str) -> int:
+    """A whole number from `PORTAL_<name>`; a value that is not one stops start-up."""
+    raw = _env(name)
+    if raw is None:
+        return default
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < minimum:
+        raise ConfigError(f"PORTAL_{name} must be {meaning}, not {raw!r}")
+    return int(text)
+
+
 def _dev_secret_key() -> str:
     """A per-checkout random key kept under instance/, so dev sessions survive restarts."""
     INSTANCE.mkdir(exist_ok=True)
@@ -96,7 +107,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "AUTH_COOKIE_NAME": "__Host-portal_auth" if production else "portal_auth",
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "WTF_CSRF_TIME_LIMIT": None,
-        "PROXY_FIX": int(_env("PROXY_FIX", "1" if production else "0") or 0),
+        # How many proxies in front set X-Forwarded-*; 0 (the default): none is trusted.
+        "PROXY_FIX": _count("PROXY_FIX", 0, 0, "the number of trusted proxies (0 for none)"),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         "SMTP_URL": _env("SMTP_URL"),
         "RATELIMIT_STORAGE_URL": _env("RATELIMIT_STORAGE_URL", "memory://"),

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal import create_app
 from portal.config import ConfigError, load_config
@@ -196,3 +197,31 @@ def test_a_timeout_that_is_not_one_stops_start_up(
     development.setenv(f"PORTAL_{name}", value)
     with pytest.raises(ConfigError, match=f"PORTAL_{name} must be a number of seconds"):
         load_config()
+
+
+@pytest.mark.parametrize("env", ["development", "testing", "production"])
+def test_no_proxy_is_trusted_by_default(production: pytest.MonkeyPatch, env: str) -> None:
+    production.setenv("PORTAL_ENV", env)
+    app = create_app()
+    assert app.config["PROXY_FIX"] == 0
+    assert not isinstance(app.wsgi_app, ProxyFix)
+
+
+@pytest.mark.parametrize("value", ["1", "2"])
+def test_proxy_fix_trusts_the_number_of_proxies_given(
+    production: pytest.MonkeyPatch, value: str
+) -> None:
+    production.setenv("PORTAL_PROXY_FIX", value)
+    proxy = create_app().wsgi_app
+    assert isinstance(proxy, ProxyFix)
+    assert (proxy.x_for, proxy.x_proto, proxy.x_host) == (int(value),) * 3
+    assert (proxy.x_port, proxy.x_prefix) == (0, 0)
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "-1", "1.5", "0x1", " "])
+def test_a_proxy_count_that_is_not_one_stops_start_up(
+    production: pytest.MonkeyPatch, value: str
+) -> None:
+    production.setenv("PORTAL_PROXY_FIX", value)
+    with pytest.raises(ConfigError, match="PORTAL_PROXY_FIX must be the number of trusted"):
+        create_app()
