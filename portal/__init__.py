@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
 from portal import (
+    body_limit,
     cli,
     database,
     errors,
@@ -98,6 +99,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     observability.init_app(app)
+    body_limit.init_app(app)
     tenancy.init_app(app)
     rls.init_app(app)
     loader.init_app(app)

@@ -14,6 +14,7 @@ INSTANCE = ROOT / "instance"
 
 
 MIN_SECRET_KEY_LENGTH = 32
+DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024  # bytes; a route may allow more (`accepts_bodies_up_to`)
 
 
 class ConfigError(RuntimeError):
@@ -109,6 +110,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": None,
         # How many proxies in front set X-Forwarded-*; 0 (the default): none is trusted.
         "PROXY_FIX": _count("PROXY_FIX", 0, 0, "the number of trusted proxies (0 for none)"),
+        "MAX_CONTENT_LENGTH": _count(
+            "MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH, 1, "a number of bytes"
+        ),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         "SMTP_URL": _env("SMTP_URL"),
         "RATELIMIT_STORAGE_URL": _env("RATELIMIT_STORAGE_URL", "memory://"),

@@ -44,6 +44,7 @@ TITLES = {
 }
 MESSAGES = {
     404: "We could not find that page. Check the address, or go back to the start page.",
+    413: "This request is larger than this page accepts.",
     500: "An unexpected error happened on our side. It has been logged; please try again.",
     503: "The service cannot reach its database right now. Please try again in a moment.",
 }

@@ -225,3 +225,15 @@ def test_a_proxy_count_that_is_not_one_stops_start_up(
     production.setenv("PORTAL_PROXY_FIX", value)
     with pytest.raises(ConfigError, match="PORTAL_PROXY_FIX must be the number of trusted"):
         create_app()
+
+
+def test_request_bodies_are_limited_to_one_mebibyte_unless_configured(
+    environ: pytest.MonkeyPatch,
+) -> None:
+    assert load_config({"PORTAL_ENV": "testing"})["MAX_CONTENT_LENGTH"] == 1024 * 1024
+    environ.setenv("PORTAL_MAX_CONTENT_LENGTH", "2097152")
+    assert load_config({"PORTAL_ENV": "testing"})["MAX_CONTENT_LENGTH"] == 2 * 1024 * 1024
+    for value in ("0", "1MB", "-5"):
+        environ.setenv("PORTAL_MAX_CONTENT_LENGTH", value)
+        with pytest.raises(ConfigError, match="PORTAL_MAX_CONTENT_LENGTH must be a number of"):
+            load_config({"PORTAL_ENV": "testing"})
