@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
-FLASK := PORTAL_SERVER_NAME=localhost:$(PORT) $(BIN)/flask --app wsgi
+# The demo is development (PORTAL_ENV defaults to production, which needs real settings).
+FLASK := PORTAL_ENV=development PORTAL_SERVER_NAME=localhost:$(PORT) $(BIN)/flask --app wsgi
 
 .PHONY: run test lint db seed clean
 

@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
 from portal import (
+    body_limit,
     cli,
     database,
     errors,
@@ -86,14 +87,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         instance_path=str(ROOT / "instance"),
     )
     app.config.update(load_config(config))
-    if app.config["PROXY_FIX"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    if proxies := app.config["PROXY_FIX"]:
+        # Each X-Forwarded-* header is read at the value the outermost of the trusted
+        # proxies wrote; without PORTAL_PROXY_FIX none of them is believed.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
 
     db.init_app(app)
     database.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     observability.init_app(app)
+    body_limit.init_app(app)
     tenancy.init_app(app)
     rls.init_app(app)
     loader.init_app(app)

@@ -13,6 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
 
+MIN_SECRET_KEY_LENGTH = 32
+DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024  # bytes; a route may allow more (`accepts_bodies_up_to`)
+
+
 class ConfigError(RuntimeError):
     """A configuration that must not start (for example production without a secret key)."""
 
@@ -34,6 +38,17 @@ def _seconds(name: str, default: float, minimum: float = 0.001) -> float:
     return value
 
 
+def _count(name: str, default: int, minimum: int, meaning: str) -> int:
+    """A whole number from `PORTAL_<name>`; a value that is not one stops start-up."""
+    raw = _env(name)
+    if raw is None:
+        return default
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < minimum:
+        raise ConfigError(f"PORTAL_{name} must be {meaning}, not {raw!r}")
+    return int(text)
+
+
 def _dev_secret_key() -> str:
     """A per-checkout random key kept under instance/, so dev sessions survive restarts."""
     INSTANCE.mkdir(exist_ok=True)
@@ -46,32 +61,28 @@ def _dev_secret_key() -> str:
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the Flask config from the environment, then apply `overrides` (tests)."""
     overrides = overrides or {}
-    env = overrides.get("PORTAL_ENV") or _env("ENV", "development")
+    # Production unless told otherwise: a forgotten variable must not open developer tools.
+    env = overrides.get("PORTAL_ENV") or _env("ENV", "production")
     if env not in ("development", "production", "testing"):
         raise ConfigError(f"PORTAL_ENV must be development, production or testing, not {env!r}")
     production = env == "production"
 
     secret_key = overrides.get("SECRET_KEY") or _env("SECRET_KEY")
     server_name = overrides.get("SERVER_NAME") or _env("SERVER_NAME")
+    database_url = overrides.get("SQLALCHEMY_DATABASE_URI") or _env("DATABASE_URL")
     if production:
-        missing = [
-            name
-            for name, value in (
-                ("PORTAL_SECRET_KEY", secret_key),
-                ("PORTAL_SERVER_NAME", server_name),
+        problem = _production_problem(secret_key, server_name, database_url)
+        if problem and not (overrides.get("PORTAL_ENV") or _env("ENV")):
+            problem += (
+                " (PORTAL_ENV is unset, which means production; a local demo needs"
+                " PORTAL_ENV=development, as `make run` sets)"
             )
-            if not value
-        ]
-        if missing:
-            raise ConfigError(
-                "PORTAL_ENV=production needs "
-                + " and ".join(missing)
-                + " to be set; refusing to start."
-            )
+        if problem:
+            raise ConfigError(problem)
     secret_key = secret_key or _dev_secret_key()
     server_name = (server_name or "localhost:5000").lower()
 
-    database_url = _env("DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.sqlite3'}"
+    database_url = database_url or f"sqlite:///{INSTANCE / 'portal.sqlite3'}"
     if database_url.startswith("postgres://"):
         database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
     elif database_url.startswith("postgresql://"):
@@ -97,7 +108,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "AUTH_COOKIE_NAME": "__Host-portal_auth" if production else "portal_auth",
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "WTF_CSRF_TIME_LIMIT": None,
-        "PROXY_FIX": int(_env("PROXY_FIX", "1" if production else "0") or 0),
+        # How many proxies in front set X-Forwarded-*; 0 (the default): none is trusted.
+        "PROXY_FIX": _count("PROXY_FIX", 0, 0, "the number of trusted proxies (0 for none)"),
+        "MAX_CONTENT_LENGTH": _count(
+            "MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH, 1, "a number of bytes"
+        ),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         "SMTP_URL": _env("SMTP_URL"),
         "RATELIMIT_STORAGE_URL": _env("RATELIMIT_STORAGE_URL", "memory://"),
@@ -113,3 +128,28 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     # After the overrides: the options follow the database URL and timeouts finally chosen.
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(config))
     return config
+
+
+def _production_problem(
+    secret_key: str | None, server_name: str | None, database_url: str | None
+) -> str | None:
+    """Why production must not start: it needs its own key, root domain and database."""
+    missing = [
+        name
+        for name, value in (
+            ("PORTAL_SECRET_KEY", secret_key),
+            ("PORTAL_SERVER_NAME", server_name),
+            ("PORTAL_DATABASE_URL", database_url),  # no silent SQLite, which has no row security
+        )
+        if not value
+    ]
+    if missing:
+        names = ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 else missing[0]
+        return f"PORTAL_ENV=production needs {names} to be set; refusing to start."
+    if len(secret_key or "") < MIN_SECRET_KEY_LENGTH:
+        return (
+            f"PORTAL_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters in production"
+            f" (it has {len(secret_key or '')}); refusing to start. Generate one with"
+            " python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    return None

@@ -18,7 +18,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 from werkzeug.wrappers import Response
 
 from portal import unit_of_work
@@ -44,6 +44,7 @@ TITLES = {
 }
 MESSAGES = {
     404: "We could not find that page. Check the address, or go back to the start page.",
+    413: "This request is larger than this page accepts.",
     500: "An unexpected error happened on our side. It has been logged; please try again.",
     503: "The service cannot reach its database right now. Please try again in a moment.",
 }
@@ -51,6 +52,8 @@ BUSY = (
     "Another change to the same data is being saved right now, and this one could not wait "
     "for it. Nothing was changed; please try again in a moment."
 )
+# Not the refused host's name: that is the sender's text, never repeated back.
+UNTRUSTED_HOST = "This address is not served here."
 FALLBACK_PAGE = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8">'
     '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -67,7 +70,7 @@ def render_error(code: int, message: str | None = None) -> Response:
     if request.headers.get("HX-Request") or request_ctx.url_adapter is None:
         # htmx swaps a short message; a refused host gets no page that would build links.
         text = f"{message} (reference {reference})" if reference else message
-        return Response(text, code, mimetype="text/plain")
+        return Response(text, code, {"X-Content-Type-Options": "nosniff"}, mimetype="text/plain")
     try:
         # A server error may mean the database is gone: no navigation, which would need it.
         page = render_template(
@@ -120,6 +123,8 @@ def handle_http(error: HTTPException) -> Response | tuple[str, int]:
         partner = g.get("unavailable_partner")
         return render_template("tenancy/unavailable.html", unavailable=partner), error.code
     code = error.code or 500
+    if isinstance(error, SecurityError):  # TRUSTED_HOSTS refused the Host header
+        return render_error(code, UNTRUSTED_HOST)
     message = error.description if code not in MESSAGES else None
     return render_error(code, message)
 

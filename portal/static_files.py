@@ -6,16 +6,19 @@ from flask import Flask, current_app, g, url_for
 from werkzeug.wrappers import Response
 
 from portal.auth.guards import public
+from portal.security_headers import cacheable
 from portal.tenancy.context import exempt_from_tenancy
 
 
 @public
+@cacheable
 @exempt_from_tenancy
 def partner_static(filename: str) -> Response:
     return current_app.send_static_file(filename)
 
 
 @public
+@cacheable
 def root_static(filename: str) -> Response:
     return current_app.send_static_file(filename)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+from xml.sax.saxutils import escape as xml_escape
 
 from flask import Flask, g, has_request_context
 from flask.templating import Environment
@@ -67,6 +69,37 @@ def legible_on(colour: str, background: str, minimum: float = 4.5) -> str:
     return towards
 
 
+FAVICON_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+    '<rect width="32" height="32" rx="7" fill="{fill}"/>'
+    '<text x="16" y="22.5" font-family="sans-serif" font-size="18" font-weight="700"'
+    ' text-anchor="middle" fill="{ink}">{initial}</text></svg>'
+)
+
+
+def favicon_initial(brand_name: str) -> str:
+    """The first letter of the brand name, upper case; P when there is none to draw."""
+    initial = brand_name.strip()[:1].upper()
+    # XML refuses control characters, and an invisible one would draw an empty icon.
+    return initial if initial and initial.isprintable() else "P"
+
+
+def favicon_url() -> str:
+    """The favicon as a data URL: the brand's initial on its colour (no /favicon.ico request).
+
+    Built here, not in the template: the initial is XML-escaped, then the whole SVG is
+    percent-encoded, so the URL holds nothing that HTML escaping would change.
+    """
+    site = g.get("site") if has_request_context() else None
+    colour = current_theme().primary_color
+    svg = FAVICON_SVG.format(
+        fill=colour,
+        ink=ink_on(colour),
+        initial=xml_escape(favicon_initial(site.brand_name if site else "")),
+    )
+    return "data:image/svg+xml," + quote(svg, safe="")
+
+
 def _split(name: str) -> tuple[str | None, str]:
     if name.startswith(PREFIX) and "/" in name:
         theme, _, rest = name[1:].partition("/")
@@ -116,5 +149,8 @@ def init_app(app: Flask, templates_dir: Path) -> None:
     )
     app.jinja_env.globals["current_theme"] = current_theme
     app.jinja_env.globals.update(
-        ink_on=ink_on, legible_on=legible_on, page_background=PAGE_BACKGROUNDS
+        ink_on=ink_on,
+        legible_on=legible_on,
+        page_background=PAGE_BACKGROUNDS,
+        favicon_url=favicon_url,
     )

@@ -138,7 +138,7 @@ def _config(url: str, **extra: Any) -> dict[str, Any]:
     return {
         "PORTAL_ENV": "testing",
         "TESTING": True,
-        "SECRET_KEY": "test-secret-key",
+        "SECRET_KEY": "test-secret-key-" + "k" * 32,  # long enough for production
         "SERVER_NAME": SERVER_NAME,
         "SQLALCHEMY_DATABASE_URI": url,
         "PASSWORD_HASH_PROFILE": "cheapest",

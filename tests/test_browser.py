@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 from browser import LiveServer
 from conftest import PASSWORD
@@ -44,3 +46,24 @@ def test_wrong_password_shows_the_error_in_place(
     page.click("button[type=submit]")
     assert page.locator("#login-error").inner_text() == "Incorrect email or password."
     assert page.input_value("#email") == "alice@acme.test"
+
+
+def test_the_favicon_draws_in_the_partners_colour(
+    live_server: LiveServer, page, acme: Partner
+) -> None:
+    page.goto(live_server.url("acme", "/login"))
+    href = page.locator('link[rel="icon"]').get_attribute("href")
+    page.goto("about:blank")
+    page.set_content(f'<img alt="icon" width="32" height="32" src="{html.escape(href)}">')
+    # decode() fails for an image the browser cannot draw; the left edge is the brand colour.
+    pixel = page.locator("img").evaluate(
+        """async img => {
+            await img.decode();
+            const canvas = document.createElement("canvas");
+            canvas.width = canvas.height = 32;
+            const context = canvas.getContext("2d");
+            context.drawImage(img, 0, 0, 32, 32);
+            return Array.from(context.getImageData(1, 16, 1, 1).data);
+        }"""
+    )
+    assert pixel == [0x25, 0x63, 0xEB, 255]  # acme's #2563eb

@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal import create_app
 from portal.config import ConfigError, load_config
 
 
-def test_development_defaults_need_nothing_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ENV", "SECRET_KEY", "DATABASE_URL", "SERVER_NAME"):
-        monkeypatch.delenv(f"PORTAL_{name}", raising=False)
+@pytest.fixture
+def environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A controlled environment: no PORTAL_* variable but the ones the test sets."""
+    for name in list(os.environ):
+        if name.startswith("PORTAL_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.fixture
+def development(environ: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    environ.setenv("PORTAL_ENV", "development")
+    return environ
+
+
+@pytest.fixture
+def production(environ: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """Everything production needs, PORTAL_ENV left unset: tests take away or spoil one."""
+    environ.setenv("PORTAL_SECRET_KEY", "s" * 32)
+    environ.setenv("PORTAL_SERVER_NAME", "portal.example.com")
+    # A file of the test's own: production on SQLite only when someone writes so explicitly.
+    environ.setenv("PORTAL_DATABASE_URL", f"sqlite:///{tmp_path / 'prod.sqlite3'}")
+    return environ
+
+
+def test_development_defaults_need_nothing_installed(development: pytest.MonkeyPatch) -> None:
     config = load_config()
     assert config["PORTAL_ENV"] == "development"
     assert config["SERVER_NAME"] == "localhost:5000"
@@ -24,39 +50,88 @@ def test_development_defaults_need_nothing_installed(monkeypatch: pytest.MonkeyP
     assert config["SESSION_COOKIE_SECURE"] is False
 
 
+def test_production_is_the_default(production: pytest.MonkeyPatch) -> None:
+    """A forgotten PORTAL_ENV serves no developer tools and only Secure cookies."""
+    app = create_app()
+    assert app.config["PORTAL_ENV"] == "production"
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert "mail_dev.outbox" not in app.view_functions
+    outbox = app.test_client().get("/dev/outbox", base_url="https://portal.example.com")
+    assert outbox.status_code == 404
+
+
 @pytest.mark.parametrize(
-    "env,missing",
+    "unset,missing",
     [
-        ({"PORTAL_SERVER_NAME": "portal.example.com"}, "PORTAL_SECRET_KEY"),
-        ({"PORTAL_SECRET_KEY": "s" * 40}, "PORTAL_SERVER_NAME"),
-        ({}, "PORTAL_SECRET_KEY and PORTAL_SERVER_NAME"),
+        (["SECRET_KEY"], "PORTAL_SECRET_KEY"),
+        (["SERVER_NAME"], "PORTAL_SERVER_NAME"),
+        (["DATABASE_URL"], "PORTAL_DATABASE_URL"),
+        (["SECRET_KEY", "SERVER_NAME"], "PORTAL_SECRET_KEY and PORTAL_SERVER_NAME"),
+        (
+            ["SECRET_KEY", "SERVER_NAME", "DATABASE_URL"],
+            "PORTAL_SECRET_KEY, PORTAL_SERVER_NAME and PORTAL_DATABASE_URL",
+        ),
     ],
 )
-def test_production_without_secret_or_server_name_refuses(
-    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], missing: str
+def test_production_without_its_settings_refuses(
+    production: pytest.MonkeyPatch, unset: list[str], missing: str
 ) -> None:
-    for name in ("SECRET_KEY", "SERVER_NAME"):
-        monkeypatch.delenv(f"PORTAL_{name}", raising=False)
-    monkeypatch.setenv("PORTAL_ENV", "production")
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    with pytest.raises(ConfigError, match=missing):
+    production.setenv("PORTAL_ENV", "production")
+    for name in unset:
+        production.delenv(f"PORTAL_{name}")
+    with pytest.raises(ConfigError) as refused:
         create_app()
+    assert str(refused.value) == (
+        f"PORTAL_ENV=production needs {missing} to be set; refusing to start."
+    )
+
+
+def test_production_never_falls_back_to_sqlite(production: pytest.MonkeyPatch) -> None:
+    production.delenv("PORTAL_DATABASE_URL")
+    with pytest.raises(ConfigError, match="needs PORTAL_DATABASE_URL to be set"):
+        create_app()
+    production.setenv("PORTAL_ENV", "development")
+    assert create_app().config["SQLALCHEMY_DATABASE_URI"].endswith("instance/portal.sqlite3")
+
+
+@pytest.mark.parametrize("length", [1, 16, 31])
+def test_production_refuses_a_short_secret_key(production: pytest.MonkeyPatch, length: int) -> None:
+    production.setenv("PORTAL_SECRET_KEY", "k" * length)
+    with pytest.raises(ConfigError) as refused:
+        create_app()
+    assert str(refused.value).startswith(
+        f"PORTAL_SECRET_KEY must be at least 32 characters in production (it has {length});"
+    )
+
+
+def test_production_accepts_a_key_of_32_characters(production: pytest.MonkeyPatch) -> None:
+    production.setenv("PORTAL_SECRET_KEY", "k" * 32)
+    assert create_app().config["SECRET_KEY"] == "k" * 32
+
+
+def test_an_unset_environment_says_it_means_production(environ: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError) as refused:
+        create_app()
+    assert "PORTAL_ENV is unset, which means production" in str(refused.value)
+    assert "PORTAL_ENV=development" in str(refused.value)
 
 
 def test_production_start_up_message_is_clear() -> None:
-    env = {"PORTAL_ENV": "production", "PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin"}  # no PORTAL_ENV at all: production
     result = subprocess.run(
         [sys.executable, "-c", "import wsgi"], env=env, capture_output=True, text=True, check=False
     )
     assert result.returncode != 0
-    assert "PORTAL_ENV=production needs PORTAL_SECRET_KEY and PORTAL_SERVER_NAME" in result.stderr
+    assert (
+        "PORTAL_ENV=production needs PORTAL_SECRET_KEY, PORTAL_SERVER_NAME and"
+        " PORTAL_DATABASE_URL to be set" in result.stderr
+    )
 
 
-def test_production_cookies_are_secure_and_host_prefixed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PORTAL_ENV", "production")
-    monkeypatch.setenv("PORTAL_SECRET_KEY", "k" * 40)
-    monkeypatch.setenv("PORTAL_SERVER_NAME", "Portal.Example.com")
+def test_production_cookies_are_secure_and_host_prefixed(
+    production: pytest.MonkeyPatch,
+) -> None:
+    production.setenv("PORTAL_SERVER_NAME", "Portal.Example.com")
     config = load_config()
     assert config["SERVER_NAME"] == "portal.example.com"
     assert config["SESSION_COOKIE_SECURE"] is True
@@ -65,23 +140,23 @@ def test_production_cookies_are_secure_and_host_prefixed(monkeypatch: pytest.Mon
     assert config["PREFERRED_URL_SCHEME"] == "https"
 
 
-def test_postgres_urls_use_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql://u@db/portal")
+def test_postgres_urls_use_psycopg(development: pytest.MonkeyPatch) -> None:
+    development.setenv("PORTAL_DATABASE_URL", "postgresql://u@db/portal")
     assert load_config()["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db/portal"
 
 
-def test_unknown_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PORTAL_ENV", "staging")
+def test_unknown_environment_is_refused(development: pytest.MonkeyPatch) -> None:
+    development.setenv("PORTAL_ENV", "staging")
     with pytest.raises(ConfigError, match="PORTAL_ENV"):
         load_config()
 
 
-def test_database_timeouts_reach_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql://u@db/portal")
-    monkeypatch.setenv("PORTAL_DATABASE_CONNECT_TIMEOUT", "4")
-    monkeypatch.setenv("PORTAL_DATABASE_STATEMENT_TIMEOUT", "5")
-    monkeypatch.setenv("PORTAL_DATABASE_LOCK_TIMEOUT", "1.5")
-    monkeypatch.setenv("PORTAL_DATABASE_POOL_TIMEOUT", "2.5")
+def test_database_timeouts_reach_the_engine(development: pytest.MonkeyPatch) -> None:
+    development.setenv("PORTAL_DATABASE_URL", "postgresql://u@db/portal")
+    development.setenv("PORTAL_DATABASE_CONNECT_TIMEOUT", "4")
+    development.setenv("PORTAL_DATABASE_STATEMENT_TIMEOUT", "5")
+    development.setenv("PORTAL_DATABASE_LOCK_TIMEOUT", "1.5")
+    development.setenv("PORTAL_DATABASE_POOL_TIMEOUT", "2.5")
     config = load_config()
     assert config["SQLALCHEMY_ENGINE_OPTIONS"] == {
         "pool_pre_ping": True,
@@ -94,8 +169,8 @@ def test_database_timeouts_reach_the_engine(monkeypatch: pytest.MonkeyPatch) -> 
     assert config["DATABASE_STATEMENT_TIMEOUT"] == 5.0
 
 
-def test_default_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql://u@db/portal")
+def test_default_timeouts(development: pytest.MonkeyPatch) -> None:
+    development.setenv("PORTAL_DATABASE_URL", "postgresql://u@db/portal")
     config = load_config()
     assert config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_timeout"] == 3
     assert config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {
@@ -117,8 +192,48 @@ def test_default_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_a_timeout_that_is_not_one_stops_start_up(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+    development: pytest.MonkeyPatch, name: str, value: str
 ) -> None:
-    monkeypatch.setenv(f"PORTAL_{name}", value)
+    development.setenv(f"PORTAL_{name}", value)
     with pytest.raises(ConfigError, match=f"PORTAL_{name} must be a number of seconds"):
         load_config()
+
+
+@pytest.mark.parametrize("env", ["development", "testing", "production"])
+def test_no_proxy_is_trusted_by_default(production: pytest.MonkeyPatch, env: str) -> None:
+    production.setenv("PORTAL_ENV", env)
+    app = create_app()
+    assert app.config["PROXY_FIX"] == 0
+    assert not isinstance(app.wsgi_app, ProxyFix)
+
+
+@pytest.mark.parametrize("value", ["1", "2"])
+def test_proxy_fix_trusts_the_number_of_proxies_given(
+    production: pytest.MonkeyPatch, value: str
+) -> None:
+    production.setenv("PORTAL_PROXY_FIX", value)
+    proxy = create_app().wsgi_app
+    assert isinstance(proxy, ProxyFix)
+    assert (proxy.x_for, proxy.x_proto, proxy.x_host) == (int(value),) * 3
+    assert (proxy.x_port, proxy.x_prefix) == (0, 0)
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "-1", "1.5", "0x1", " "])
+def test_a_proxy_count_that_is_not_one_stops_start_up(
+    production: pytest.MonkeyPatch, value: str
+) -> None:
+    production.setenv("PORTAL_PROXY_FIX", value)
+    with pytest.raises(ConfigError, match="PORTAL_PROXY_FIX must be the number of trusted"):
+        create_app()
+
+
+def test_request_bodies_are_limited_to_one_mebibyte_unless_configured(
+    environ: pytest.MonkeyPatch,
+) -> None:
+    assert load_config({"PORTAL_ENV": "testing"})["MAX_CONTENT_LENGTH"] == 1024 * 1024
+    environ.setenv("PORTAL_MAX_CONTENT_LENGTH", "2097152")
+    assert load_config({"PORTAL_ENV": "testing"})["MAX_CONTENT_LENGTH"] == 2 * 1024 * 1024
+    for value in ("0", "1MB", "-5"):
+        environ.setenv("PORTAL_MAX_CONTENT_LENGTH", value)
+        with pytest.raises(ConfigError, match="PORTAL_MAX_CONTENT_LENGTH must be a number of"):
+            load_config({"PORTAL_ENV": "testing"})

@@ -136,6 +136,32 @@ def test_not_registered_in_production(make_app) -> None:
     assert host_client(production, None).get("/dev/outbox").status_code == 404
 
 
-def test_registered_in_development(make_app) -> None:
-    development = make_app(PORTAL_ENV="development")
-    assert "mail_dev.outbox" in development.view_functions
+def test_development_shows_it_to_this_machine(make_app, data: Flask, acme: Partner) -> None:
+    mail(acme, "alice@acme.test", "Reset · Acme", "http://acme.localhost/r/abc")
+    development = host_client(make_app(PORTAL_ENV="development"), None)
+    for loopback in ("127.0.0.1", "::1"):
+        page = development.get("/dev/outbox", environ_base={"REMOTE_ADDR": loopback})
+        assert page.status_code == 200 and "Reset · Acme" in page.text
+
+
+@pytest.mark.parametrize("client_ip", ["10.0.0.5", "192.168.1.20", "203.0.113.9", "2001:db8::1"])
+def test_nobody_else_sees_it(
+    root: HostClient, two_partners_mail: list[OutboxMessage], client_ip: str
+) -> None:
+    page = root.get("/dev/outbox", environ_base={"REMOTE_ADDR": client_ip})
+    assert page.status_code == 404
+    assert "Reset · Acme" not in page.text and "/r/abc" not in page.text
+
+
+def test_a_forwarded_address_counts_only_behind_a_trusted_proxy(make_app, data: Flask) -> None:
+    """Without PORTAL_PROXY_FIX a header cannot make a remote client local, nor the reverse;
+    behind a trusted proxy on this machine, the client it names is the one that counts."""
+    direct = host_client(make_app(PORTAL_ENV="development"), None)
+    local = {"X-Forwarded-For": "127.0.0.1"}
+    remote = {"X-Forwarded-For": "203.0.113.9"}
+    far = {"REMOTE_ADDR": "203.0.113.9"}
+    assert direct.get("/dev/outbox", headers=local, environ_base=far).status_code == 404
+    assert direct.get("/dev/outbox", headers=remote).status_code == 200
+    proxied = host_client(make_app(PORTAL_ENV="development", PROXY_FIX=1), None)
+    assert proxied.get("/dev/outbox", headers=remote).status_code == 404
+    assert proxied.get("/dev/outbox", headers=local).status_code == 200

@@ -67,6 +67,21 @@ def test_foreign_hosts_are_refused(app: Flask, acme: Partner, host: str) -> None
     assert "Traceback" not in page.text
 
 
+@pytest.mark.parametrize("hx", [False, True])
+def test_a_refused_host_is_not_repeated_back(app: Flask, acme: Partner, hx: bool) -> None:
+    host = "<script>alert(1)</script>.evil"
+    page = app.test_client().get(
+        "/login",
+        headers={"HX-Request": "true"} if hx else {},
+        environ_overrides={"HTTP_HOST": host},  # exactly as sent
+    )
+    assert page.status_code == 400
+    assert page.mimetype == "text/plain"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.text == "This address is not served here."
+    assert "<script>" not in page.text and "alert" not in page.text
+
+
 def test_suspended_partner_shows_unavailable_page(app: Flask, acme: Partner) -> None:
     acme.status = PartnerStatus.SUSPENDED
     db.session.commit()

@@ -19,6 +19,7 @@ from portal.users.queries import contains_pattern
 bp = Blueprint("audit_admin", __name__, subdomain="<partner>", url_prefix="/admin/audit")
 PER_PAGE = 50
 EXPORT_LIMIT = 50_000
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")  # what a spreadsheet may evaluate
 
 
 def _filtered() -> tuple[Select, dict[str, str]]:
@@ -96,20 +97,20 @@ def export() -> Response:
         ]
     )
     for e in rows:
-        writer.writerow(
-            [
-                e.created_at.isoformat(),
-                e.actor_type.value,
-                _safe(e.actor_label),
-                e.on_behalf_of_id or "",
-                e.action,
-                e.target_type or "",
-                _safe(e.target_id or ""),
-                _safe(json.dumps(e.details, sort_keys=True)),
-                e.ip or "",
-                e.request_id or "",
-            ]
-        )
+        cells = [
+            e.created_at.isoformat(),
+            e.actor_type.value,
+            e.actor_label,
+            e.on_behalf_of_id or "",
+            e.action,
+            e.target_type or "",
+            e.target_id or "",
+            json.dumps(e.details, sort_keys=True),
+            e.ip or "",
+            e.request_id or "",
+        ]
+        # Every cell, not only the ones that look free-form today: a spreadsheet runs any.
+        writer.writerow([neutralise(str(cell)) for cell in cells])
     return Response(
         out.getvalue(),
         mimetype="text/csv",
@@ -117,6 +118,8 @@ def export() -> Response:
     )
 
 
-def _safe(value: str) -> str:
-    """Neutralise spreadsheet formulas in exported cells (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+def neutralise(value: str) -> str:
+    """Neutralise a spreadsheet formula in an exported cell (CSV injection): a leading
+    apostrophe makes the cell text. Leading spaces do not hide one, in case a spreadsheet
+    trims them."""
+    return "'" + value if value.lstrip(" ")[:1] in FORMULA_STARTS else value

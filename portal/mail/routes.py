@@ -1,10 +1,12 @@
-"""/dev/outbox on the root domain: the outbox as a page, in development and testing only."""
+"""/dev/outbox on the root domain: the outbox as a page, in development and testing only,
+and only to a browser on this machine."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
-from flask import Blueprint, Flask, render_template, request
+from flask import Blueprint, Flask, abort, render_template, request
 from markupsafe import Markup, escape
 
 from portal.auth.guards import public
@@ -29,6 +31,20 @@ def linkify(text: str) -> Markup:
     return Markup(URL_RE.sub(link, str(escape(text))))
 
 
+def is_loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+@dev_bp.before_request
+def only_from_this_machine() -> None:
+    """A development server reachable from the network shows nobody else every reset link."""
+    if not is_loopback(request.remote_addr):
+        abort(404)
+
+
 @dev_bp.get("/outbox")
 @public  # a developer tool, never registered in production
 def outbox() -> str:
@@ -39,6 +55,9 @@ def outbox() -> str:
 
 
 def register(app: Flask) -> None:
-    """Register the outbox page only where reading every partner's mail is harmless."""
+    """Register the outbox page only where reading every partner's mail is harmless.
+
+    Testing counts: the suite is a development machine of its own.
+    """
     if app.config["PORTAL_ENV"] in DEV_ENVIRONMENTS:
         app.register_blueprint(dev_bp)
