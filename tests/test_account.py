@@ -261,7 +261,8 @@ def test_signup_form_input_never_breaks_anything(
     else:
         assert counts()[:3] == (users + 1, tokens + 1, mails + 1)
         [user] = rows(User, email=address)
-        assert user.status == UserStatus.INVITED and user.display_name == name.strip()
+        # White space runs are one space, whatever the runs were made of.
+        assert user.status == UserStatus.INVITED and user.display_name == " ".join(name.split())
 
 
 # --- Profile ----------------------------------------------------------------------------------
@@ -429,7 +430,7 @@ def test_profile_forms_input_never_breaks_anything(
     response = client.post_form("/account/profile", {"display_name": name})
     assert response.status_code in (302, 400, 422), response.status_code
     event(f"profile {response.status_code}")
-    expected = name.strip() if response.status_code == 302 else before_name
+    expected = " ".join(name.split()) if response.status_code == 302 else before_name
     assert stored(acme_user.id).display_name == expected
 
     users, tokens, mails, events = counts()

@@ -6,22 +6,11 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, Field, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
-from portal.account.services import (
-    MAX_EMAIL_LENGTH,
-    MAX_PASSWORD_LENGTH,
-    AccountError,
-    clean_display_name,
-)
+from portal.account.services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
 from portal.auth.passwords import MIN_PASSWORD_LENGTH
 from portal.exceptions import PortalError
+from portal.users.forms import display_name_ok
 from portal.users.services import UserError, clean_email
-
-
-def display_name_ok(_form: FlaskForm, field: Field) -> None:
-    try:
-        clean_display_name(field.data or "")
-    except AccountError as exc:
-        raise ValidationError(str(exc)) from exc
 
 
 def email_ok(_form: FlaskForm, field: Field) -> None:

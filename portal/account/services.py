@@ -9,7 +9,6 @@ concerns); an unknown, used, expired, revoked or other partner's link raises `To
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import timedelta
 
 from flask import url_for
@@ -34,10 +33,9 @@ from portal.tokens.services import (
     revoke_tokens,
 )
 from portal.users.models import User, UserStatus, normalize_email
-from portal.users.services import UserError, clean_email, create_user
+from portal.users.services import UserError, clean_display_name, clean_email, create_user
 
 MAX_EMAIL_LENGTH = 254
-MAX_NAME_LENGTH = 120
 MAX_PASSWORD_LENGTH = 1024
 # A person asking twice within this interval gets the link already on its way, not a new one.
 RESEND_INTERVAL = timedelta(minutes=1)
@@ -54,18 +52,6 @@ class AccountError(UserError):
 
 
 # --- Validation shared by forms, views and CLI ------------------------------------------------
-
-
-def clean_display_name(value: str) -> str:
-    """The trimmed display name, or AccountError when it is empty, too long or has control chars."""
-    name = value.strip()
-    if not name:
-        raise AccountError("Enter your name.", "display_name")
-    if len(name) > MAX_NAME_LENGTH:
-        raise AccountError(f"Use at most {MAX_NAME_LENGTH} characters.", "display_name")
-    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in name):
-        raise AccountError("Use letters, digits, spaces and punctuation only.", "display_name")
-    return name
 
 
 def _clean_address(email: str, field: str = "email") -> str:

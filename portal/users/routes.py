@@ -225,7 +225,8 @@ def invite() -> tuple[str, int] | Response:
                     _actor(), form.email.data, Role(form.role.data), form.display_name.data or ""
                 )
         except PortalError as exc:
-            form.email.errors.append(str(exc))
+            field = form.display_name if isinstance(exc, services.InvalidName) else form.email
+            field.errors.append(str(exc))
             status = exc.status
         else:
             flash(f"Invitation sent to {user.email}.", "info")
@@ -295,7 +296,7 @@ def accept(token: str) -> tuple[str, int] | Response:
         except TokenInvalid:
             return render_template("users/invitation_invalid.html"), 404
         except PortalError as exc:
-            field = form.display_name if "name" in str(exc) else form.password
+            field = form.display_name if isinstance(exc, services.InvalidName) else form.password
             field.errors.append(str(exc))
         else:
             flash(f"Welcome, {user.label}! Your account is ready. Sign in to continue.", "info")

@@ -37,15 +37,49 @@ class UserError(PortalError):
     """A user change refused for a reason the person asking can understand."""
 
 
-def plain_name(value: str, *, required: bool) -> str:
-    """A trimmed display name without control characters (which PostgreSQL text refuses)."""
+MAX_NAME_LENGTH = 120
+# Zero-width non-joiner and joiner are format characters that some scripts (Persian, Indic) and
+# emoji sequences need; every other format character is refused (see `clean_display_name`).
+NAME_JOINERS = frozenset("\u200c\u200d")
+# Invisible characters of other categories that only ever hide or pad a name: the combining
+# grapheme joiner, the Hangul fillers and the Khmer inherent vowels.
+INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+
+
+class InvalidName(UserError):
+    """A display name that cannot be stored as it is."""
+
+    status = 422
+    field = "display_name"
+
+
+def _hidden(char: str) -> bool:
+    """Bidi controls (U+202A to U+202E, U+2066 to U+2069, U+200E/F, U+061C), zero-width
+    and other format characters (Cf) bar the two joiners, and the invisible characters above."""
+    if char in NAME_JOINERS:
+        return False
+    return unicodedata.category(char) == "Cf" or char in INVISIBLE
+
+
+def clean_display_name(value: str, *, required: bool = True) -> str:
+    """A display name as stored, or InvalidName: the one check behind every form taking a name.
+
+    Runs of white space (any Unicode space, tab or line break) become one space. Control,
+    surrogate, private-use and unassigned characters are refused, and so are characters that
+    reorder or hide text: in a list of users they would make one name pass for another.
+    """
     name = " ".join(value.split())
     if required and not name:
-        raise UserError("Enter a name.", status=422)
-    if len(name) > 120:
-        raise UserError("Use at most 120 characters for the name.", status=422)
+        raise InvalidName("Enter your name.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(f"Use at most {MAX_NAME_LENGTH} characters.")
     if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in name):
-        raise UserError("Use letters, digits, spaces and punctuation only in the name.", status=422)
+        raise InvalidName("Use letters, digits, spaces and punctuation only.")
+    hidden = next((c for c in name if _hidden(c)), None)
+    if hidden is not None:
+        raise InvalidName(
+            f"Remove the invisible or text-direction character U+{ord(hidden):04X} from the name."
+        )
     return name
 
 
@@ -100,7 +134,7 @@ def create_user(
         )
     user = User(
         email=address,
-        display_name=display_name.strip()[:120],
+        display_name=clean_display_name(display_name, required=False),
         role=role,
         status=status,
         password_hash=hash_password(password) if password is not None else None,
@@ -264,7 +298,7 @@ def invite_user(actor: User, email: str, role: Role, display_name: str = "") -> 
         raise UserError(f"The role {policy.label(role)} is not enabled.")
     if role.rank > actor.role.rank:
         raise UserError("You cannot invite someone to a role above your own.")
-    display_name = plain_name(display_name, required=False)
+    display_name = clean_display_name(display_name, required=False)
     address = clean_email(email)
     user = create_user(
         address, role=role, display_name=display_name, status=UserStatus.INVITED, source="invite"
@@ -318,7 +352,7 @@ def revoke_invitation(actor: User, user: User) -> None:
 
 def accept_invitation(token: str, display_name: str, password: str) -> User:
     """Redeem an invitation on its partner's host: set name and password, become active."""
-    name = plain_name(display_name, required=True)
+    name = clean_display_name(display_name)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
