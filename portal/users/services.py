@@ -210,7 +210,12 @@ def change_role(actor: User, target: User, to: Role, *, confirm_suspension: bool
         )
     before = target.role
     target.role = to
-    record_audit("user.role_change", target=target, details={"from": before.value, "to": to.value})
+    details = {"from": before.value, "to": to.value}
+    if to == Role.ADMIN and target.is_support:
+        # Admins cannot be support agents (set_support refuses it); the promotion ends it.
+        target.is_support = False
+        details["support_removed"] = True
+    record_audit("user.role_change", target=target, details=details)
     if impact is not None:
         suspend_for_role(target, actor, before)
 
