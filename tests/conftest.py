@@ -175,7 +175,7 @@ class AppPool:
         else:
             app = create_app(_config(self.database_url, **extra))
             self.configs[id(app)] = dict(app.config)
-        app.extensions["portal_login_throttle"].reset()
+        app.extensions["portal_throttle"].reset()
         self.lent.append((key, app))
         return app
 
