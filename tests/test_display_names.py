@@ -84,9 +84,20 @@ def profile(client, name: str):
 def signup(app: Flask, acme: Partner, name: str):
     set_feature(acme, "self_signup")
     return host_client(app, "acme").post_form(
-        "/signup",
-        {"email": "new@acme.test", "display_name": name, "password": PASSWORD, "confirm": PASSWORD},
+        "/signup", {"email": "new@acme.test", "display_name": name}
     )
+
+
+def confirm_signup(app: Flask, acme: Partner, name: str):
+    assert signup(app, acme, "New Person").status_code == 302
+    [mail] = rows(OutboxMessage, to_address="new@acme.test")
+    path = re.search(r"/signup/verify/[A-Za-z0-9_-]+", mail.body_text).group(0)
+    return host_client(app, "acme").post_form(
+        path, {"display_name": name, "password": PASSWORD, "confirm": PASSWORD}
+    )
+
+
+FORMS = ["invitation", "acceptance", "profile", "sign-up", "sign-up confirmation"]
 
 
 def names_stored() -> set[str]:
@@ -94,7 +105,7 @@ def names_stored() -> set[str]:
 
 
 @pytest.mark.parametrize("char", ["\u202e", "\u200b", "\u2066", "\ufeff"], ids=ascii)
-@pytest.mark.parametrize("form", ["invitation", "acceptance", "profile", "sign-up"])
+@pytest.mark.parametrize("form", FORMS)
 def test_every_name_form_refuses_spoofing_characters(
     app: Flask, acme: Partner, acme_admin: User, acme_user: User, form: str, char: str
 ) -> None:
@@ -106,15 +117,17 @@ def test_every_name_form_refuses_spoofing_characters(
         "acceptance": lambda: accept(app, admin, name),
         "profile": lambda: profile(logged_in(app, acme_user), name),
         "sign-up": lambda: signup(app, acme, name),
+        "sign-up confirmation": lambda: confirm_signup(app, acme, name),
     }[form]()
     assert response.status_code == 422
     assert SPOOF_MESSAGE.search(response.text), response.text
     assert name not in names_stored()
-    assert names_stored() <= before | {""}  # at most the invitation the acceptance needed
+    # At most the invitation or sign-up that the second step needed.
+    assert names_stored() <= before | {"", "New Person"}
     assert all(u.status != UserStatus.ACTIVE for u in rows(User, email="new@acme.test"))
 
 
-@pytest.mark.parametrize("form", ["invitation", "acceptance", "profile", "sign-up"])
+@pytest.mark.parametrize("form", FORMS)
 def test_every_name_form_keeps_joiners_and_collapses_spaces(
     app: Flask, acme: Partner, acme_admin: User, acme_user: User, form: str
 ) -> None:
@@ -125,6 +138,7 @@ def test_every_name_form_keeps_joiners_and_collapses_spaces(
         "acceptance": lambda: accept(app, admin, name),
         "profile": lambda: profile(logged_in(app, acme_user), name),
         "sign-up": lambda: signup(app, acme, name),
+        "sign-up confirmation": lambda: confirm_signup(app, acme, name),
     }[form]()
     assert response.status_code == 302, response.text
     assert "\U0001f469\u200d\U0001f4bb Dev\u200c Person" in names_stored()

@@ -1,4 +1,5 @@
-"""Forms of the account pages: sign-up, password reset, profile, email and password change."""
+"""Forms of the account pages: sign-up and its confirmation, password reset, profile, email and
+password change."""
 
 from __future__ import annotations
 
@@ -71,18 +72,24 @@ class ResetPasswordForm(FlaskForm):
     password, confirm = new_password_fields("New password")
 
 
+def name_field(label: str) -> StringField:
+    return StringField(label, validators=[DataRequired("Enter your name."), display_name_ok])
+
+
 class SignupForm(FlaskForm):
+    """No password here: it is chosen by whoever opens the link mailed to the address."""
+
     email = email_field("Email")
-    display_name = StringField(
-        "Your name", validators=[DataRequired("Enter your name."), display_name_ok]
-    )
-    password, confirm = new_password_fields()
+    display_name = name_field("Your name")
+
+
+class VerifySignupForm(FlaskForm):
+    display_name = name_field("Your name")
+    password, confirm = new_password_fields("Choose a password")
 
 
 class ProfileForm(FlaskForm):
-    display_name = StringField(
-        "Display name", validators=[DataRequired("Enter your name."), display_name_ok]
-    )
+    display_name = name_field("Display name")
 
 
 class EmailChangeForm(FlaskForm):

@@ -33,7 +33,13 @@ from portal.tokens.services import (
     revoke_tokens,
 )
 from portal.users.models import User, UserStatus, normalize_email
-from portal.users.services import UserError, clean_display_name, clean_email, create_user
+from portal.users.services import (
+    UserError,
+    clean_display_name,
+    clean_email,
+    create_user,
+    is_pending_signup,
+)
 
 MAX_EMAIL_LENGTH = 254
 MAX_PASSWORD_LENGTH = 1024
@@ -223,8 +229,11 @@ def _notify_existing(user: User) -> str:
     """Someone signed up with the address of an existing user: tell that user, not the visitor."""
     if user.status == UserStatus.DEACTIVATED:
         return "deactivated, nothing sent"
-    if user.status == UserStatus.INVITED and user.password_hash is not None:
+    if is_pending_signup(user):
         # An unconfirmed sign-up: its owner most likely lost the first confirmation email.
+        # Whoever opens the new link chooses the password; a sign-up made before that rule
+        # may still carry one, chosen by whoever signed up first, and loses it here.
+        user.password_hash = None
         if _recently_issued(user, TokenPurpose.VERIFY_EMAIL):
             return "confirmation sent less than a minute ago"
         _send_verification(user)
@@ -241,15 +250,17 @@ def _notify_existing(user: User) -> str:
     return "notice sent"
 
 
-def sign_up(email: str, display_name: str, password: str) -> User | None:
-    """Register a visitor as an unconfirmed user and email a confirmation link.
+def sign_up(email: str, display_name: str) -> User | None:
+    """Register a visitor as a pending sign-up, without a password, and email a link.
 
-    Returns the new user, or None when the address already belongs to a user of this partner
-    (that user gets a notice instead; the visitor sees the same answer either way).
+    Whoever opens the link proves the address and only then chooses the password
+    (`verify_signup`), so nobody can sign up with someone else's address ahead of them and
+    keep a password of their own on it. Returns the new user, or None when the address already
+    belongs to a user of this partner (that user gets a notice or a new link instead; the
+    visitor sees the same answer either way).
     """
     address = _clean_address(email)
     name = clean_display_name(display_name)
-    _check_new_password(password)
     existing = _user_by_email(address)
     if existing is not None:
         outcome = _notify_existing(existing)
@@ -258,7 +269,6 @@ def sign_up(email: str, display_name: str, password: str) -> User | None:
     user = create_user(
         address,
         role=_signup_role(),
-        password=password,
         display_name=name,
         status=UserStatus.INVITED,
         source="signup",
@@ -268,10 +278,15 @@ def sign_up(email: str, display_name: str, password: str) -> User | None:
     return user
 
 
-def verify_signup(token: str) -> User:
-    """Confirm a sign-up's email address: the account becomes active."""
+def verify_signup(token: str, display_name: str, password: str) -> User:
+    """Complete a sign-up with its emailed link: name and password chosen, the account active."""
+    name = clean_display_name(display_name)
+    _check_new_password(password)
     user = _use_link(token, TokenPurpose.VERIFY_EMAIL).user
+    user.display_name = name
+    user.password_hash = hash_password(password)
     user.status = UserStatus.ACTIVE
+    revoke_tokens(user, TokenPurpose.INVITE)  # an invitation an admin sent meanwhile is moot
     record_audit("account.signup_verified", target=user, actor=user)
     return user
 

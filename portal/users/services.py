@@ -27,7 +27,7 @@ from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy
 from portal.sessions.services import revoke_user_sessions
 from portal.subscriptions.services import role_change_impact, suspend_for_role
-from portal.tokens.models import TokenPurpose
+from portal.tokens.models import ActionToken, TokenPurpose
 from portal.tokens.services import TokenInvalid, issue_token, redeem_token, revoke_tokens
 from portal.unit_of_work import lock_partner
 from portal.users.models import User, UserStatus, normalize_email
@@ -230,6 +230,10 @@ def deactivate_user(actor: User, target: User) -> int:
     _guard_last_admin(target, losing="deactivated")
     before = target.status
     target.status = UserStatus.DEACTIVATED
+    if before == UserStatus.INVITED:
+        # Never activated, so no password of the person the address belongs to: reactivation
+        # must not make one that someone else chose (an old pending sign-up's) usable.
+        target.password_hash = None
     ended = revoke_user_sessions(target, by=actor, reason="user deactivated")
     revoke_tokens_of(target)
     record_audit(
@@ -335,9 +339,29 @@ def invite_first_admin(email: str, *, operator: object) -> User:
     return user
 
 
+def is_pending_signup(user: User) -> bool:
+    """An unconfirmed self sign-up: invited, and the last link it got confirms a sign-up.
+
+    (An admin's invitation sent to it later makes it an invitation like any other.)
+    """
+    if user.status != UserStatus.INVITED:
+        return False
+    latest = db.session.execute(
+        select(ActionToken.purpose)
+        .where(
+            ActionToken.user_id == user.id,
+            ActionToken.purpose.in_((TokenPurpose.INVITE, TokenPurpose.VERIFY_EMAIL)),
+        )
+        .order_by(ActionToken.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return latest == TokenPurpose.VERIFY_EMAIL
+
+
 def _pending_invitation(user: User) -> None:
-    if user.status != UserStatus.INVITED or user.password_hash is not None:
-        raise UserError(f"{user.email} has no pending invitation.")
+    # Not the password: a sign-up made before passwords were chosen at confirmation has one.
+    if user.status != UserStatus.INVITED:
+        raise UserError(f"{user.email} has no pending invitation or sign-up.")
 
 
 def resend_invitation(actor: User | None, user: User) -> None:
@@ -348,10 +372,11 @@ def resend_invitation(actor: User | None, user: User) -> None:
 
 
 def revoke_invitation(actor: User, user: User) -> None:
-    """Withdraw a pending invitation: the link dies and the invited account is removed."""
+    """Withdraw a pending invitation or remove a pending sign-up: its links die with the row."""
     hold_partner(actor, Permission.USERS_INVITE)
     _pending_invitation(user)
-    record_audit("invitation.revoke", target=user, details={"email": user.email})
+    action = "user.signup_remove" if is_pending_signup(user) else "invitation.revoke"
+    record_audit(action, target=user, details={"email": user.email})
     db.session.delete(user)
 
 
