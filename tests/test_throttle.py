@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from datetime import datetime, timedelta
-from types import SimpleNamespace
+from datetime import timedelta
 from typing import Any
 
-import limits.storage.memory
-import pytest
 import redis
 from conftest import PASSWORD, host_client, make_user, rows
 from flask import Flask
@@ -26,15 +23,6 @@ from portal.users.models import User
 
 THROTTLED = "Too many failed sign-in attempts. Please wait a few minutes and try again."
 WRONG = "wrong-password!"
-EPOCH = datetime(1970, 1, 1)
-
-
-@pytest.fixture
-def windows_follow_the_clock(monkeypatch: pytest.MonkeyPatch, frozen_clock: Any) -> Any:
-    """The in-memory counts read the test's clock, so a test can let their windows slide."""
-    now = SimpleNamespace(time=lambda: (frozen_clock.now() - EPOCH).total_seconds())
-    monkeypatch.setattr(limits.storage.memory, "time", now)
-    return frozen_clock
 
 
 def signer(app: Flask, slug: str | None, ip: str) -> Any:

@@ -78,7 +78,7 @@ def forgot_password() -> Page:
     if form.validate_on_submit():
         try:
             with attempt():
-                services.request_password_reset(form.email.data)
+                services.request_password_reset(form.email.data, client_ip=request.remote_addr)
         except PortalError as exc:
             attach_error(form, exc)
         else:
@@ -122,7 +122,9 @@ def signup() -> Page:
     if form.validate_on_submit():
         try:
             with attempt():
-                services.sign_up(form.email.data, form.display_name.data)
+                services.sign_up(
+                    form.email.data, form.display_name.data, client_ip=request.remote_addr
+                )
         except Conflict:
             # A concurrent sign-up with the same address won; answer as for a known address.
             return redirect(url_for("account.signup", sent=1))

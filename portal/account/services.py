@@ -9,6 +9,7 @@ concerns); an unknown, used, expired, revoked or other partner's link raises `To
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from flask import url_for
@@ -16,6 +17,7 @@ from sqlalchemy import select
 
 from portal.audit.services import record_audit
 from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from portal.auth.throttle import throttle
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.mail.services import send_email
@@ -40,6 +42,8 @@ from portal.users.services import (
     create_user,
     is_pending_signup,
 )
+
+log = logging.getLogger("portal.account")
 
 MAX_EMAIL_LENGTH = 254
 MAX_PASSWORD_LENGTH = 1024
@@ -108,6 +112,22 @@ def _recently_issued(user: User, purpose: TokenPurpose) -> bool:
     return found.first() is not None
 
 
+def _mail_limit_reached(client_ip: str | None) -> str | None:
+    """Count a visitor's request that may send mail; the limit it exceeds, if any (logged).
+
+    Counted before the address is looked up, so it answers the same for every address.
+    """
+    limit = throttle().mail_request(str(current_partner.id), client_ip)
+    if limit is not None:
+        log.warning("mail limit per %s reached (client %s): nothing sent", limit, client_ip)
+    return limit
+
+
+def _may_mail(address: str, *, notice: bool = False) -> bool:
+    """Whether one more link (or sign-up notice) to this address is within its limit."""
+    return throttle().mail_to(str(current_partner.id), address, notice=notice)
+
+
 # Who may still use a link: a reset or email change needs an active account, a sign-up
 # confirmation one that is still waiting for it.
 LINK_USER_STATUS = {
@@ -149,19 +169,24 @@ def _send_reset_link(user: User, *, by: User | None) -> None:
     )
 
 
-def request_password_reset(email: str) -> bool:
+def request_password_reset(email: str, *, client_ip: str | None = None) -> bool:
     """Email a reset link if `email` is an active user of this partner; True when one was sent.
 
     The caller answers the same whatever this returns, so nobody learns which addresses exist.
     """
     address = _clean_address(email)
+    limit = _mail_limit_reached(client_ip)
     user = _user_by_email(address)
     sent = False
     reason = "unknown address"
-    if user is not None and user.status != UserStatus.ACTIVE:
+    if limit is not None:
+        reason = f"limit per {limit} reached, nothing sent"
+    elif user is not None and user.status != UserStatus.ACTIVE:
         reason = f"user {user.status.value}"
     elif user is not None and _recently_issued(user, TokenPurpose.PASSWORD_RESET):
         reason = "link sent less than a minute ago"
+    elif user is not None and not _may_mail(address):
+        reason = "limit per address reached, nothing sent"
     elif user is not None:
         _send_reset_link(user, by=None)
         sent, reason = True, "sent"
@@ -226,9 +251,11 @@ def _send_verification(user: User) -> None:
 
 
 def _notify_existing(user: User) -> str:
-    """Someone signed up with the address of an existing user: tell that user, not the visitor."""
-    if user.status == UserStatus.DEACTIVATED:
-        return "deactivated, nothing sent"
+    """Someone signed up with the address of an existing user: tell that user, not the visitor.
+
+    One email, like a new address gets (or none when its limit is reached), and no password
+    hashed on either path: the answer and the work are the same, so nothing tells them apart.
+    """
     if is_pending_signup(user):
         # An unconfirmed sign-up: its owner most likely lost the first confirmation email.
         # Whoever opens the new link chooses the password; a sign-up made before that rule
@@ -236,35 +263,51 @@ def _notify_existing(user: User) -> str:
         user.password_hash = None
         if _recently_issued(user, TokenPurpose.VERIFY_EMAIL):
             return "confirmation sent less than a minute ago"
+        if not _may_mail(user.email):
+            return "limit of links per address reached, nothing sent"
         _send_verification(user)
         return "confirmation sent again"
+    if not _may_mail(user.email, notice=True):
+        return "notice sent within the hour, nothing sent"
     send_email(
         user.email,
         "Someone tried to sign up with your address",
         "signup_existing",
         user=user,
         invited=user.status == UserStatus.INVITED,
+        deactivated=user.status == UserStatus.DEACTIVATED,
         login_link=url_for("auth.login", _external=True),
         reset_link=url_for("account.forgot_password", _external=True),
     )
     return "notice sent"
 
 
-def sign_up(email: str, display_name: str) -> User | None:
+def sign_up(email: str, display_name: str, *, client_ip: str | None = None) -> User | None:
     """Register a visitor as a pending sign-up, without a password, and email a link.
 
     Whoever opens the link proves the address and only then chooses the password
     (`verify_signup`), so nobody can sign up with someone else's address ahead of them and
     keep a password of their own on it. Returns the new user, or None when the address already
-    belongs to a user of this partner (that user gets a notice or a new link instead; the
-    visitor sees the same answer either way).
+    belongs to a user of this partner (that user gets a notice or a new link instead) or a
+    limit is reached (nothing is sent); the visitor sees the same answer in every case.
     """
     address = _clean_address(email)
     name = clean_display_name(display_name)
+    limit = _mail_limit_reached(client_ip)
+    if limit is not None:
+        record_audit(
+            "account.signup_limited", target=("email", address[:64]), details={"limit": limit}
+        )
+        return None
     existing = _user_by_email(address)
     if existing is not None:
         outcome = _notify_existing(existing)
         record_audit("account.signup_existing", target=existing, details={"outcome": outcome})
+        return None
+    if not _may_mail(address):  # an address whose earlier sign-ups were removed
+        record_audit(
+            "account.signup_limited", target=("email", address[:64]), details={"limit": "address"}
+        )
         return None
     user = create_user(
         address,
