@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import limits.storage.memory
 import pytest
 import redis
 import sqlalchemy as sa
@@ -191,7 +193,7 @@ class AppPool:
         else:
             app = _build(self.database_url, **extra)
             self.configs[id(app)] = dict(app.config)
-        app.extensions["portal_login_throttle"].reset()
+        app.extensions["portal_throttle"].reset()
         self.lent.append((key, app))
         return app
 
@@ -269,6 +271,15 @@ def frozen_clock() -> Iterator[Any]:
     clock.freeze(FROZEN_AT)
     yield clock
     clock.unfreeze()
+
+
+@pytest.fixture
+def windows_follow_the_clock(monkeypatch: pytest.MonkeyPatch, frozen_clock: Any) -> Any:
+    """The throttle's in-memory counts read the test's clock, so a test can let windows slide."""
+    epoch = datetime(1970, 1, 1)
+    now = SimpleNamespace(time=lambda: (frozen_clock.now() - epoch).total_seconds())
+    monkeypatch.setattr(limits.storage.memory, "time", now)
+    return frozen_clock
 
 
 class HostClient(FlaskClient):

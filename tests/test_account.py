@@ -1,11 +1,13 @@
-"""Self sign-up with email confirmation, the profile, email change and password change."""
+"""Self sign-up (the password chosen at confirmation), the profile, email and password change."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from conftest import PASSWORD, HostClient, host_client, make_user, rows, set_feature
 from flask import Flask
 from hypothesis import HealthCheck, event, example, given, settings
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 from mailed import last_mail, mailed_link, mails_to
 
 from portal.audit.models import AuditEvent
-from portal.auth.passwords import verify_password
+from portal.auth.passwords import hash_password, verify_password
 from portal.extensions import db
 from portal.features.models import FeatureSetting
 from portal.mail.models import OutboxMessage
@@ -73,11 +75,16 @@ def allow_signup(partner: Partner, default_role: str = "guest") -> None:
         db.session.commit()
 
 
-def sign_up(client: HostClient, email: str, name: str = "Sam Signup", password=NEW_PASSWORD):
-    return client.post_form(
-        "/signup",
-        {"email": email, "display_name": name, "password": password, "confirm": password},
-    )
+CLIENTS = itertools.count()
+
+
+def sign_up(client: HostClient, email: str, name: str = "Sam Signup"):
+    return client.post_form("/signup", {"email": email, "display_name": name})
+
+
+def complete(client: HostClient, path: str, name: str = "Sam Signup", password=NEW_PASSWORD):
+    """Choose name and password on the page the sign-up link opens."""
+    return client.post_form(path, {"display_name": name, "password": password, "confirm": password})
 
 
 def counts() -> tuple[int, int, int, int]:
@@ -94,54 +101,91 @@ def test_signup_is_404_while_the_partner_has_it_off(acme_client: HostClient, acm
     assert rows(User) == []
 
 
-def test_signup_creates_an_unconfirmed_user_and_mails_a_link(
+def test_signup_creates_a_pending_user_without_a_password_and_mails_a_link(
     acme_client: HostClient, acme: Partner
 ) -> None:
     allow_signup(acme, default_role="basic")
     login = acme_client.get("/login")
     assert 'href="/signup"' in login.text and "Create an account" in login.text
-    assert acme_client.get("/signup").status_code == 200
+    form = acme_client.get("/signup")
+    assert form.status_code == 200 and 'type="password"' not in form.text
 
     response = sign_up(acme_client, " Sam@Acme.test ", name="  Sam Signup ")
     assert response.status_code == 302
     assert response.headers["Location"] == "/signup?sent=1"
-    assert "Check your email" in acme_client.get("/signup?sent=1").text
+    assert "choose your password" in acme_client.get("/signup?sent=1").text
 
     [user] = rows(User)
     assert (user.email, user.display_name) == ("sam@acme.test", "Sam Signup")
     assert user.partner_id == acme.id
     assert user.status == UserStatus.INVITED and user.role == Role.BASIC
-    assert verify_password(user.password_hash, NEW_PASSWORD)
+    assert user.password_hash is None  # whoever opens the link chooses it
     [token] = rows(ActionToken)
     assert token.purpose == TokenPurpose.VERIFY_EMAIL and token.user_id == user.id
-    assert last_mail("sam@acme.test").subject == "Confirm your email address · Acme Corp"
+    mail = last_mail("sam@acme.test")
+    assert mail.subject == "Confirm your email address · Acme Corp"
+    # The visitor's own words are not mailed to the address they typed.
+    assert "Sam Signup" not in mail.body_text and "Sam Signup" not in mail.body_html
     mailed_link("sam@acme.test", "/signup/verify/")
     assert {"user.create", "account.signup"} <= {e.action for e in rows(AuditEvent)}
-    # Not confirmed yet: the password does not sign in.
-    assert acme_client.login("sam@acme.test", NEW_PASSWORD).status_code == 422
 
 
-def test_confirming_activates_the_account(acme_client: HostClient, acme: Partner) -> None:
+def test_the_link_asks_for_the_password_and_activates_the_account(
+    acme_client: HostClient, acme: Partner
+) -> None:
     allow_signup(acme)
     sign_up(acme_client, "sam@acme.test")
     path = mailed_link("sam@acme.test", "/signup/verify/")
     page = acme_client.get(path)
     assert page.status_code == 200
-    assert "sam@acme.test" in page.text
+    assert "sam@acme.test" in page.text and 'value="Sam Signup"' in page.text
+    assert page.text.count('type="password"') == 2
     assert page.headers["Referrer-Policy"] == "no-referrer"
     assert rows(User)[0].status == UserStatus.INVITED  # opening the link alone changes nothing
 
-    response = acme_client.post_form(path)
+    response = complete(acme_client, path, name="Samantha Signup")
     assert response.status_code == 302 and response.headers["Location"] == "/login"
-    assert "Your email is confirmed. Sign in." in acme_client.get("/login").text
+    assert "Your account is ready. Sign in with the password you chose." in (
+        acme_client.get("/login").text
+    )
     [user] = rows(User)
-    assert user.status == UserStatus.ACTIVE
+    assert user.status == UserStatus.ACTIVE and user.display_name == "Samantha Signup"
+    assert verify_password(user.password_hash, NEW_PASSWORD)
     assert rows(ActionToken)[0].used_at is not None
     assert "account.signup_verified" in [e.action for e in rows(AuditEvent)]
     assert acme_client.login("sam@acme.test", NEW_PASSWORD).status_code == 302
     # Once only.
-    again = acme_client.post_form(path)
+    again = complete(host_client(acme_client.application, "acme"), path, password="other-pass-1")
     assert again.status_code == 404 and INVALID in again.text
+    assert verify_password(rows(User)[0].password_hash, NEW_PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("name", "password", "confirm", "field", "message"),
+    [
+        ("Sam", "short", "short", "password", "Use at least 10 characters."),
+        ("Sam", NEW_PASSWORD, "something-else-1", "confirm", "The two passwords are not"),
+        ("", NEW_PASSWORD, NEW_PASSWORD, "display_name", "Enter your name."),
+        ("Sam\u202e", NEW_PASSWORD, NEW_PASSWORD, "display_name", "Remove the invisible"),
+    ],
+)
+def test_the_link_page_shows_errors_in_place_and_stays_usable(
+    acme_client: HostClient, acme: Partner, name, password, confirm, field, message
+) -> None:
+    allow_signup(acme)
+    sign_up(acme_client, "sam@acme.test")
+    path = mailed_link("sam@acme.test", "/signup/verify/")
+    before = counts()
+    response = acme_client.post_form(
+        path, {"display_name": name, "password": password, "confirm": confirm}
+    )
+    assert response.status_code == 422
+    assert field_errors(response.text)[field].startswith(message)
+    assert password not in response.text
+    assert counts() == before
+    [user] = rows(User)
+    assert user.status == UserStatus.INVITED and user.password_hash is None
+    assert complete(acme_client, path).status_code == 302
 
 
 def test_confirmation_link_expires_and_stays_on_its_host(
@@ -153,27 +197,137 @@ def test_confirmation_link_expires_and_stays_on_its_host(
     path = mailed_link("sam@acme.test", "/signup/verify/")
     globex_client = host_client(app, "globex")
     assert globex_client.get(path).status_code == 404
-    assert globex_client.post_form(path).status_code == 404
+    assert complete(globex_client, path).status_code == 404
     tampered = path[:-2] + ("xy" if not path.endswith("xy") else "yz")
-    assert acme_client.post_form(tampered).status_code == 404
+    assert complete(acme_client, tampered).status_code == 404
     frozen_clock.advance(timedelta(days=2))
-    expired = acme_client.post_form(path)
+    expired = complete(acme_client, path)
     assert expired.status_code == 404 and INVALID in expired.text
     assert 'href="/signup"' in expired.text  # signing up again sends a fresh link
-    assert rows(User)[0].status == UserStatus.INVITED
+    [user] = rows(User)
+    assert user.status == UserStatus.INVITED and user.password_hash is None
+
+
+def test_signing_up_first_with_someone_elses_address_gains_nothing(
+    app: Flask, acme: Partner, frozen_clock
+) -> None:
+    """Account pre-hijack: the attacker signs up the victim's address and never confirms."""
+    allow_signup(acme)
+    attacker = host_client(app, "acme")
+    sign_up(attacker, "victim@acme.test", name="Attacker")
+    # Nothing the attacker chose can sign in: there is no password yet.
+    for guess in ("attacker-chosen-pw", NEW_PASSWORD, ""):
+        assert attacker.login("victim@acme.test", guess).status_code == 422
+
+    # Later the victim signs up too, gets a fresh link and chooses name and password there.
+    frozen_clock.advance(timedelta(minutes=5))
+    victim = host_client(app, "acme")
+    assert sign_up(victim, "victim@acme.test", name="Vic Tim").status_code == 302
+    assert len(mails_to("victim@acme.test")) == 2
+    path = mailed_link("victim@acme.test", "/signup/verify/")
+    assert 'value="Attacker"' in victim.get(path).text  # shown, and the victim replaces it
+    assert complete(victim, path, name="Vic Tim").status_code == 302
+    assert victim.login("victim@acme.test", NEW_PASSWORD).status_code == 302
+    [user] = rows(User, email="victim@acme.test")
+    assert (user.status, user.display_name) == (UserStatus.ACTIVE, "Vic Tim")
+    assert attacker.login("victim@acme.test", "attacker-chosen-pw").status_code == 422
+
+
+@pytest.fixture
+def admin(app: Flask, acme: Partner) -> HostClient:
+    make_user(acme, "root@acme.test", role=Role.ADMIN)
+    return logged_in(app, "root@acme.test")
+
+
+def test_an_admin_sees_a_pending_sign_up_and_cannot_activate_it(
+    app: Flask, acme: Partner, admin: HostClient
+) -> None:
+    allow_signup(acme)
+    sign_up(host_client(app, "acme"), "sam@acme.test")
+    [user] = rows(User, email="sam@acme.test")
+    detail = admin.get(f"/admin/users/{user.id}").text
+    assert "pending sign-up" in detail and "Remove pending sign-up" in detail
+    assert "Revoke invitation" not in detail
+
+    # Deactivating and reactivating leaves it pending: there is no password to activate.
+    admin.post_form(f"/admin/users/{user.id}/deactivate")
+    admin.post_form(f"/admin/users/{user.id}/reactivate")
+    [user] = rows(User, email="sam@acme.test")
+    assert user.status == UserStatus.INVITED and user.password_hash is None
+    assert "pending sign-up" in admin.get(f"/admin/users/{user.id}").text
+
+    response = admin.post_form(f"/admin/users/{user.id}/invitation/revoke")
+    assert response.status_code == 302
+    assert "The pending sign-up of sam@acme.test is removed." in admin.get("/admin/users/").text
+    assert rows(User, email="sam@acme.test") == [] and rows(ActionToken) == []
+    [event] = rows(AuditEvent, action="user.signup_remove")
+    assert event.details == {"email": "sam@acme.test"}
+    # The address is free again: an admin may invite it, or its owner sign up.
+    invited = admin.post_form("/admin/users/invite", {"email": "sam@acme.test", "role": "basic"})
+    assert invited.status_code == 302
+
+
+def test_an_invitation_sent_to_a_pending_sign_up_makes_it_an_invitation(
+    app: Flask, acme: Partner, admin: HostClient
+) -> None:
+    allow_signup(acme)
+    sign_up(host_client(app, "acme"), "sam@acme.test")
+    [user] = rows(User, email="sam@acme.test")
+    response = admin.post_form(f"/admin/users/{user.id}/invitation/resend")
+    assert (
+        "An invitation was sent to sam@acme.test." in admin.get(response.headers["Location"]).text
+    )
+    detail = admin.get(f"/admin/users/{user.id}").text
+    assert "pending sign-up" not in detail and "Revoke invitation" in detail
+    path = mailed_link("sam@acme.test", "/invite/")
+    accepted = host_client(app, "acme").post_form(
+        path, {"display_name": "Sam", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    )
+    assert accepted.status_code == 302
+    assert rows(User, email="sam@acme.test")[0].status == UserStatus.ACTIVE
+
+
+def test_a_pending_sign_up_from_before_loses_the_password_it_was_made_with(
+    app: Flask, acme: Partner, admin: HostClient, frozen_clock
+) -> None:
+    """Sign-ups made when the form still asked for a password carry one, not the owner's."""
+    allow_signup(acme)
+    sign_up(host_client(app, "acme"), "old@acme.test")
+    sign_up(host_client(app, "acme"), "older@acme.test")
+    with partner_scope(acme):
+        db.session.execute(
+            sa.update(User)
+            .where(User.status == UserStatus.INVITED)
+            .values(password_hash=hash_password("attacker-chosen-pw"))
+        )
+        db.session.commit()
+    old, older = rows(User, email="old@acme.test")[0], rows(User, email="older@acme.test")[0]
+    # An admin can remove it...
+    assert "Remove pending sign-up" in admin.get(f"/admin/users/{old.id}").text
+    # ...deactivating and reactivating it does not activate it...
+    admin.post_form(f"/admin/users/{old.id}/deactivate")
+    admin.post_form(f"/admin/users/{old.id}/reactivate")
+    assert (stored(old.id).status, stored(old.id).password_hash) == (UserStatus.INVITED, None)
+    # ...and signing up again sends a link to choose the password, the old one gone.
+    frozen_clock.advance(timedelta(minutes=5))
+    sign_up(host_client(app, "acme"), "older@acme.test")
+    assert stored(older.id).password_hash is None
+    mailed_link("older@acme.test", "/signup/verify/")
+    for address in ("old@acme.test", "older@acme.test"):
+        assert host_client(app, "acme").login(address, "attacker-chosen-pw").status_code == 422
 
 
 def test_signup_with_a_known_address_tells_its_owner_not_the_visitor(
     acme_client: HostClient, acme: Partner, acme_user: User
 ) -> None:
     allow_signup(acme)
-    known = sign_up(acme_client, "alice@acme.test", password="attacker-chosen-pw")
+    known = sign_up(acme_client, "alice@acme.test")
     unknown = sign_up(acme_client, "fresh@acme.test")
     assert known.status_code == unknown.status_code == 302
     assert known.headers["Location"] == unknown.headers["Location"]
     # Alice's account is untouched and she is told what happened.
     user = stored(acme_user.id)
-    assert user.status == UserStatus.ACTIVE
+    assert user.status == UserStatus.ACTIVE and user.display_name == "Alice Acme"
     assert verify_password(user.password_hash, PASSWORD)
     notice = last_mail("alice@acme.test")
     assert notice.subject.startswith("Someone tried to sign up with your address")
@@ -188,14 +342,15 @@ def test_signing_up_again_before_confirming_resends_the_link(
     allow_signup(acme)
     sign_up(acme_client, "sam@acme.test")
     first = mailed_link("sam@acme.test", "/signup/verify/")
+    sign_up(acme_client, "sam@acme.test")  # a minute has not passed: the first is on its way
+    assert len(mails_to("sam@acme.test")) == 1
     frozen_clock.advance(timedelta(minutes=5))
-    sign_up(acme_client, "sam@acme.test", password="another-password-2")
+    sign_up(acme_client, "sam@acme.test", name="Someone Else")
     second = mailed_link("sam@acme.test", "/signup/verify/")
     assert first != second and len(rows(User)) == 1
-    assert acme_client.post_form(first).status_code == 404
-    assert acme_client.post_form(second).status_code == 302
-    # The password is the one chosen first; a second sign-up changes nothing of the account.
-    assert verify_password(rows(User)[0].password_hash, NEW_PASSWORD)
+    assert complete(acme_client, first).status_code == 404
+    assert complete(acme_client, second).status_code == 302
+    assert stored(rows(User)[0].id).display_name == "Sam Signup"
 
 
 def test_signup_never_grants_admin(acme_client: HostClient, acme: Partner) -> None:
@@ -209,44 +364,34 @@ def test_signup_errors_are_shown_in_place_and_nothing_is_written(
 ) -> None:
     allow_signup(acme)
     before = counts()
-    response = acme_client.post_form(
-        "/signup",
-        {"email": "not-an-email", "display_name": "\x07", "password": "short", "confirm": "x"},
-    )
+    response = sign_up(acme_client, "not-an-email", name="\x07")
     assert response.status_code == 422
     errors = field_errors(response.text)
     assert errors["display_name"] == "Use letters, digits, spaces and punctuation only."
-    assert errors["password"] == "Use at least 10 characters."
-    assert errors["confirm"] == "The two passwords are not the same."
-    bad_email = sign_up(acme_client, "not-an-email")
-    assert bad_email.status_code == 422
-    assert field_errors(bad_email.text)["email"].startswith("Enter a valid email address")
-    assert 'value="not-an-email"' in bad_email.text
-    assert NEW_PASSWORD not in bad_email.text  # passwords are never echoed
+    assert errors["email"].startswith("Enter a valid email address")
+    assert 'value="not-an-email"' in response.text
     assert counts() == before
 
 
 @FUZZ
-@given(email=emailish, name=names, password=passwords, confirm=same_or_other)
-@example(email="Zoë@Example.test", name="Zoë Ünïcode", password="pässwörd-ünïcode", confirm=None)
-@example(email="alice@acme.test", name="Alice Again", password="long-enough-pw", confirm=None)
-@example(email="new@acme.test", name="Tab\tName", password="long-enough-pw", confirm=None)
+@given(email=emailish, name=names)
+@example(email="Zoë@Example.test", name="Zoë Ünïcode")
+@example(email="alice@acme.test", name="Alice Again")
+@example(email="new@acme.test", name="Tab\tName")
 def test_signup_form_input_never_breaks_anything(
-    acme_client: HostClient, acme: Partner, email: str, name: str, password: str, confirm
+    acme_client: HostClient, acme: Partner, email: str, name: str
 ) -> None:
     if not rows(FeatureSetting, key="self_signup"):
         allow_signup(acme)
         make_user(acme, "alice@acme.test")
     users, tokens, mails, events = counts()
     existing = {u.email for u in rows(User)}
+    # Each example from its own client address: one address may make ten an hour.
+    n = next(CLIENTS)
     response = acme_client.post_form(
         "/signup",
-        {
-            "email": email,
-            "display_name": name,
-            "password": password,
-            "confirm": password if confirm is None else confirm,
-        },
+        {"email": email, "display_name": name},
+        environ_base={"REMOTE_ADDR": f"10.{n // 250}.{n % 250}.1"},
     )
     # 400: a NUL character, refused before any view runs.
     assert response.status_code in (302, 400, 422), response.status_code
@@ -261,7 +406,9 @@ def test_signup_form_input_never_breaks_anything(
     else:
         assert counts()[:3] == (users + 1, tokens + 1, mails + 1)
         [user] = rows(User, email=address)
-        assert user.status == UserStatus.INVITED and user.display_name == name.strip()
+        assert user.status == UserStatus.INVITED and user.password_hash is None
+        # White space runs are one space, whatever the runs were made of.
+        assert user.display_name == " ".join(name.split())
 
 
 # --- Profile ----------------------------------------------------------------------------------
@@ -429,7 +576,7 @@ def test_profile_forms_input_never_breaks_anything(
     response = client.post_form("/account/profile", {"display_name": name})
     assert response.status_code in (302, 400, 422), response.status_code
     event(f"profile {response.status_code}")
-    expected = name.strip() if response.status_code == 302 else before_name
+    expected = " ".join(name.split()) if response.status_code == 302 else before_name
     assert stored(acme_user.id).display_name == expected
 
     users, tokens, mails, events = counts()

@@ -247,14 +247,14 @@ def test_healthz_touches_no_dependency(app: Flask, acme_user: User, slug: str | 
     """Not the database (tenancy, login guard, principal loader) and not the throttle."""
     client = logged_in(app, acme_user) if slug == "acme" else host_client(app, slug)
     checkouts: list[object] = []
-    throttle = app.extensions["portal_login_throttle"]
+    throttle = app.extensions["portal_throttle"]
     with app.app_context():
         sa.event.listen(db.engine, "checkout", lambda *args: checkouts.append(args))
-    app.extensions["portal_login_throttle"] = None  # any use would raise
+    app.extensions["portal_throttle"] = None  # any use would raise
     try:
         assert client.get("/healthz").json == {"status": "ok"}
     finally:
-        app.extensions["portal_login_throttle"] = throttle
+        app.extensions["portal_throttle"] = throttle
     assert checkouts == []
 
 
@@ -302,7 +302,9 @@ def test_refused_redis_still_throttles_per_process_and_says_so(
     assert refused.status_code == 429 and seconds < BUDGET
     [warning] = throttle_records(caplog)
     assert warning.levelname == "WARNING"
-    assert "counting failed sign-ins in this process's memory" in warning.getMessage()
+    assert "counting failed sign-ins and mail requests in this process's memory" in (
+        warning.getMessage()
+    )
     assert not [r for r in caplog.records if r.exc_info]  # no tracebacks anywhere
     ready = host_client(throttled, None).get("/readyz")
     assert ready.status_code == 200

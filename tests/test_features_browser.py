@@ -1,4 +1,5 @@
-"""In the browser: an admin switches self sign-up on, a visitor signs up; off, the page is gone."""
+"""In the browser: an admin switches self sign-up on, a visitor signs up and chooses a password
+from the emailed link; off, the page is gone."""
 
 from __future__ import annotations
 
@@ -33,18 +34,27 @@ def test_self_signup_switch(
     visitor = browser.new_context().new_page()
     visitor.goto(live_server.url("acme", "/login"))
     visitor.click("text=Create an account")
+    assert visitor.locator("input[type=password]").count() == 0  # chosen after the link
     visitor.fill("#email", "walkin@acme.test")
     visitor.fill("#display_name", "Walk In")
-    visitor.fill("#password", PASSWORD)
-    visitor.fill("#confirm", PASSWORD)
     visitor.click("button[type=submit]")
     assert visitor.locator("h1").inner_text() == "Check your email"
     [user] = rows(User, email="walkin@acme.test")
-    assert user.status == UserStatus.INVITED
+    assert user.status == UserStatus.INVITED and user.password_hash is None
     [mail] = rows(OutboxMessage, to_address="walkin@acme.test")
     link = re.search(r"http://acme\.localhost:\d+/signup/verify/\S+", mail.body_text).group(0)
     visitor.goto(link)
+    assert visitor.locator("h1").inner_text() == "Choose your password"
+    assert visitor.input_value("#display_name") == "Walk In"
+    visitor.fill("#password", PASSWORD)
+    visitor.fill("#confirm", "not the same password")
     visitor.click("button[type=submit]")
+    assert visitor.locator("#confirm-errors").inner_text() == "The two passwords are not the same."
+    visitor.fill("#password", PASSWORD)
+    visitor.fill("#confirm", PASSWORD)
+    visitor.click("button[type=submit]")
+    visitor.wait_for_url(live_server.url("acme", "/login"))
+    assert "Your account is ready" in visitor.locator(".flash").inner_text()
     visitor.fill("#email", "walkin@acme.test")
     visitor.fill("#password", PASSWORD)
     visitor.click("button[type=submit]")

@@ -211,6 +211,29 @@ def test_support_capability(admin, acme_user, acme_admin) -> None:
     assert "user.support_grant" in actions and "user.support_remove" in actions
 
 
+def test_promotion_to_admin_ends_the_support_capability(admin, acme_user) -> None:
+    admin.post_form(f"/admin/users/{acme_user.id}/support", {"enabled": "1"})
+    assert rows(User, id=acme_user.id)[0].is_support is True
+    response = admin.post_form(f"/admin/users/{acme_user.id}/role", {"role": "admin"})
+    assert response.status_code == 302
+    page = admin.get(response.headers["Location"]).text
+    assert "alice@acme.test now has the role Admin." in page
+    assert "support agent" not in page  # neither the badge nor the button
+    [user] = rows(User, id=acme_user.id)
+    assert (user.role, user.is_support) == (Role.ADMIN, False)
+    [event] = rows(AuditEvent, action="user.role_change")
+    assert event.details == {"from": "basic", "to": "admin", "support_removed": True}
+    # Stepping down again does not bring the capability back.
+    admin.post_form(f"/admin/users/{acme_user.id}/role", {"role": "company"})
+    assert rows(User, id=acme_user.id)[0].is_support is False
+
+
+def test_promotion_of_a_non_agent_records_no_support_change(admin, acme_user) -> None:
+    admin.post_form(f"/admin/users/{acme_user.id}/role", {"role": "admin"})
+    [event] = rows(AuditEvent, action="user.role_change")
+    assert event.details == {"from": "basic", "to": "admin"}
+
+
 def test_bulk_actions_report_each_row(admin, people, acme_admin, globex_user) -> None:
     ids = [people[0].id, people[1].id, acme_admin.id, globex_user.id]
     response = admin.post_form("/admin/users/bulk", {"action": "deactivate", "user_ids": ids})

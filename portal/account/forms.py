@@ -1,4 +1,5 @@
-"""Forms of the account pages: sign-up, password reset, profile, email and password change."""
+"""Forms of the account pages: sign-up and its confirmation, password reset, profile, email and
+password change."""
 
 from __future__ import annotations
 
@@ -6,22 +7,11 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, Field, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
-from portal.account.services import (
-    MAX_EMAIL_LENGTH,
-    MAX_PASSWORD_LENGTH,
-    AccountError,
-    clean_display_name,
-)
+from portal.account.services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
 from portal.auth.passwords import MIN_PASSWORD_LENGTH
 from portal.exceptions import PortalError
+from portal.users.forms import display_name_ok
 from portal.users.services import UserError, clean_email
-
-
-def display_name_ok(_form: FlaskForm, field: Field) -> None:
-    try:
-        clean_display_name(field.data or "")
-    except AccountError as exc:
-        raise ValidationError(str(exc)) from exc
 
 
 def email_ok(_form: FlaskForm, field: Field) -> None:
@@ -82,18 +72,24 @@ class ResetPasswordForm(FlaskForm):
     password, confirm = new_password_fields("New password")
 
 
+def name_field(label: str) -> StringField:
+    return StringField(label, validators=[DataRequired("Enter your name."), display_name_ok])
+
+
 class SignupForm(FlaskForm):
+    """No password here: it is chosen by whoever opens the link mailed to the address."""
+
     email = email_field("Email")
-    display_name = StringField(
-        "Your name", validators=[DataRequired("Enter your name."), display_name_ok]
-    )
-    password, confirm = new_password_fields()
+    display_name = name_field("Your name")
+
+
+class VerifySignupForm(FlaskForm):
+    display_name = name_field("Your name")
+    password, confirm = new_password_fields("Choose a password")
 
 
 class ProfileForm(FlaskForm):
-    display_name = StringField(
-        "Display name", validators=[DataRequired("Enter your name."), display_name_ok]
-    )
+    display_name = name_field("Display name")
 
 
 class EmailChangeForm(FlaskForm):

@@ -18,6 +18,7 @@ from portal.account.forms import (
     ProfileForm,
     ResetPasswordForm,
     SignupForm,
+    VerifySignupForm,
     attach_error,
 )
 from portal.auth.guards import principal_kind, public
@@ -77,7 +78,7 @@ def forgot_password() -> Page:
     if form.validate_on_submit():
         try:
             with attempt():
-                services.request_password_reset(form.email.data)
+                services.request_password_reset(form.email.data, client_ip=request.remote_addr)
         except PortalError as exc:
             attach_error(form, exc)
         else:
@@ -121,7 +122,9 @@ def signup() -> Page:
     if form.validate_on_submit():
         try:
             with attempt():
-                services.sign_up(form.email.data, form.display_name.data, form.password.data)
+                services.sign_up(
+                    form.email.data, form.display_name.data, client_ip=request.remote_addr
+                )
         except Conflict:
             # A concurrent sign-up with the same address won; answer as for a known address.
             return redirect(url_for("account.signup", sent=1))
@@ -135,20 +138,25 @@ def signup() -> Page:
 @bp.route("/signup/verify/<token>", methods=["GET", "POST"])
 @public
 def verify_signup(token: str) -> Page:
-    # No sign-up switch here: the account exists already, this only confirms its address.
+    # No sign-up switch here: the pending account exists already, this only completes it.
     try:
         record = services.open_link(token, TokenPurpose.VERIFY_EMAIL)
     except TokenInvalid:
         return link_invalid(TokenPurpose.VERIFY_EMAIL)
-    form = ConfirmForm()
+    form = VerifySignupForm()
+    if request.method == "GET":
+        form.display_name.data = record.user.display_name
     if form.validate_on_submit():
         try:
             with attempt():
-                services.verify_signup(token)
+                services.verify_signup(token, form.display_name.data, form.password.data)
         except (TokenInvalid, Conflict):
             return link_invalid(TokenPurpose.VERIFY_EMAIL)
-        flash("Your email is confirmed. Sign in.", "info")
-        return redirect(url_for("auth.login"))
+        except PortalError as exc:
+            attach_error(form, exc)
+        else:
+            flash("Your account is ready. Sign in with the password you chose.", "info")
+            return redirect(url_for("auth.login"))
     return page("account/verify_signup.html", form, email=record.user.email)
 
 

@@ -9,7 +9,7 @@ concerns); an unknown, used, expired, revoked or other partner's link raises `To
 
 from __future__ import annotations
 
-import unicodedata
+import logging
 from datetime import timedelta
 
 from flask import url_for
@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from portal.audit.services import record_audit
 from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from portal.auth.throttle import throttle
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.mail.services import send_email
@@ -34,10 +35,17 @@ from portal.tokens.services import (
     revoke_tokens,
 )
 from portal.users.models import User, UserStatus, normalize_email
-from portal.users.services import UserError, clean_email, create_user
+from portal.users.services import (
+    UserError,
+    clean_display_name,
+    clean_email,
+    create_user,
+    is_pending_signup,
+)
+
+log = logging.getLogger("portal.account")
 
 MAX_EMAIL_LENGTH = 254
-MAX_NAME_LENGTH = 120
 MAX_PASSWORD_LENGTH = 1024
 # A person asking twice within this interval gets the link already on its way, not a new one.
 RESEND_INTERVAL = timedelta(minutes=1)
@@ -54,18 +62,6 @@ class AccountError(UserError):
 
 
 # --- Validation shared by forms, views and CLI ------------------------------------------------
-
-
-def clean_display_name(value: str) -> str:
-    """The trimmed display name, or AccountError when it is empty, too long or has control chars."""
-    name = value.strip()
-    if not name:
-        raise AccountError("Enter your name.", "display_name")
-    if len(name) > MAX_NAME_LENGTH:
-        raise AccountError(f"Use at most {MAX_NAME_LENGTH} characters.", "display_name")
-    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in name):
-        raise AccountError("Use letters, digits, spaces and punctuation only.", "display_name")
-    return name
 
 
 def _clean_address(email: str, field: str = "email") -> str:
@@ -116,6 +112,22 @@ def _recently_issued(user: User, purpose: TokenPurpose) -> bool:
     return found.first() is not None
 
 
+def _mail_limit_reached(client_ip: str | None) -> str | None:
+    """Count a visitor's request that may send mail; the limit it exceeds, if any (logged).
+
+    Counted before the address is looked up, so it answers the same for every address.
+    """
+    limit = throttle().mail_request(str(current_partner.id), client_ip)
+    if limit is not None:
+        log.warning("mail limit per %s reached (client %s): nothing sent", limit, client_ip)
+    return limit
+
+
+def _may_mail(address: str, *, notice: bool = False) -> bool:
+    """Whether one more link (or sign-up notice) to this address is within its limit."""
+    return throttle().mail_to(str(current_partner.id), address, notice=notice)
+
+
 # Who may still use a link: a reset or email change needs an active account, a sign-up
 # confirmation one that is still waiting for it.
 LINK_USER_STATUS = {
@@ -157,19 +169,24 @@ def _send_reset_link(user: User, *, by: User | None) -> None:
     )
 
 
-def request_password_reset(email: str) -> bool:
+def request_password_reset(email: str, *, client_ip: str | None = None) -> bool:
     """Email a reset link if `email` is an active user of this partner; True when one was sent.
 
     The caller answers the same whatever this returns, so nobody learns which addresses exist.
     """
     address = _clean_address(email)
+    limit = _mail_limit_reached(client_ip)
     user = _user_by_email(address)
     sent = False
     reason = "unknown address"
-    if user is not None and user.status != UserStatus.ACTIVE:
+    if limit is not None:
+        reason = f"limit per {limit} reached, nothing sent"
+    elif user is not None and user.status != UserStatus.ACTIVE:
         reason = f"user {user.status.value}"
     elif user is not None and _recently_issued(user, TokenPurpose.PASSWORD_RESET):
         reason = "link sent less than a minute ago"
+    elif user is not None and not _may_mail(address):
+        reason = "limit per address reached, nothing sent"
     elif user is not None:
         _send_reset_link(user, by=None)
         sent, reason = True, "sent"
@@ -234,45 +251,67 @@ def _send_verification(user: User) -> None:
 
 
 def _notify_existing(user: User) -> str:
-    """Someone signed up with the address of an existing user: tell that user, not the visitor."""
-    if user.status == UserStatus.DEACTIVATED:
-        return "deactivated, nothing sent"
-    if user.status == UserStatus.INVITED and user.password_hash is not None:
+    """Someone signed up with the address of an existing user: tell that user, not the visitor.
+
+    One email, like a new address gets (or none when its limit is reached), and no password
+    hashed on either path: the answer and the work are the same, so nothing tells them apart.
+    """
+    if is_pending_signup(user):
         # An unconfirmed sign-up: its owner most likely lost the first confirmation email.
+        # Whoever opens the new link chooses the password; a sign-up made before that rule
+        # may still carry one, chosen by whoever signed up first, and loses it here.
+        user.password_hash = None
         if _recently_issued(user, TokenPurpose.VERIFY_EMAIL):
             return "confirmation sent less than a minute ago"
+        if not _may_mail(user.email):
+            return "limit of links per address reached, nothing sent"
         _send_verification(user)
         return "confirmation sent again"
+    if not _may_mail(user.email, notice=True):
+        return "notice sent within the hour, nothing sent"
     send_email(
         user.email,
         "Someone tried to sign up with your address",
         "signup_existing",
         user=user,
         invited=user.status == UserStatus.INVITED,
+        deactivated=user.status == UserStatus.DEACTIVATED,
         login_link=url_for("auth.login", _external=True),
         reset_link=url_for("account.forgot_password", _external=True),
     )
     return "notice sent"
 
 
-def sign_up(email: str, display_name: str, password: str) -> User | None:
-    """Register a visitor as an unconfirmed user and email a confirmation link.
+def sign_up(email: str, display_name: str, *, client_ip: str | None = None) -> User | None:
+    """Register a visitor as a pending sign-up, without a password, and email a link.
 
-    Returns the new user, or None when the address already belongs to a user of this partner
-    (that user gets a notice instead; the visitor sees the same answer either way).
+    Whoever opens the link proves the address and only then chooses the password
+    (`verify_signup`), so nobody can sign up with someone else's address ahead of them and
+    keep a password of their own on it. Returns the new user, or None when the address already
+    belongs to a user of this partner (that user gets a notice or a new link instead) or a
+    limit is reached (nothing is sent); the visitor sees the same answer in every case.
     """
     address = _clean_address(email)
     name = clean_display_name(display_name)
-    _check_new_password(password)
+    limit = _mail_limit_reached(client_ip)
+    if limit is not None:
+        record_audit(
+            "account.signup_limited", target=("email", address[:64]), details={"limit": limit}
+        )
+        return None
     existing = _user_by_email(address)
     if existing is not None:
         outcome = _notify_existing(existing)
         record_audit("account.signup_existing", target=existing, details={"outcome": outcome})
         return None
+    if not _may_mail(address):  # an address whose earlier sign-ups were removed
+        record_audit(
+            "account.signup_limited", target=("email", address[:64]), details={"limit": "address"}
+        )
+        return None
     user = create_user(
         address,
         role=_signup_role(),
-        password=password,
         display_name=name,
         status=UserStatus.INVITED,
         source="signup",
@@ -282,10 +321,15 @@ def sign_up(email: str, display_name: str, password: str) -> User | None:
     return user
 
 
-def verify_signup(token: str) -> User:
-    """Confirm a sign-up's email address: the account becomes active."""
+def verify_signup(token: str, display_name: str, password: str) -> User:
+    """Complete a sign-up with its emailed link: name and password chosen, the account active."""
+    name = clean_display_name(display_name)
+    _check_new_password(password)
     user = _use_link(token, TokenPurpose.VERIFY_EMAIL).user
+    user.display_name = name
+    user.password_hash = hash_password(password)
     user.status = UserStatus.ACTIVE
+    revoke_tokens(user, TokenPurpose.INVITE)  # an invitation an admin sent meanwhile is moot
     record_audit("account.signup_verified", target=user, actor=user)
     return user
 

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from portal.audit.services import record_audit
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
-from portal.auth.throttle import LoginThrottled, login_throttle
+from portal.auth.throttle import LoginThrottled, throttle
 from portal.clock import utcnow
 from portal.exceptions import Invalid
 from portal.extensions import db
@@ -30,6 +30,8 @@ from portal.tenancy.context import current_partner
 from portal.users.models import User, UserStatus, normalize_email
 
 LOGIN_FAILED = "Incorrect email or password."
+# The throttle's scope for the root domain's sign-in; a partner host's is the partner's id.
+OPERATORS = "operators"
 
 
 class LoginFailed(Invalid):
@@ -55,7 +57,7 @@ class LoginResult:
 
 def _throttled(scope: str, address: str, client: ClientInfo, action: str) -> None:
     try:
-        login_throttle().check(scope, address, client.ip)
+        throttle().check_login(scope, address, client.ip)
     except LoginThrottled:
         record_audit(action, target=("email", address[:64]), actor="anonymous")
         raise
@@ -70,7 +72,7 @@ def login_with_password(
     _throttled(scope, address, client, "auth.login_throttled")
     user = db.session.execute(select(User).where(User.email == address)).scalar_one_or_none()
     if not _check_password(user, password) or user is None or user.status != UserStatus.ACTIVE:
-        login_throttle().failed(scope, address, client.ip)
+        throttle().login_failed(scope, address, client.ip)
         record_audit("auth.login_failed", target=("email", address[:64]), actor="anonymous")
         raise LoginFailed()
     record, token = start_user_session(user, client, method=LoginMethod.PASSWORD, remember=remember)
@@ -96,12 +98,12 @@ def login_operator(
 ) -> LoginResult:
     """Log an operator in on the root domain (operators get no remember-me)."""
     address = normalize_email(email)
-    _throttled("operators", address, client, "operator.login_throttled")
+    _throttled(OPERATORS, address, client, "operator.login_throttled")
     operator = db.session.execute(
         select(Operator).where(Operator.email == address)
     ).scalar_one_or_none()
     if not _check_password(operator, password) or operator is None or not operator.active:
-        login_throttle().failed("operators", address, client.ip)
+        throttle().login_failed(OPERATORS, address, client.ip)
         record_audit("operator.login_failed", target=("email", address[:64]), actor="anonymous")
         raise LoginFailed()
     operator.last_login_at = utcnow()

@@ -1,15 +1,33 @@
-"""Login throttling with the `limits` library (the engine behind Flask-Limiter).
+"""Throttling with the `limits` library (the engine behind Flask-Limiter): failed sign-ins, and
+the emails an anonymous visitor can make the portal send (sign-up, password reset).
 
-Only failed attempts count, per partner+email and per IP, in short moving windows: an
-attacker is slowed to a handful of guesses per window, while a real user is never locked out
-for longer than the window itself. Storage is in-memory by default and Redis when
-`PORTAL_RATELIMIT_STORAGE_URL` is set, so the limits hold across processes.
+Every key carries its host's scope, a partner's id or `operators` for the root domain, so
+what happens on one partner's host never counts on another's or on the operator console.
 
-While Redis does not answer (refused, or silent past its short socket timeouts), each process
-counts in its own memory with the same limits, and tries Redis again after a cool-off. Failing
-open would hand an attacker unlimited guesses exactly when something is wrong; failing closed
-would lock every user out because of a cache. Per process, a guesser gets at most the limit
-times the number of processes per window, and sign-in keeps working.
+Sign-in counts only failures, in short moving windows, and only attempts it let through: an
+attempt refused because a limit is used up costs the attacker nothing and renews nothing.
+Three limits apply, each checked before the password:
+
+- per account and client address (5 / 5 min): the guesses one address gets at one account;
+- per account from anywhere (20 / 5 min): the bound on a guesser spread over many addresses;
+- per client address on the host (30 / 5 min): one address guessing at many accounts.
+
+So an attacker on one address can keep only themselves out; an account is locked for everyone
+only when failures come from at least four addresses (20 / 5), and then for at most the window
+after they stop.
+
+Mail: requests that may send a link count per client address and per partner (every request,
+whether the address exists or not, so the limits answer the same for both), and the links and
+notices sent to one address count per address. A limited request sends nothing and gets the
+same answer as any other.
+
+Storage is in-memory by default and Redis when `PORTAL_RATELIMIT_STORAGE_URL` is set, so the
+limits hold across processes. While Redis does not answer (refused, or silent past its short
+socket timeouts), each process counts in its own memory with the same limits, and tries Redis
+again after a cool-off. Failing open would hand an attacker unlimited guesses exactly when
+something is wrong; failing closed would lock every user out because of a cache. Per process,
+a guesser gets at most the limit times the number of processes per window, and sign-in keeps
+working.
 """
 
 from __future__ import annotations
@@ -17,6 +35,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -34,6 +53,15 @@ from portal.exceptions import PortalError
 log = logging.getLogger("portal.throttle")
 
 T = TypeVar("T")
+Key = tuple[str, ...]
+Check = tuple[RateLimitItem, Key]
+
+# Defaults of the limits the configuration does not name (`init_app`).
+LOGIN_LIMIT_PER_ACCOUNT_ANY_IP = "20/5minutes"
+MAIL_LIMIT_PER_IP = "10/hour"
+MAIL_LIMIT_PER_PARTNER = "200/hour"
+MAIL_LIMIT_PER_ADDRESS = "3/hour"
+SIGNUP_NOTICE_PER_ADDRESS = "1/hour"
 
 
 class LoginThrottled(PortalError):
@@ -47,13 +75,27 @@ class LoginThrottled(PortalError):
         )
 
 
-class LoginThrottle:
+@dataclass(frozen=True)
+class Limits:
+    """How many of each thing are allowed in a moving window."""
+
+    login_per_account_ip: RateLimitItem
+    login_per_account: RateLimitItem
+    login_per_ip: RateLimitItem
+    mail_per_ip: RateLimitItem
+    mail_per_partner: RateLimitItem
+    mail_per_address: RateLimitItem
+    notice_per_address: RateLimitItem
+
+
+class Throttle:
+    """Moving-window counters shared by every process (Redis), or per process meanwhile."""
+
     def __init__(
         self,
         storage_url: str,
         prefix: str,
-        per_account: str,
-        per_ip: str,
+        limits: Limits,
         *,
         connect_timeout: float = 0.5,
         timeout: float = 0.5,
@@ -73,32 +115,71 @@ class LoginThrottle:
             )
             self.shared = MovingWindowRateLimiter(storage)
         self.prefix = prefix
-        self.per_account = parse(per_account)
-        self.per_ip = parse(per_ip)
+        self.limits = limits
         self.retry_after = timedelta(seconds=retry_after)
         self._lock = threading.Lock()
         self._fallback_until: datetime | None = None  # while set, counts stay in memory
 
-    def _keys(self, scope: str, email: str, ip: str | None):
-        return (
-            (self.per_account, (self.prefix, "login-account", scope, email)),
-            (self.per_ip, (self.prefix, "login-ip", ip or "unknown")),
-        )
+    # --- Sign-in ------------------------------------------------------------------------------
 
-    def check(self, scope: str, email: str, ip: str | None) -> None:
-        """Raise LoginThrottled when either limit is used up (before checking the password)."""
-        if not all(self._test(limit, key) for limit, key in self._keys(scope, email, ip)):
+    def _login_checks(self, scope: str, email: str, ip: str | None) -> list[Check]:
+        ip = ip or "unknown"
+        return [
+            (self.limits.login_per_account_ip, ("login-account-ip", scope, email, ip)),
+            (self.limits.login_per_account, ("login-account", scope, email)),
+            (self.limits.login_per_ip, ("login-ip", scope, ip)),
+        ]
+
+    def check_login(self, scope: str, email: str, ip: str | None) -> None:
+        """Raise LoginThrottled when a limit is used up (before the password is looked at)."""
+        if not self._within(self._login_checks(scope, email, ip)):
             raise LoginThrottled()
 
-    def failed(self, scope: str, email: str, ip: str | None) -> None:
-        for limit, key in self._keys(scope, email, ip):
-            self._hit(limit, key)
+    def login_failed(self, scope: str, email: str, ip: str | None) -> None:
+        """Count a failed attempt that `check_login` let through."""
+        self._hit(self._login_checks(scope, email, ip))
 
-    def _test(self, limit: RateLimitItem, key: tuple[str, ...]) -> bool:
-        return self._run(lambda limiter: limiter.test(limit, *key))
+    # --- Mail ---------------------------------------------------------------------------------
 
-    def _hit(self, limit: RateLimitItem, key: tuple[str, ...]) -> bool:
-        return self._run(lambda limiter: limiter.hit(limit, *key))
+    def mail_request(self, scope: str, ip: str | None) -> str | None:
+        """Count a request that may send mail; the name of the limit it exceeds, if any.
+
+        A refused request is not counted, so a steady stream of them does not keep a shared
+        address (an office behind one router) refused for longer than the window.
+        """
+        checks = [
+            (self.limits.mail_per_ip, ("mail-ip", scope, ip or "unknown")),
+            (self.limits.mail_per_partner, ("mail-partner", scope)),
+        ]
+        for (limit, key), name in zip(checks, ("client address", "partner"), strict=True):
+            if not self._test(limit, key):
+                return name
+        self._hit(checks)
+        return None
+
+    def mail_to(self, scope: str, address: str, *, notice: bool = False) -> bool:
+        """Count one more email to `address`; False (and nothing counted) when it is one too many.
+
+        Links (sign-up confirmation, password reset) and "someone tried to sign up with your
+        address" notices have limits of their own.
+        """
+        if notice:
+            check = (self.limits.notice_per_address, ("mail-notice", scope, address))
+        else:
+            check = (self.limits.mail_per_address, ("mail-link", scope, address))
+        return self._run(lambda limiter: limiter.hit(check[0], self.prefix, *check[1]))
+
+    # --- Storage ------------------------------------------------------------------------------
+
+    def _within(self, checks: list[Check]) -> bool:
+        return all(self._test(limit, key) for limit, key in checks)
+
+    def _hit(self, checks: list[Check]) -> None:
+        for limit, key in checks:
+            self._run(lambda limiter, limit=limit, key=key: limiter.hit(limit, self.prefix, *key))
+
+    def _test(self, limit: RateLimitItem, key: Key) -> bool:
+        return self._run(lambda limiter: limiter.test(limit, self.prefix, *key))
 
     def status(self) -> str:
         """For /readyz: `ok`, `degraded` (counting in memory for now) or `memory` (configured)."""
@@ -140,8 +221,8 @@ class LoginThrottle:
             self._fallback_until = utcnow() + self.retry_after
         if first:  # one warning per outage, not one per request
             log.warning(
-                "rate-limit storage unavailable (%s); counting failed sign-ins in this "
-                "process's memory, trying it again every %d s",
+                "rate-limit storage unavailable (%s); counting failed sign-ins and mail "
+                "requests in this process's memory, trying it again every %d s",
                 reason,
                 self.retry_after.total_seconds(),
             )
@@ -152,20 +233,33 @@ class LoginThrottle:
         with self._lock:
             was_down, self._fallback_until = self._fallback_until is not None, None
         if was_down:
-            log.info("rate-limit storage answers again; failed sign-ins are shared again")
+            log.info("rate-limit storage answers again; its counts are shared again")
 
 
-def login_throttle() -> LoginThrottle:
-    return current_app.extensions["portal_login_throttle"]
+def throttle() -> Throttle:
+    return current_app.extensions["portal_throttle"]
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["portal_login_throttle"] = LoginThrottle(
-        app.config["RATELIMIT_STORAGE_URL"],
-        app.config["RATELIMIT_KEY_PREFIX"],
-        app.config["LOGIN_LIMIT_PER_ACCOUNT"],
-        app.config["LOGIN_LIMIT_PER_IP"],
-        connect_timeout=app.config["RATELIMIT_CONNECT_TIMEOUT"],
-        timeout=app.config["RATELIMIT_TIMEOUT"],
-        retry_after=app.config["RATELIMIT_RETRY_AFTER"],
+    config = app.config
+    limits = Limits(
+        login_per_account_ip=parse(config["LOGIN_LIMIT_PER_ACCOUNT"]),
+        login_per_account=parse(
+            config.get("LOGIN_LIMIT_PER_ACCOUNT_ANY_IP", LOGIN_LIMIT_PER_ACCOUNT_ANY_IP)
+        ),
+        login_per_ip=parse(config["LOGIN_LIMIT_PER_IP"]),
+        mail_per_ip=parse(config.get("MAIL_LIMIT_PER_IP", MAIL_LIMIT_PER_IP)),
+        mail_per_partner=parse(config.get("MAIL_LIMIT_PER_PARTNER", MAIL_LIMIT_PER_PARTNER)),
+        mail_per_address=parse(config.get("MAIL_LIMIT_PER_ADDRESS", MAIL_LIMIT_PER_ADDRESS)),
+        notice_per_address=parse(
+            config.get("SIGNUP_NOTICE_PER_ADDRESS", SIGNUP_NOTICE_PER_ADDRESS)
+        ),
+    )
+    app.extensions["portal_throttle"] = Throttle(
+        config["RATELIMIT_STORAGE_URL"],
+        config["RATELIMIT_KEY_PREFIX"],
+        limits,
+        connect_timeout=config["RATELIMIT_CONNECT_TIMEOUT"],
+        timeout=config["RATELIMIT_TIMEOUT"],
+        retry_after=config["RATELIMIT_RETRY_AFTER"],
     )

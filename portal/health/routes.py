@@ -2,7 +2,7 @@
 
 `/healthz` touches no dependency (tenancy, the login guard and the principal loader all leave
 it alone), so it answers while the database or Redis hangs. `/readyz` asks the database,
-bounded by its timeouts, and reports the login throttle: a throttle counting per process while
+bounded by its timeouts, and reports the throttle: a throttle counting per process while
 Redis is away is `degraded` but still ready, since sign-in works and stays limited.
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
 from portal.auth.guards import public
-from portal.auth.throttle import login_throttle
+from portal.auth.throttle import throttle
 from portal.extensions import db
 from portal.tenancy.context import exempt_from_tenancy
 
@@ -28,7 +28,7 @@ def healthz() -> Response:
 @public
 @exempt_from_tenancy
 def readyz() -> tuple[Response, int]:
-    ratelimit = login_throttle().status()
+    ratelimit = throttle().status()
     try:
         db.session.execute(select(1))
     except SQLAlchemyError:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import EmailField, Field, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from portal.auth.passwords import MIN_PASSWORD_LENGTH
 from portal.roles.models import Role
+from portal.users.services import InvalidName, clean_display_name
+
+
+def display_name_ok(_form: FlaskForm, field: Field) -> None:
+    """The service's own name check, shown next to the field (an empty optional name passes)."""
+    try:
+        clean_display_name(field.data or "", required=False)
+    except InvalidName as exc:
+        raise ValidationError(str(exc)) from exc
 
 
 def role_choices(roles: list[Role], label) -> list[tuple[str, str]]:
@@ -18,7 +27,7 @@ class InviteForm(FlaskForm):
     email = EmailField(
         "Email", validators=[DataRequired("Enter an email address."), Length(max=254)]
     )
-    display_name = StringField("Name (optional)", validators=[Length(max=120)])
+    display_name = StringField("Name (optional)", validators=[display_name_ok])
     role = SelectField("Role", validators=[DataRequired("Choose a role.")])
 
 
@@ -28,7 +37,7 @@ class RoleForm(FlaskForm):
 
 class AcceptInvitationForm(FlaskForm):
     display_name = StringField(
-        "Your name", validators=[DataRequired("Enter your name."), Length(max=120)]
+        "Your name", validators=[DataRequired("Enter your name."), display_name_ok]
     )
     password = PasswordField(
         "Password",

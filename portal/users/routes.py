@@ -90,6 +90,7 @@ def detail(user_id: int) -> str:
     return render_template(
         "users/detail.html",
         user=user,
+        pending_signup=services.is_pending_signup(user),
         form=form,
         policy=policy,
         sessions=sessions,
@@ -188,7 +189,10 @@ def support(user_id: int) -> Response:
 @requires(Permission.USERS_INVITE)
 def resend_invitation(user_id: int) -> Response:
     def act(user: User) -> str:
+        signup = services.is_pending_signup(user)
         services.resend_invitation(_actor(), user)
+        if signup:
+            return f"An invitation was sent to {user.email}."
         return f"A new invitation link was sent to {user.email}; the old one no longer works."
 
     return _user_action(user_id, act)
@@ -198,14 +202,17 @@ def resend_invitation(user_id: int) -> Response:
 @requires(Permission.USERS_INVITE)
 def revoke_invitation(user_id: int) -> Response:
     user = get_or_404(User, user_id)
-    email = user.email
+    email, signup = user.email, services.is_pending_signup(user)
     try:
         with attempt(_changed_meanwhile(user)):
             expect_version(user, request.form.get("version"), _changed_meanwhile(user))
             services.revoke_invitation(_actor(), user)
     except PortalError as exc:
         return refused(exc, url_for("users_admin.detail", user_id=user_id))
-    flash(f"The invitation of {email} is revoked.", "info")
+    if signup:
+        flash(f"The pending sign-up of {email} is removed.", "info")
+    else:
+        flash(f"The invitation of {email} is revoked.", "info")
     return redirect(url_for("users_admin.index"))
 
 
@@ -225,7 +232,8 @@ def invite() -> tuple[str, int] | Response:
                     _actor(), form.email.data, Role(form.role.data), form.display_name.data or ""
                 )
         except PortalError as exc:
-            form.email.errors.append(str(exc))
+            field = form.display_name if isinstance(exc, services.InvalidName) else form.email
+            field.errors.append(str(exc))
             status = exc.status
         else:
             flash(f"Invitation sent to {user.email}.", "info")
@@ -295,7 +303,7 @@ def accept(token: str) -> tuple[str, int] | Response:
         except TokenInvalid:
             return render_template("users/invitation_invalid.html"), 404
         except PortalError as exc:
-            field = form.display_name if "name" in str(exc) else form.password
+            field = form.display_name if isinstance(exc, services.InvalidName) else form.password
             field.errors.append(str(exc))
         else:
             flash(f"Welcome, {user.label}! Your account is ready. Sign in to continue.", "info")

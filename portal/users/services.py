@@ -27,7 +27,7 @@ from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy
 from portal.sessions.services import revoke_user_sessions
 from portal.subscriptions.services import role_change_impact, suspend_for_role
-from portal.tokens.models import TokenPurpose
+from portal.tokens.models import ActionToken, TokenPurpose
 from portal.tokens.services import TokenInvalid, issue_token, redeem_token, revoke_tokens
 from portal.unit_of_work import lock_partner
 from portal.users.models import User, UserStatus, normalize_email
@@ -37,15 +37,49 @@ class UserError(PortalError):
     """A user change refused for a reason the person asking can understand."""
 
 
-def plain_name(value: str, *, required: bool) -> str:
-    """A trimmed display name without control characters (which PostgreSQL text refuses)."""
+MAX_NAME_LENGTH = 120
+# Zero-width non-joiner and joiner are format characters that some scripts (Persian, Indic) and
+# emoji sequences need; every other format character is refused (see `clean_display_name`).
+NAME_JOINERS = frozenset("\u200c\u200d")
+# Invisible characters of other categories that only ever hide or pad a name: the combining
+# grapheme joiner, the Hangul fillers and the Khmer inherent vowels.
+INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+
+
+class InvalidName(UserError):
+    """A display name that cannot be stored as it is."""
+
+    status = 422
+    field = "display_name"
+
+
+def _hidden(char: str) -> bool:
+    """Bidi controls (U+202A to U+202E, U+2066 to U+2069, U+200E/F, U+061C), zero-width
+    and other format characters (Cf) bar the two joiners, and the invisible characters above."""
+    if char in NAME_JOINERS:
+        return False
+    return unicodedata.category(char) == "Cf" or char in INVISIBLE
+
+
+def clean_display_name(value: str, *, required: bool = True) -> str:
+    """A display name as stored, or InvalidName: the one check behind every form taking a name.
+
+    Runs of white space (any Unicode space, tab or line break) become one space. Control,
+    surrogate, private-use and unassigned characters are refused, and so are characters that
+    reorder or hide text: in a list of users they would make one name pass for another.
+    """
     name = " ".join(value.split())
     if required and not name:
-        raise UserError("Enter a name.", status=422)
-    if len(name) > 120:
-        raise UserError("Use at most 120 characters for the name.", status=422)
+        raise InvalidName("Enter your name.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(f"Use at most {MAX_NAME_LENGTH} characters.")
     if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in name):
-        raise UserError("Use letters, digits, spaces and punctuation only in the name.", status=422)
+        raise InvalidName("Use letters, digits, spaces and punctuation only.")
+    hidden = next((c for c in name if _hidden(c)), None)
+    if hidden is not None:
+        raise InvalidName(
+            f"Remove the invisible or text-direction character U+{ord(hidden):04X} from the name."
+        )
     return name
 
 
@@ -100,7 +134,7 @@ def create_user(
         )
     user = User(
         email=address,
-        display_name=display_name.strip()[:120],
+        display_name=clean_display_name(display_name, required=False),
         role=role,
         status=status,
         password_hash=hash_password(password) if password is not None else None,
@@ -176,7 +210,12 @@ def change_role(actor: User, target: User, to: Role, *, confirm_suspension: bool
         )
     before = target.role
     target.role = to
-    record_audit("user.role_change", target=target, details={"from": before.value, "to": to.value})
+    details = {"from": before.value, "to": to.value}
+    if to == Role.ADMIN and target.is_support:
+        # Admins cannot be support agents (set_support refuses it); the promotion ends it.
+        target.is_support = False
+        details["support_removed"] = True
+    record_audit("user.role_change", target=target, details=details)
     if impact is not None:
         suspend_for_role(target, actor, before)
 
@@ -191,6 +230,10 @@ def deactivate_user(actor: User, target: User) -> int:
     _guard_last_admin(target, losing="deactivated")
     before = target.status
     target.status = UserStatus.DEACTIVATED
+    if before == UserStatus.INVITED:
+        # Never activated, so no password of the person the address belongs to: reactivation
+        # must not make one that someone else chose (an old pending sign-up's) usable.
+        target.password_hash = None
     ended = revoke_user_sessions(target, by=actor, reason="user deactivated")
     revoke_tokens_of(target)
     record_audit(
@@ -264,7 +307,7 @@ def invite_user(actor: User, email: str, role: Role, display_name: str = "") -> 
         raise UserError(f"The role {policy.label(role)} is not enabled.")
     if role.rank > actor.role.rank:
         raise UserError("You cannot invite someone to a role above your own.")
-    display_name = plain_name(display_name, required=False)
+    display_name = clean_display_name(display_name, required=False)
     address = clean_email(email)
     user = create_user(
         address, role=role, display_name=display_name, status=UserStatus.INVITED, source="invite"
@@ -296,9 +339,29 @@ def invite_first_admin(email: str, *, operator: object) -> User:
     return user
 
 
+def is_pending_signup(user: User) -> bool:
+    """An unconfirmed self sign-up: invited, and the last link it got confirms a sign-up.
+
+    (An admin's invitation sent to it later makes it an invitation like any other.)
+    """
+    if user.status != UserStatus.INVITED:
+        return False
+    latest = db.session.execute(
+        select(ActionToken.purpose)
+        .where(
+            ActionToken.user_id == user.id,
+            ActionToken.purpose.in_((TokenPurpose.INVITE, TokenPurpose.VERIFY_EMAIL)),
+        )
+        .order_by(ActionToken.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return latest == TokenPurpose.VERIFY_EMAIL
+
+
 def _pending_invitation(user: User) -> None:
-    if user.status != UserStatus.INVITED or user.password_hash is not None:
-        raise UserError(f"{user.email} has no pending invitation.")
+    # Not the password: a sign-up made before passwords were chosen at confirmation has one.
+    if user.status != UserStatus.INVITED:
+        raise UserError(f"{user.email} has no pending invitation or sign-up.")
 
 
 def resend_invitation(actor: User | None, user: User) -> None:
@@ -309,16 +372,17 @@ def resend_invitation(actor: User | None, user: User) -> None:
 
 
 def revoke_invitation(actor: User, user: User) -> None:
-    """Withdraw a pending invitation: the link dies and the invited account is removed."""
+    """Withdraw a pending invitation or remove a pending sign-up: its links die with the row."""
     hold_partner(actor, Permission.USERS_INVITE)
     _pending_invitation(user)
-    record_audit("invitation.revoke", target=user, details={"email": user.email})
+    action = "user.signup_remove" if is_pending_signup(user) else "invitation.revoke"
+    record_audit(action, target=user, details={"email": user.email})
     db.session.delete(user)
 
 
 def accept_invitation(token: str, display_name: str, password: str) -> User:
     """Redeem an invitation on its partner's host: set name and password, become active."""
-    name = plain_name(display_name, required=True)
+    name = clean_display_name(display_name)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
