@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from limits import parse
+
 from portal.database import engine_options
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,19 @@ def _seconds(name: str, default: float, minimum: float = 0.001) -> float:
         value = -1.0
     if not value >= minimum:  # also refuses NaN
         raise ConfigError(f"PORTAL_{name} must be a number of seconds, at least {minimum:g}")
+    return value
+
+
+def _rate(name: str, default: str) -> str:
+    """A rate limit like `5/5minutes` from `PORTAL_<name>`; one `limits` cannot read stops
+    start-up."""
+    value = _env(name, default) or default
+    try:
+        parse(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"PORTAL_{name} must be a rate like 5/5minutes or 10/hour, not {value!r}"
+        ) from exc
     return value
 
 
@@ -120,8 +135,13 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "RATELIMIT_CONNECT_TIMEOUT": _seconds("RATELIMIT_CONNECT_TIMEOUT", 0.5),
         "RATELIMIT_TIMEOUT": _seconds("RATELIMIT_TIMEOUT", 0.5),
         "RATELIMIT_RETRY_AFTER": _seconds("RATELIMIT_RETRY_AFTER", 30),
-        "LOGIN_LIMIT_PER_ACCOUNT": _env("LOGIN_LIMIT_PER_ACCOUNT", "5/5minutes"),
-        "LOGIN_LIMIT_PER_IP": _env("LOGIN_LIMIT_PER_IP", "30/5minutes"),
+        "LOGIN_LIMIT_PER_ACCOUNT": _rate("LOGIN_LIMIT_PER_ACCOUNT", "5/5minutes"),
+        "LOGIN_LIMIT_PER_ACCOUNT_ANY_IP": _rate("LOGIN_LIMIT_PER_ACCOUNT_ANY_IP", "20/5minutes"),
+        "LOGIN_LIMIT_PER_IP": _rate("LOGIN_LIMIT_PER_IP", "30/5minutes"),
+        "MAIL_LIMIT_PER_IP": _rate("MAIL_LIMIT_PER_IP", "10/hour"),
+        "MAIL_LIMIT_PER_PARTNER": _rate("MAIL_LIMIT_PER_PARTNER", "200/hour"),
+        "MAIL_LIMIT_PER_ADDRESS": _rate("MAIL_LIMIT_PER_ADDRESS", "3/hour"),
+        "SIGNUP_NOTICE_PER_ADDRESS": _rate("SIGNUP_NOTICE_PER_ADDRESS", "1/hour"),
         "MAIL_FROM": _env("MAIL_FROM", f"Partner Portal <no-reply@{host_only}>"),
     }
     config.update(overrides)

@@ -120,8 +120,8 @@ def _forget_success_messages() -> None:
 def handle_http(error: HTTPException) -> Response | tuple[str, int]:
     unit_of_work.rollback()
     if isinstance(error, PartnerUnavailable):
-        partner = g.get("unavailable_partner")
-        return render_template("tenancy/unavailable.html", unavailable=partner), error.code
+        name = g.get("unavailable_partner")
+        return render_template("tenancy/unavailable.html", unavailable=name), error.code
     code = error.code or 500
     if isinstance(error, SecurityError):  # TRUSTED_HOSTS refused the Host header
         return render_error(code, UNTRUSTED_HOST)
@@ -140,6 +140,7 @@ def handle_database_down(error: Exception) -> Response:
     unit_of_work.rollback()
     if unit_of_work.lost_race(error):
         return handle_refusal(Conflict())
+    _forget_success_messages()
     if unit_of_work.busy(error):
         log.warning("gave up waiting for a lock: %s", error.__class__.__name__)
         return render_error(503, BUSY)
@@ -166,6 +167,7 @@ def handle_bad_value(error: DataError) -> Response:
 def handle_internal(error: InternalServerError) -> Response:
     """Every unexpected error: one JSON log line with the traceback, a page with the reference."""
     unit_of_work.rollback()
+    _forget_success_messages()
     original = error.original_exception or error
     log.error("unhandled error", exc_info=(type(original), original, original.__traceback__))
     return render_error(500)

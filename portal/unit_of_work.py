@@ -23,13 +23,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import g
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.exceptions import Conflict
 from portal.extensions import db
-from portal.tenancy.models import Partner
 from portal.tenancy.scope import TenantScopeError, forget_partner_caches, scoped_partner_id
 
 log = logging.getLogger("portal.db")
@@ -38,6 +37,7 @@ SQLITE_BUSY_SNAPSHOT = 517  # SQLITE_BUSY | (2 << 8): a write on a snapshot that
 # Constraints another writer can make us break: a unique key taken, a referenced row removed.
 # A NOT NULL or CHECK violation is a bug in the portal, and goes the way of every 500.
 RACE_SQLSTATES = frozenset({"23505", "23503", "23P01"})  # unique, foreign key, exclusion
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 RACE_SQLITE_CODES = frozenset(
     {
         sqlite3.SQLITE_CONSTRAINT_UNIQUE,
@@ -61,6 +61,8 @@ def lost_race(error: BaseException) -> bool:
     """Whether `error` means another writer got there first (a Conflict, not a bug)."""
     if isinstance(error, StaleDataError):
         return True
+    if getattr(getattr(error, "orig", None), "sqlstate", None) in RETRY_SQLSTATES:
+        return True  # PostgreSQL chose this transaction to give way (deadlock, serialization)
     if isinstance(error, IntegrityError):
         sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
         return sqlstate in RACE_SQLSTATES or _sqlite_code(error) in RACE_SQLITE_CODES
@@ -112,27 +114,54 @@ def attempt(conflict: str | None = None) -> Iterator[None]:
         raise Conflict(conflict) from exc
 
 
+# Namespaces of the transaction-level advisory locks (PostgreSQL): (namespace, row id).
+PARTNER_LOCK, USER_LOCK = 0x504F5254, 0x55534552  # "PORT", "USER"
+
+
+def _advisory_lock(namespace: int, key: int) -> bool:
+    """Take a lock held until the transaction ends; False on SQLite, which took its one
+    database-wide write lock instead."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+            {"namespace": namespace, "key": key},
+        )
+        return True
+    raw = connection.connection.dbapi_connection
+    if isinstance(raw, sqlite3.Connection) and not raw.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    return False
+
+
 def lock_partner() -> None:
     """Hold the partner's write lock until this unit of work ends.
 
     Rules that read several rows before writing (counting admins, looking for an existing
-    address) take it first, so two requests of one partner apply them one after the other.
-    On SQLite the whole database has one writer; taking its lock before the first read gives
-    a snapshot no other writer can overtake.
+    address, the partner's default role against its enabled roles) take it first, so two
+    requests of one partner apply them one after the other. On PostgreSQL it is an advisory
+    lock, not a row lock, so it never stands in the way of the key-share locks every insert
+    takes on its partner row (which would deadlock with a request holding a user's row). On
+    SQLite the whole database has one writer; taking its lock before the first read gives a
+    snapshot no other writer can overtake.
     """
     partner_id = scoped_partner_id()
     if partner_id is None:
         raise TenantScopeError("lock_partner() needs a partner in scope")
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update())
-    else:
-        raw = connection.connection.dbapi_connection
-        if isinstance(raw, sqlite3.Connection) and not raw.in_transaction:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-    # Roles, permissions and switches read earlier in this request are read again, as they
-    # are now that no other writer of this partner can change them.
+    _advisory_lock(PARTNER_LOCK, partner_id)
+    # What this request read of the partner before waiting is read again, as it is now that
+    # no other writer of this partner can change it: its row, roles, permissions, switches.
+    partner = g.get("partner")
+    if partner is not None:
+        db.session.flush()  # nothing of this request's own is lost by the refresh
+        db.session.refresh(partner)
     forget_partner_caches()
+
+
+def lock_user(user_id: int) -> None:
+    """Hold one user's write lock until this unit of work ends (rules that count a user's
+    rows, such as the concurrent-session limit)."""
+    _advisory_lock(USER_LOCK, user_id)
 
 
 def expect_version(row: Any, seen: object, message: str | None = None) -> None:

@@ -26,9 +26,10 @@ WRITES = ("UPDATE", "INSERT", "DELETE", "BEGIN IMMEDIATE")
 
 
 def first_write(statement: str) -> bool:
-    """A statement that changes data or takes a write lock (SQLite's, or a row lock)."""
+    """A statement that changes data or takes a write lock (SQLite's, a row or an advisory
+    lock)."""
     text = statement.lstrip().upper()
-    return text.startswith(WRITES) or "FOR UPDATE" in text
+    return text.startswith(WRITES) or "FOR UPDATE" in text or "PG_ADVISORY_XACT_LOCK" in text
 
 
 def race(

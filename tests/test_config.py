@@ -199,6 +199,28 @@ def test_a_timeout_that_is_not_one_stops_start_up(
         load_config()
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LOGIN_LIMIT_PER_ACCOUNT",
+        "LOGIN_LIMIT_PER_ACCOUNT_ANY_IP",
+        "LOGIN_LIMIT_PER_IP",
+        "MAIL_LIMIT_PER_IP",
+        "MAIL_LIMIT_PER_PARTNER",
+        "MAIL_LIMIT_PER_ADDRESS",
+        "SIGNUP_NOTICE_PER_ADDRESS",
+    ],
+)
+def test_every_rate_limit_is_a_setting_checked_at_start_up(
+    development: pytest.MonkeyPatch, name: str
+) -> None:
+    development.setenv(f"PORTAL_{name}", "7/2minutes")
+    assert load_config()[name] == "7/2minutes"
+    development.setenv(f"PORTAL_{name}", "lots")
+    with pytest.raises(ConfigError, match=f"PORTAL_{name} must be a rate like 5/5minutes"):
+        load_config()
+
+
 @pytest.mark.parametrize("env", ["development", "testing", "production"])
 def test_no_proxy_is_trusted_by_default(production: pytest.MonkeyPatch, env: str) -> None:
     production.setenv("PORTAL_ENV", env)

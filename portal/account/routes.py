@@ -8,7 +8,6 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from portal import unit_of_work
 from portal.account import services
 from portal.account.forms import (
     ConfirmForm,
@@ -44,7 +43,6 @@ def password_rules() -> dict[str, int]:
 
 def link_invalid(purpose: TokenPurpose) -> tuple[str, int]:
     """The one answer for an unknown, expired, used, revoked, tampered or foreign link."""
-    unit_of_work.rollback()
     endpoint, label = {
         TokenPurpose.PASSWORD_RESET: ("account.forgot_password", "Request a new link"),
         TokenPurpose.CHANGE_EMAIL: ("account.profile", "Go to your profile"),

@@ -56,13 +56,6 @@ T = TypeVar("T")
 Key = tuple[str, ...]
 Check = tuple[RateLimitItem, Key]
 
-# Defaults of the limits the configuration does not name (`init_app`).
-LOGIN_LIMIT_PER_ACCOUNT_ANY_IP = "20/5minutes"
-MAIL_LIMIT_PER_IP = "10/hour"
-MAIL_LIMIT_PER_PARTNER = "200/hour"
-MAIL_LIMIT_PER_ADDRESS = "3/hour"
-SIGNUP_NOTICE_PER_ADDRESS = "1/hour"
-
 
 class LoginThrottled(PortalError):
     """Too many failed attempts for this account or from this address, for now."""
@@ -244,16 +237,12 @@ def init_app(app: Flask) -> None:
     config = app.config
     limits = Limits(
         login_per_account_ip=parse(config["LOGIN_LIMIT_PER_ACCOUNT"]),
-        login_per_account=parse(
-            config.get("LOGIN_LIMIT_PER_ACCOUNT_ANY_IP", LOGIN_LIMIT_PER_ACCOUNT_ANY_IP)
-        ),
+        login_per_account=parse(config["LOGIN_LIMIT_PER_ACCOUNT_ANY_IP"]),
         login_per_ip=parse(config["LOGIN_LIMIT_PER_IP"]),
-        mail_per_ip=parse(config.get("MAIL_LIMIT_PER_IP", MAIL_LIMIT_PER_IP)),
-        mail_per_partner=parse(config.get("MAIL_LIMIT_PER_PARTNER", MAIL_LIMIT_PER_PARTNER)),
-        mail_per_address=parse(config.get("MAIL_LIMIT_PER_ADDRESS", MAIL_LIMIT_PER_ADDRESS)),
-        notice_per_address=parse(
-            config.get("SIGNUP_NOTICE_PER_ADDRESS", SIGNUP_NOTICE_PER_ADDRESS)
-        ),
+        mail_per_ip=parse(config["MAIL_LIMIT_PER_IP"]),
+        mail_per_partner=parse(config["MAIL_LIMIT_PER_PARTNER"]),
+        mail_per_address=parse(config["MAIL_LIMIT_PER_ADDRESS"]),
+        notice_per_address=parse(config["SIGNUP_NOTICE_PER_ADDRESS"]),
     )
     app.extensions["portal_throttle"] = Throttle(
         config["RATELIMIT_STORAGE_URL"],

@@ -7,6 +7,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from portal.mail.outbox import find_message, latest_messages
+from portal.tenancy.context import MAX_ID
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -21,7 +22,13 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
     help="How many of the newest messages to list.",
 )
 @click.option("--to", "to", metavar="ADDRESS", help="Only messages sent to this address.")
-@click.option("--show", "show_id", type=int, metavar="ID", help="Print message ID in full.")
+@click.option(
+    "--show",
+    "show_id",
+    type=click.IntRange(1, MAX_ID),
+    metavar="ID",
+    help="Print message ID in full.",
+)
 @with_appcontext
 def outbox_command(limit: int, to: str | None, show_id: int | None) -> None:
     """List the newest outbox messages (time, partner, to, subject), or print one."""

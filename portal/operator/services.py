@@ -122,6 +122,9 @@ def grant_admin(operator: Operator | None, partner: Partner, email: str) -> str:
                 details={"from": before, "by": "platform operator"},
             )
             if user.status == UserStatus.INVITED:
+                # Never confirmed: whoever opens the new link chooses the password, never one
+                # set by whoever started a sign-up with this address.
+                user.password_hash = None
                 resend_invitation(None, user)
                 outcome = f"{address} is an admin of {partner.name}; a new invitation was sent."
             else:

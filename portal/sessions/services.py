@@ -15,7 +15,7 @@ from portal.operator.models import Operator
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
 from portal.tenancy.models import AtLimit, Partner, SessionPolicy
 from portal.tokens.generation import hash_token, new_token
-from portal.unit_of_work import before_commit
+from portal.unit_of_work import before_commit, lock_user
 from portal.users.models import User, UserStatus
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
@@ -96,6 +96,8 @@ def start_user_session(
     "Remember me" (when the partner allows it) makes the record last `remember_me_days` and
     survive idle periods; it is revoked by exactly the same actions as any other session.
     """
+    # Two sign-ins of one user at once count that user's sessions one after the other.
+    lock_user(user.id)
     policy = user.partner.session_policy
     remember = remember and policy.remember_me_allowed
     _make_room(user, policy)

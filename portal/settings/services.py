@@ -8,6 +8,7 @@ from portal.roles.models import Role
 from portal.roles.policy import current_policy
 from portal.tenancy.context import current_partner
 from portal.tenancy.models import SessionPolicy
+from portal.unit_of_work import lock_partner
 
 
 class SettingsError(Invalid):
@@ -16,6 +17,7 @@ class SettingsError(Invalid):
 
 def update_default_role(default_role: Role) -> None:
     """Choose the role new self-registered users get (sign-up itself is a feature switch)."""
+    lock_partner()  # the role's state is read as it is now, not as a concurrent save left it
     if default_role == Role.ADMIN:
         raise SettingsError("New users cannot become admins by signing up.")
     if not current_policy().roles[default_role].enabled:
@@ -37,6 +39,7 @@ def update_session_policy(values: dict[str, object]) -> SessionPolicy:
         policy = SessionPolicy.from_dict(values)
     except (TypeError, ValueError) as exc:
         raise SettingsError(str(exc).capitalize() + ".") from exc
+    lock_partner()  # the audit event's "before" is the policy as stored now
     partner = current_partner._get_current_object()
     before = partner.session_policy
     if policy != before:

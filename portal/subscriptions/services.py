@@ -28,6 +28,7 @@ from portal.subscriptions.models import (
     SubscriptionEvent,
     SubscriptionState,
 )
+from portal.unit_of_work import lock_partner
 from portal.users.models import User, UserStatus
 
 S = SubscriptionState
@@ -132,10 +133,19 @@ def pending_subscription(user: User) -> Subscription | None:
     ).scalar_one_or_none()
 
 
+def _as_they_are_now(*rows: object) -> None:
+    """Take the partner's write lock, then read `rows` again: a role, a status or a plan that
+    changed while this request waited decides, not the one it loaded at its start."""
+    lock_partner()
+    for row in dict.fromkeys(r for r in rows if r is not None):
+        db.session.refresh(row)
+
+
 def start_signing(
     user: User, plan: Plan, *, actor: User, kind: ActorKind, reason: str = ""
 ) -> Subscription:
     """(none) -> signing: begin a subscription (or a switch to another plan)."""
+    _as_they_are_now(user, plan, actor)
     _check_actor(actor, kind, user.id)
     if kind not in MOVES[(None, S.SIGNING)]:
         raise SubscriptionRefused("Only the user or an administrator can start a subscription.")
@@ -198,6 +208,8 @@ def transition(
         raise SubscriptionRefused(
             f"That change ({frm.value} to {to.value}) is not yours to make.", frm
         )
+    if to == S.SIGNED:  # the rules below read the user's role and the plan
+        _as_they_are_now(sub.user, sub.plan, actor)
     _check_actor(actor, kind, sub.user_id)
     _check_rules(sub, frm, to, kind, reason)
     if to == S.SIGNED and frm == S.SIGNING:

@@ -82,7 +82,7 @@ def resolve_partner(endpoint: str | None, values: dict[str, Any] | None) -> None
     if partner is None:
         abort(404)
     if not partner.is_active:
-        g.unavailable_partner = partner
+        g.unavailable_partner = partner.name  # plain: the page is drawn after a rollback
         raise PartnerUnavailable()
     g.partner = partner
     g.site = Site.of(partner)

@@ -1,0 +1,221 @@
+"""More rules that read before they write, each with two real writers at once (SQLite and
+PostgreSQL): settings against role configuration, sign-ins at the session limit, a plan
+confirmed while the role changes, and user-side changes against admin actions.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+import pytest
+from conftest import PASSWORD, host_client, logged_in, make_user, rows, set_feature
+from flask import Flask
+from racing import TRIES, WAIT, first_write, race, results, skip_unless_racing
+from sqlalchemy import event
+from test_subscriptions import plan
+
+from portal.extensions import db
+from portal.mail.models import OutboxMessage
+from portal.roles.models import Role
+from portal.roles.policy import current_policy
+from portal.sessions.models import UserSession
+from portal.subscriptions.models import Subscription
+from portal.subscriptions.models import SubscriptionState as S
+from portal.subscriptions.services import ActorKind, start_signing
+from portal.tenancy.models import Partner
+from portal.tenancy.scope import partner_scope
+from portal.users.models import User, UserStatus
+
+HTMX = {"HX-Request": "true"}
+pytestmark = pytest.mark.parametrize("attempt", range(TRIES))
+
+
+def post_together(apps: list[Flask], clients: list, tokens: list, *requests) -> list[Any]:
+    def post(index: int) -> Any:
+        path, form = requests[index]
+        data = {**form, "csrf_token": tokens[index]}
+        return clients[index].post(path, data=data, headers=HTMX)
+
+    responses = results(race(apps, post))
+    assert all(r.status_code < 500 for r in responses), [r.text[:300] for r in responses]
+    return responses
+
+
+def roles_form(disable: Role) -> dict[str, Any]:
+    """The role configuration page as submitted with `disable` unticked."""
+    form: dict[str, Any] = {}
+    for role, config in current_policy().roles.items():
+        if config.enabled and role != disable:
+            form[f"enabled_{role.value}"] = "1"
+        form[f"label_{role.value}"] = config.label
+        form[f"perm_{role.value}"] = [p.value for p in config.permissions]
+    return form
+
+
+def test_default_role_against_disabling_that_role(
+    data: Flask, make_app, acme: Partner, acme_admin: User, attempt
+) -> None:
+    """The default role for sign-ups is always an enabled role."""
+    skip_unless_racing()
+    second = make_user(acme, "second@acme.test", role=Role.ADMIN)
+    with partner_scope(acme):
+        form = roles_form(disable=Role.BASIC)
+    apps = [make_app(), make_app()]
+    clients = [logged_in(apps[0], acme_admin), logged_in(apps[1], second)]
+    tokens = [c.csrf_token("/") for c in clients]
+    responses = post_together(
+        apps,
+        clients,
+        tokens,
+        ("/admin/settings/", {"default_role": "basic"}),
+        ("/admin/roles/", form),
+    )
+    [partner] = rows(Partner, id=acme.id)
+    with partner_scope(partner):
+        basic_enabled = current_policy().roles[Role.BASIC].enabled
+    assert not (partner.default_role == "basic" and not basic_enabled)
+    assert sorted(r.status_code for r in responses)[0] in (200, 302)  # one of them went through
+
+
+@pytest.mark.parametrize("at_limit", ["deny_new", "evict_oldest"])
+def test_two_sign_ins_at_the_session_limit(
+    data: Flask, make_app, acme: Partner, at_limit: str, attempt
+) -> None:
+    skip_unless_racing()
+    acme.session_policy_settings = {"max_concurrent": 1, "at_limit": at_limit}
+    db.session.commit()
+    user = make_user(acme, "pat@acme.test", role=Role.BASIC)
+    if at_limit == "evict_oldest":
+        logged_in(make_app(), user)  # one live session already
+    apps = [make_app(), make_app()]
+    clients = [host_client(a, "acme") for a in apps]
+    tokens = [c.csrf_token("/login") for c in clients]
+
+    def sign_in(index: int) -> Any:
+        form = {"email": "pat@acme.test", "password": PASSWORD, "csrf_token": tokens[index]}
+        return clients[index].post("/login", data=form)
+
+    responses = results(race(apps, sign_in))
+    live = [s for s in rows(UserSession, user_id=user.id) if s.revoked_at is None]
+    assert len(live) == 1, [r.status_code for r in responses]
+    expected = [302, 409] if at_limit == "deny_new" else [302, 302]
+    assert sorted(r.status_code for r in responses) == expected
+
+
+def test_a_plan_confirmed_while_the_role_changes(
+    data: Flask, make_app, acme: Partner, acme_admin: User, attempt
+) -> None:
+    """The admin's role change goes first, for certain: the confirmation must then see the new
+    role, not the one it loaded at its start (DESIGN §5: never signed to a plan the role may
+    not have)."""
+    skip_unless_racing()
+    user = make_user(acme, "pat@acme.test", role=Role.BASIC)
+    with partner_scope(acme):
+        basic_only = plan("basiconly", roles=(Role.BASIC,))
+        db.session.commit()
+        me = db.session.get(User, user.id)
+        sub_id = start_signing(me, basic_only, actor=me, kind=ActorKind.USER).id
+        db.session.commit()
+    apps = [make_app(), make_app()]
+    clients = [logged_in(apps[0], user), logged_in(apps[1], acme_admin)]
+    tokens = [c.csrf_token("/") for c in clients]
+    version = rows(User, id=user.id)[0].version
+    demoted = threading.Event()
+    forms = [
+        (f"/account/subscription/{sub_id}/confirm", {"accept_terms": "1"}),
+        (f"/admin/users/{user.id}/role", {"role": "advanced", "version": version}),
+    ]
+
+    def post(index: int) -> Any:
+        path, form = forms[index]
+        data = {**form, "csrf_token": tokens[index]}
+        if index == 1:
+            response = clients[1].post(path, data=data, headers=HTMX)
+            demoted.set()
+            return response
+        waited: list[bool] = []
+
+        def after_the_admin(_conn, _cursor, statement: str, *_args) -> None:
+            if not waited and first_write(statement):  # just past the race's barrier
+                waited.append(True)
+                assert demoted.wait(WAIT)
+
+        event.listen(db.engine, "before_cursor_execute", after_the_admin)
+        try:
+            return clients[0].post(path, data=data, headers=HTMX)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", after_the_admin)
+
+    confirm, demote = results(race(apps, post))
+    assert demote.status_code == 302 and confirm.status_code == 409
+    assert "not available to the role" in confirm.text
+    [stored] = rows(User, id=user.id)
+    [sub] = rows(Subscription, id=sub_id)
+    assert (stored.role, sub.state) == (Role.ADVANCED, S.SIGNING)
+
+
+def test_password_change_against_deactivation(
+    data: Flask, make_app, acme: Partner, acme_admin: User, attempt
+) -> None:
+    skip_unless_racing()
+    user = make_user(acme, "pat@acme.test", role=Role.BASIC)
+    apps = [make_app(), make_app()]
+    clients = [logged_in(apps[0], user), logged_in(apps[1], acme_admin)]
+    tokens = [c.csrf_token("/") for c in clients]
+    version = rows(User, id=user.id)[0].version
+    new = "another-horse-battery-staple"
+    post_together(
+        apps,
+        clients,
+        tokens,
+        ("/account/password", {"current_password": PASSWORD, "password": new, "confirm": new}),
+        (f"/admin/users/{user.id}/deactivate", {"version": version}),
+    )
+    [stored] = rows(User, id=user.id)
+    if stored.status == UserStatus.DEACTIVATED:
+        assert [s for s in rows(UserSession, user_id=user.id) if s.revoked_at is None] == []
+
+
+def test_accepting_an_invitation_while_it_is_revoked(
+    data: Flask, make_app, acme: Partner, acme_admin: User, attempt
+) -> None:
+    skip_unless_racing()
+    apps = [make_app(), make_app()]
+    admin = logged_in(apps[1], acme_admin)
+    token = admin.csrf_token("/")
+    admin.post(
+        "/admin/users/invite",
+        data={"email": "inv@acme.test", "role": "basic", "csrf_token": token},
+    )
+    [invited] = rows(User, email="inv@acme.test")
+    [mail] = rows(OutboxMessage, to_address="inv@acme.test")
+    path = re.search(r"(/invite/\S+)", mail.body_text).group(1)
+    visitor = host_client(apps[0], "acme")
+    responses = post_together(
+        apps,
+        [visitor, admin],
+        [visitor.csrf_token(path), token],
+        (path, {"display_name": "Inv", "password": PASSWORD, "confirm": PASSWORD}),
+        (f"/admin/users/{invited.id}/invitation/revoke", {"version": invited.version}),
+    )
+    stored = rows(User, email="inv@acme.test")
+    # One of the two happened, entirely: an active account, or none at all.
+    assert stored == [] or stored[0].status == UserStatus.ACTIVE, [r.text for r in responses]
+
+
+def test_two_sign_ups_of_one_address(data: Flask, make_app, acme: Partner, attempt) -> None:
+    skip_unless_racing()
+    set_feature(acme, "self_signup")
+    apps = [make_app(), make_app()]
+    clients = [host_client(a, "acme") for a in apps]
+    tokens = [c.csrf_token("/signup") for c in clients]
+
+    def sign_up(index: int) -> Any:
+        form = {"email": "new@acme.test", "display_name": "New", "csrf_token": tokens[index]}
+        return clients[index].post("/signup", data=form)
+
+    responses = results(race(apps, sign_up))
+    assert [r.status_code for r in responses] == [302, 302]  # the same answer to both
+    assert len(rows(User, email="new@acme.test")) == 1
