@@ -19,6 +19,7 @@ from portal import (
     static_files,
     theming,
     unit_of_work,
+    web,
 )
 from portal.account.routes import bp as account_bp
 from portal.audit.routes import bp as audit_bp
@@ -110,6 +111,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     theming.init_app(app, ROOT / "templates")
     errors.init_app(app)
     security_headers.init_app(app)
+    web.init_app(app)
     cli.init_app(app)
     mail_cli.init_app(app)
     _register_blueprints(app)

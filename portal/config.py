@@ -16,6 +16,7 @@ INSTANCE = ROOT / "instance"
 
 
 MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_SYMBOLS = 12  # a random key of 32 URL-safe characters has about 25
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024  # bytes; a route may allow more (`accepts_bodies_up_to`)
 
 
@@ -135,6 +136,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "RATELIMIT_CONNECT_TIMEOUT": _seconds("RATELIMIT_CONNECT_TIMEOUT", 0.5),
         "RATELIMIT_TIMEOUT": _seconds("RATELIMIT_TIMEOUT", 0.5),
         "RATELIMIT_RETRY_AFTER": _seconds("RATELIMIT_RETRY_AFTER", 30),
+        # Sign-up, password reset and email change answer no sooner than this after the
+        # request began, whatever the address: their timing tells nothing about it.
+        "ANSWER_FLOOR": _seconds("ANSWER_FLOOR", 0.15, minimum=0),
         "LOGIN_LIMIT_PER_ACCOUNT": _rate("LOGIN_LIMIT_PER_ACCOUNT", "5/5minutes"),
         "LOGIN_LIMIT_PER_ACCOUNT_ANY_IP": _rate("LOGIN_LIMIT_PER_ACCOUNT_ANY_IP", "20/5minutes"),
         "LOGIN_LIMIT_PER_IP": _rate("LOGIN_LIMIT_PER_IP", "30/5minutes"),
@@ -170,6 +174,13 @@ def _production_problem(
         return (
             f"PORTAL_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters in production"
             f" (it has {len(secret_key or '')}); refusing to start. Generate one with"
+            " python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    if len(set(secret_key or "")) < MIN_SECRET_KEY_SYMBOLS:
+        # Long but made of a few repeated characters ("a" * 40, spaces): guessable.
+        return (
+            f"PORTAL_SECRET_KEY uses only {len(set(secret_key or ''))} different characters;"
+            " it must be random. Refusing to start. Generate one with"
             " python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
         )
     return None

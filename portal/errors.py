@@ -124,13 +124,17 @@ def handle_http(error: HTTPException) -> Response | tuple[str, int]:
         return render_template("tenancy/unavailable.html", unavailable=name), error.code
     code = error.code or 500
     if isinstance(error, SecurityError):  # TRUSTED_HOSTS refused the Host header
+        log.warning("refused host %r", request.environ.get("HTTP_HOST", "")[:100])
         return render_error(code, UNTRUSTED_HOST)
+    if code == 403:
+        log.warning("refused: %s %s", request.method, request.path[:200])
     message = error.description if code not in MESSAGES else None
     return render_error(code, message)
 
 
 def handle_csrf(error: CSRFError) -> Response:
     unit_of_work.rollback()
+    log.warning("refused: %s %s without a valid CSRF token", request.method, request.path[:200])
     return render_error(
         400, "This form has expired or did not come from this site. Reload the page and try again."
     )

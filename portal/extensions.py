@@ -36,7 +36,9 @@ def include_in_autogenerate(obj: object, name: str | None, kind: str, *_: object
 
 
 class PortalSession(FlaskSession):
-    """The session, with a hook on `get()`, which answers from the identity map without SQL.
+    """The session, with a hook on loading by primary key, which answers from the identity
+    map without SQL: `get()`, `get_one()` and the legacy `Query.get()` all go through
+    `_get_impl`.
 
     The tenancy layer sets `screen_get` so that another partner's row found there is as
     missing as a missing one (`portal/tenancy/scope.py`).
@@ -44,8 +46,8 @@ class PortalSession(FlaskSession):
 
     screen_get: Any = None
 
-    def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
-        found = super().get(entity, ident, **kwargs)
+    def _get_impl(self, *args: Any, **kwargs: Any) -> Any:
+        found = super()._get_impl(*args, **kwargs)
         screen = type(self).screen_get
         return screen(found) if screen is not None and found is not None else found
 

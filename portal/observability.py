@@ -12,6 +12,8 @@ import logging
 import re
 import secrets
 import sys
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, abort, g, has_request_context, request
@@ -30,6 +32,7 @@ def request_id() -> str:
 
 def begin_request(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
     """The first url_value_preprocessor: before the partner is looked up in the database."""
+    g.started_at = time.monotonic()
     request_id()
 
 
@@ -61,7 +64,7 @@ class ContextFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -22,7 +22,7 @@ HEADERS = {
     # Scripts only from this host's /static (no inline code, no eval), framing and plugins
     # off, <base> pinned. Styles stay open: htmx injects its indicator style.
     "Content-Security-Policy": (
-        "script-src 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
+        "script-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
     ),
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }

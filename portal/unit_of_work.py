@@ -115,7 +115,7 @@ def attempt(conflict: str | None = None) -> Iterator[None]:
 
 
 # Namespaces of the transaction-level advisory locks (PostgreSQL): (namespace, row id).
-PARTNER_LOCK, USER_LOCK = 0x504F5254, 0x55534552  # "PORT", "USER"
+PARTNER_LOCK, USER_LOCK, OPERATOR_LOCK = 0x504F5254, 0x55534552, 0x4F504552  # PORT USER OPER
 
 
 def _advisory_lock(namespace: int, key: int) -> bool:
@@ -160,8 +160,13 @@ def lock_partner() -> None:
 
 def lock_user(user_id: int) -> None:
     """Hold one user's write lock until this unit of work ends (rules that count a user's
-    rows, such as the concurrent-session limit)."""
+    rows or attempts: the concurrent-session limit, failed sign-ins)."""
     _advisory_lock(USER_LOCK, user_id)
+
+
+def lock_operator(operator_id: int) -> None:
+    """Hold one operator's lock until this unit of work ends (failed sign-ins)."""
+    _advisory_lock(OPERATOR_LOCK, operator_id)
 
 
 def expect_version(row: Any, seen: object, message: str | None = None) -> None:

@@ -7,9 +7,10 @@ back to where the person was.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
-from flask import flash, redirect, request
+from flask import Flask, current_app, flash, g, redirect, request
 from werkzeug.wrappers import Response
 
 from portal.exceptions import PortalError
@@ -40,3 +41,24 @@ def perform(action: Callable[[], str], *, back: str) -> Response:
         return refused(exc, back)
     flash(message, "info")
     return redirect(back)
+
+
+def answer_no_sooner_than_the_floor() -> None:
+    """Hold this answer until ANSWER_FLOOR seconds after the request began, its commit
+    included: pages whose work differs by what the visitor asked about (a new address or a
+    known one) then take the same time, and their timing tells nothing."""
+    g.answer_not_before = g.get("started_at", time.monotonic()) + current_app.config["ANSWER_FLOOR"]
+
+
+def _hold(response: Response) -> Response:
+    not_before = g.pop("answer_not_before", None)
+    if not_before is not None:
+        remaining = not_before - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    # Registered first, so that it runs last: after every other after_request hook.
+    app.after_request_funcs.setdefault(None, []).insert(0, _hold)

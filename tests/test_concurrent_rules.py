@@ -6,6 +6,7 @@ confirmed while the role changes, and user-side changes against admin actions.
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 from typing import Any
 
@@ -16,6 +17,7 @@ from racing import TRIES, WAIT, first_write, race, results, skip_unless_racing
 from sqlalchemy import event
 from test_subscriptions import plan
 
+from portal.audit.models import AuditEvent
 from portal.extensions import db
 from portal.mail.models import OutboxMessage
 from portal.roles.models import Role
@@ -219,3 +221,28 @@ def test_two_sign_ups_of_one_address(data: Flask, make_app, acme: Partner, attem
     responses = results(race(apps, sign_up))
     assert [r.status_code for r in responses] == [302, 302]  # the same answer to both
     assert len(rows(User, email="new@acme.test")) == 1
+
+
+def test_a_burst_of_wrong_passwords_is_counted_one_by_one(
+    data: Flask, make_app, acme: Partner, redis_url: str, attempt
+) -> None:
+    """Eight wrong passwords at once from one address, on eight app instances sharing their
+    counts in Redis: five are weighed, three refused unweighed; two such bursts from two
+    addresses still leave the owner signing in."""
+    skip_unless_racing()
+    email = make_user(acme, "pat@acme.test", role=Role.BASIC).email
+    shared = {"RATELIMIT_STORAGE_URL": redis_url, "RATELIMIT_KEY_PREFIX": secrets.token_hex(6)}
+    for burst, ip in enumerate(("10.0.0.7", "10.0.0.8")):
+        apps = [make_app(fresh=True, **shared) for _ in range(8)]
+        clients = [host_client(a, "acme") for a in apps]
+        tokens = [c.csrf_token("/login") for c in clients]
+
+        def wrong(index: int, clients=clients, tokens=tokens, ip=ip) -> int:
+            form = {"email": email, "password": "not-it-at-all", "csrf_token": tokens[index]}
+            where = {"REMOTE_ADDR": ip}
+            return clients[index].post("/login", data=form, environ_base=where).status_code
+
+        assert sorted(results(race(apps, wrong))) == [422] * 5 + [429] * 3
+        assert len(rows(AuditEvent, action="auth.login_failed")) == 5 * (burst + 1)
+    owner = host_client(make_app(fresh=True, **shared), "acme")
+    assert owner.login(email, environ_base={"REMOTE_ADDR": "10.0.0.3"}).status_code == 302

@@ -32,7 +32,7 @@ def development(environ: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 @pytest.fixture
 def production(environ: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """Everything production needs, PORTAL_ENV left unset: tests take away or spoil one."""
-    environ.setenv("PORTAL_SECRET_KEY", "s" * 32)
+    environ.setenv("PORTAL_SECRET_KEY", "kT9-x2Qa7LmPz0Rv_4WbYc8NdE5fGh1J")
     environ.setenv("PORTAL_SERVER_NAME", "portal.example.com")
     # A file of the test's own: production on SQLite only when someone writes so explicitly.
     environ.setenv("PORTAL_DATABASE_URL", f"sqlite:///{tmp_path / 'prod.sqlite3'}")
@@ -104,9 +104,19 @@ def test_production_refuses_a_short_secret_key(production: pytest.MonkeyPatch, l
     )
 
 
-def test_production_accepts_a_key_of_32_characters(production: pytest.MonkeyPatch) -> None:
-    production.setenv("PORTAL_SECRET_KEY", "k" * 32)
-    assert create_app().config["SECRET_KEY"] == "k" * 32
+def test_production_accepts_a_random_key_of_32_characters(production: pytest.MonkeyPatch) -> None:
+    key = "kT9-x2Qa7LmPz0Rv_4WbYc8NdE5fGh1J"
+    production.setenv("PORTAL_SECRET_KEY", key)
+    assert create_app().config["SECRET_KEY"] == key
+
+
+@pytest.mark.parametrize("key", [" " * 40, "a" * 64, "abab" * 12], ids=["spaces", "one", "two"])
+def test_production_refuses_a_long_key_of_few_characters(
+    production: pytest.MonkeyPatch, key: str
+) -> None:
+    production.setenv("PORTAL_SECRET_KEY", key)
+    with pytest.raises(ConfigError, match="different characters; it must be random"):
+        create_app()
 
 
 def test_an_unset_environment_says_it_means_production(environ: pytest.MonkeyPatch) -> None:

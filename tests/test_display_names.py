@@ -17,10 +17,14 @@ from portal.users.services import InvalidName, clean_display_name
 BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]
 MARKS = ["\u200e", "\u200f", "\u061c"]
 INVISIBLE = ["\u200b", "\u2060", "\ufeff", "\u00ad", "\u180e", "\U000e0041", "\u3164", "\u115f"]
+# Blank symbols, and variation selectors after a letter (where they change nothing visible).
+INVISIBLE += ["\u2800", "\ufe00", "\ufe0f", "\U000e0100", "\u180b"]
 REFUSED = BIDI + MARKS + INVISIBLE
 # Zero-width non-joiner and joiner: Persian words and emoji sequences need them.
 PERSIAN = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # "I want", with a ZWNJ
-ALLOWED = [PERSIAN, "\U0001f469\u200d\U0001f4bb Dev", "Zoë O'Brien-Łukasz", "李小龍"]
+# A variation selector after a symbol picks its text or emoji form: that is its use.
+HEART = "Ada \u2764\ufe0f"
+ALLOWED = [PERSIAN, "\U0001f469\u200d\U0001f4bb Dev", "Zoë O'Brien-Łukasz", "李小龍", HEART]
 SPOOF_MESSAGE = re.compile(r"Remove the invisible or text-direction character U\+[0-9A-F]{4,5}")
 
 

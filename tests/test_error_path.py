@@ -15,6 +15,7 @@ import pytest
 from conftest import host_client, logged_in, rows
 from flask import Flask
 
+from portal.sessions.models import UserSession
 from portal.tenancy.models import Partner
 from portal.users import services as user_services
 from portal.users.models import User
@@ -121,3 +122,29 @@ def test_database_outage_pages_carry_the_request_id(
     assert page.headers["X-Frame-Options"] == "DENY"
     [line] = [e for e in entries(log_lines) if e.get("request_id") == "trace-outage-1"]
     assert line["partner"] == "acme" and line["message"].startswith("database unavailable")
+
+
+def test_refusals_are_on_the_record(
+    serving: Flask, acme: Partner, globex: Partner, acme_user: User, log_lines
+) -> None:
+    """A 403, another partner's id and a missing CSRF token each write a log line with the
+    request id, partner and user; log times are UTC."""
+    from conftest import make_user
+
+    gus = make_user(globex, "gus@globex.test")
+    logged_in(serving, gus)
+    [gus_session] = rows(UserSession, user_id=gus.id)
+    alice = logged_in(serving, acme_user)
+    log_lines.truncate(0)
+    forbidden = alice.get("/admin/users/", headers={"X-Request-ID": "trace-403-0001"})
+    foreign = alice.post_form(  # globex's session id on acme's host
+        f"/account/sessions/{gus_session.id}/revoke", headers={"X-Request-ID": "trace-404-0001"}
+    )
+    no_token = alice.post("/account/profile", headers={"X-Request-ID": "trace-csrf-001"})
+    assert (forbidden.status_code, foreign.status_code, no_token.status_code) == (403, 404, 400)
+    logged = {e.get("request_id"): e for e in entries(log_lines)}
+    assert "refused: GET /admin/users/" in logged["trace-403-0001"]["message"]
+    assert logged["trace-403-0001"]["user"] == f"user:{acme_user.id}"
+    assert "no user_sessions" in logged["trace-404-0001"]["message"]
+    assert "CSRF" in logged["trace-csrf-001"]["message"]
+    assert all(e["time"].endswith("+00:00") for e in entries(log_lines))

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 
 import pytest
@@ -217,3 +218,36 @@ def test_subscriptions_cannot_cross_partners_in_the_database(
         raw_connection.execute(
             insert, {"partner": acme_id, "user": alice_id, "plan": plan_id, "now": NOW}
         )
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        sa.Table("users", sa.MetaData(), sa.Column("id", sa.Integer), sa.Column("email", sa.Text)),
+        sa.table("USERS", sa.column("id"), sa.column("email")),
+    ],
+    ids=["other-metadata", "other-case"],
+)
+def test_table_objects_that_are_not_the_mapped_one_are_refused(two_partners: dict, table) -> None:
+    """Reflection makes such tables; SQLite and PostgreSQL read USERS as users."""
+    statement = sa.select(table.c.email)
+    with partner_scope(two_partners["acme"]), pytest.raises(TenantScopeError, match="raw_sql"):
+        db.session.execute(statement)
+    db.session.rollback()
+    with outside_every_partner(), pytest.raises(TenantScopeError, match="raw_sql"):
+        db.session.execute(statement)
+    db.session.rollback()
+
+
+def test_every_load_by_primary_key_is_screened(two_partners: dict) -> None:
+    """`get_one()` and the legacy `Query.get()` as well as `get()`, from the identity map."""
+    gus_id = two_partners["gus"].id
+    with partner_scope(two_partners["globex"]):
+        assert db.session.get(User, gus_id) is not None  # now in the identity map
+    with partner_scope(two_partners["acme"]):
+        assert db.session.get(User, gus_id) is None
+        with pytest.raises(sa.exc.NoResultFound):
+            db.session.get_one(User, gus_id)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", sa.exc.LegacyAPIWarning)
+            assert db.session.query(User).get(gus_id) is None

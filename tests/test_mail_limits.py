@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -248,3 +249,44 @@ def test_a_deactivated_owner_is_told_too(app: Flask, signup_on: Partner) -> None
     [notice] = mails_to("gone@acme.test")
     assert "Your account is deactivated" in notice.body_text
     assert rows(User, email="gone@acme.test")[0].status == UserStatus.DEACTIVATED
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["known-address", "new-address"])
+def test_answers_wait_for_the_floor_whatever_the_address(
+    make_app, data: Flask, acme: Partner, known: bool
+) -> None:
+    """With a floor, a sign-up takes at least that long, committed work included, so its
+    timing cannot tell a known address from a new one (the work itself still differs)."""
+    floored = make_app(ANSWER_FLOOR=0.25)
+    set_feature(acme, "self_signup")
+    if known:
+        make_user(acme, "someone@acme.test")
+    client = host_client(floored, "acme")
+    token = CSRF_TOKEN.search(client.get("/signup").text).group(0)
+    started = time.monotonic()
+    response = client.post(
+        "/signup", data={"email": "someone@acme.test", "display_name": "S", "csrf_token": token}
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 302 and elapsed >= 0.25
+    assert client.get("/signup").status_code == 200  # a page that needs no floor does not wait
+
+
+def test_email_change_mail_is_limited_like_sign_up(app: Flask, acme: Partner) -> None:
+    """Changing one's address mails the new one: the same limits, per client and partner."""
+    from conftest import logged_in
+
+    user = make_user(acme, "pat@acme.test")
+    client = logged_in(app, user)
+    victims = [f"victim{n}@example.org" for n in range(12)]
+    for address in victims:
+        response = client.post_form(
+            "/account/email",
+            {"new_email": address, "password": "correct-horse-battery"},
+            environ_base={"REMOTE_ADDR": "10.0.0.9"},
+        )
+        assert response.status_code == 302  # the same answer, limited or not
+    sent = [m for m in rows(OutboxMessage) if m.to_address.startswith("victim")]
+    assert len(sent) == 10  # PORTAL_MAIL_LIMIT_PER_IP: 10 an hour
+    limited = [e for e in rows(AuditEvent, action="account.email_change_request")]
+    assert sum("nothing sent" in e.details["outcome"] for e in limited) == 2

@@ -130,7 +130,7 @@ def test_page_and_cli_see_real_mail(root: HostClient, acme: Partner, acme_user: 
 
 
 def test_not_registered_in_production(make_app) -> None:
-    production = make_app(PORTAL_ENV="production", SECRET_KEY="s" * 32, SERVER_NAME="localhost")
+    production = make_app(PORTAL_ENV="production", SERVER_NAME="localhost")
     assert not any(e.startswith("mail_dev.") for e in production.view_functions)
     assert all(not r.rule.startswith("/dev/") for r in production.url_map.iter_rules())
     assert host_client(production, None).get("/dev/outbox").status_code == 404

@@ -165,3 +165,30 @@ def test_redis_storage_holds_the_limit_across_two_app_instances(
         client = redis.Redis.from_url(redis_url)
         for key in client.scan_iter(f"*{prefix}*"):
             client.delete(key)
+
+
+def test_a_stolen_session_cannot_guess_the_current_password(app: Flask, acme_user: User) -> None:
+    """The current-password checks of the password and email forms count as failed sign-ins."""
+    from conftest import logged_in
+
+    thief = logged_in(app, acme_user)
+    where = {"REMOTE_ADDR": "10.0.0.66"}
+    statuses = [
+        thief.post_form(
+            "/account/password",
+            {"current_password": f"guess-{n}-xxxxxxxx", "password": "n" * 12, "confirm": "n" * 12},
+            environ_base=where,
+        ).status_code
+        for n in range(5)
+    ]
+    assert statuses == [422] * 5
+    right = thief.post_form(
+        "/account/email",
+        {"new_email": "thief@example.org", "password": PASSWORD},
+        environ_base=where,
+    )
+    assert right.status_code == 422 and THROTTLED in right.text  # even the right one, now
+    assert rows(User, id=acme_user.id)[0].email == "alice@acme.test"
+    # The owner, elsewhere, is not locked out by it.
+    owner = host_client(app, "acme")
+    assert owner.login(acme_user.email, environ_base={"REMOTE_ADDR": "10.0.0.3"}).status_code == 302

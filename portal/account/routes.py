@@ -29,7 +29,7 @@ from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid
 from portal.unit_of_work import attempt
 from portal.users.models import User
-from portal.web import perform
+from portal.web import answer_no_sooner_than_the_floor, perform
 
 bp = Blueprint("account", __name__, subdomain="<partner>")
 
@@ -74,6 +74,7 @@ def me() -> User:
 def forgot_password() -> Page:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
+        answer_no_sooner_than_the_floor()
         try:
             with attempt():
                 services.request_password_reset(form.email.data, client_ip=request.remote_addr)
@@ -118,6 +119,7 @@ def signup() -> Page:
         return redirect(url_for("home.index"))
     form = SignupForm()
     if form.validate_on_submit():
+        answer_no_sooner_than_the_floor()
         try:
             with attempt():
                 services.sign_up(
@@ -202,17 +204,18 @@ def profile() -> Page:
 def request_email_change() -> Page:
     form = EmailChangeForm()
     if form.validate_on_submit():
+        answer_no_sooner_than_the_floor()
         try:
             with attempt():
                 address = services.request_email_change(
-                    me(), form.new_email.data, form.password.data
+                    me(), form.new_email.data, form.password.data, client_ip=request.remote_addr
                 )
         except PortalError as exc:
             attach_error(form, exc)
         else:
             flash(
                 f"We sent a confirmation link to {address}. "
-                "Your email address changes once you open it.",
+                "Your email address changes once you open it, signed in to this account.",
                 "info",
             )
             return redirect(url_for("account.profile"))
@@ -241,6 +244,15 @@ def confirm_email(token: str) -> Page:
         record = services.open_link(token, TokenPurpose.CHANGE_EMAIL)
     except TokenInvalid:
         return link_invalid(TokenPurpose.CHANGE_EMAIL)
+    if not (principal_kind() == "user" and me().id == record.user_id):
+        # Only the account's owner may take an address for it: someone who merely received
+        # the mail (and never asked for it) cannot tie their address to a stranger's account.
+        return render_template(
+            "account/confirm_email.html",
+            form=None,
+            sign_in_url=url_for("auth.login", next=request.path),
+            new_email=record.payload.get("email", ""),
+        ), 401
     form = ConfirmForm()
     error = None
     if form.validate_on_submit():
@@ -253,8 +265,7 @@ def confirm_email(token: str) -> Page:
             error = exc.message
         else:
             flash(f"Your email address is now {user.email}.", "info")
-            signed_in = principal_kind() == "user" and me().id == user.id
-            return redirect(url_for("account.profile" if signed_in else "auth.login"))
+            return redirect(url_for("account.profile"))
     return render_template(
         "account/confirm_email.html",
         form=form,
@@ -275,7 +286,11 @@ def password() -> Page:
         try:
             with attempt():
                 ended = services.change_password(
-                    me(), form.current_password.data, form.password.data, keep=g.user_session
+                    me(),
+                    form.current_password.data,
+                    form.password.data,
+                    keep=g.user_session,
+                    client_ip=request.remote_addr,
                 )
         except PortalError as exc:
             attach_error(form, exc)

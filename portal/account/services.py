@@ -34,6 +34,7 @@ from portal.tokens.services import (
     redeem_token,
     revoke_tokens,
 )
+from portal.unit_of_work import lock_user
 from portal.users.models import User, UserStatus, normalize_email
 from portal.users.services import (
     UserError,
@@ -121,6 +122,20 @@ def _mail_limit_reached(client_ip: str | None) -> str | None:
     if limit is not None:
         log.warning("mail limit per %s reached (client %s): nothing sent", limit, client_ip)
     return limit
+
+
+def _check_current_password(
+    user: User, password: str, client_ip: str | None, *, field: str, message: str
+) -> None:
+    """The current password, asked again before a sensitive change: a wrong one counts as a
+    failed sign-in of the account (the same limits, weighed one at a time), so a stolen
+    session cannot guess it either."""
+    scope = str(current_partner.id)
+    lock_user(user.id)
+    throttle().check_login(scope, user.email, client_ip)
+    if not verify_password(user.password_hash, password):
+        throttle().login_failed(scope, user.email, client_ip)
+        raise AccountError(message, field)
 
 
 def _may_mail(address: str, *, notice: bool = False) -> bool:
@@ -367,33 +382,54 @@ def pending_email_change(user: User) -> ActionToken | None:
     )
 
 
-def request_email_change(user: User, new_email: str, password: str) -> str:
-    """Send a confirmation link to `new_email`; the address changes only once it is confirmed."""
-    if not verify_password(user.password_hash, password):
-        raise AccountError("Your password is not correct.", "password")
+def request_email_change(
+    user: User, new_email: str, password: str, *, client_ip: str | None = None
+) -> str:
+    """Ask `new_email` to confirm; the address changes only once the link is opened, by the
+    account's own owner, signed in.
+
+    The answer is the same whatever the address: a link when it is free, a notice to its owner
+    when another account uses it (the clash is refused at confirmation), nothing when a mail
+    limit is reached. So the form tells nobody which addresses have accounts, and it cannot
+    be used to mail anyone at will (the sign-up and reset limits apply). The mail carries no
+    text of the requester's choosing (no name), since the address has proved nothing yet.
+    """
+    _check_current_password(
+        user, password, client_ip, field="password", message="Your password is not correct."
+    )
     address = _clean_address(new_email, "new_email")
     if address == user.email:
         raise AccountError("This is already your email address.", "new_email")
-    if _user_by_email(address) is not None:
-        raise AccountError("Another account already uses this email address.", "new_email")
     pending = pending_email_change(user)
     if (
         pending is not None
         and pending.payload.get("email") == address
         and _recently_issued(user, TokenPurpose.CHANGE_EMAIL)
     ):
-        return address  # the same request twice in a row: the first link is on its way
+        return address  # the same request twice in a row: the first mail is on its way
+    limit = _mail_limit_reached(client_ip)
+    owner = _user_by_email(address)
+    if limit is None and not _may_mail(address, notice=owner is not None):
+        limit = "address"
     token = issue_token(user, TokenPurpose.CHANGE_EMAIL, payload={"email": address})
-    send_email(
-        address,
-        "Confirm your new email address",
-        "email_change_confirm",
-        user=user,
-        new_email=address,
-        link=url_for("account.confirm_email", token=token, _external=True),
-        lifetime=_lifetime_text(TokenPurpose.CHANGE_EMAIL),
+    if limit is not None:
+        outcome = f"limit per {limit}: nothing sent"
+    elif owner is not None:
+        send_email(address, "Someone asked to use your email address", "email_change_taken")
+        outcome = "address in use: its owner was told"
+    else:
+        send_email(
+            address,
+            "Confirm your new email address",
+            "email_change_confirm",
+            new_email=address,
+            link=url_for("account.confirm_email", token=token, _external=True),
+            lifetime=_lifetime_text(TokenPurpose.CHANGE_EMAIL),
+        )
+        outcome = "link sent"
+    record_audit(
+        "account.email_change_request", target=user, details={"to": address, "outcome": outcome}
     )
-    record_audit("account.email_change_request", target=user, details={"to": address})
     return address
 
 
@@ -442,13 +478,25 @@ def confirm_email_change(token: str) -> User:
 # --- Password change --------------------------------------------------------------------------
 
 
-def change_password(user: User, current: str, new: str, *, keep: UserSession | None) -> int:
+def change_password(
+    user: User,
+    current: str,
+    new: str,
+    *,
+    keep: UserSession | None,
+    client_ip: str | None = None,
+) -> int:
     """Change the password after checking the current one; every other session ends.
 
     Returns how many sessions ended.
     """
-    if not verify_password(user.password_hash, current):
-        raise AccountError("Your current password is not correct.", "current_password")
+    _check_current_password(
+        user,
+        current,
+        client_ip,
+        field="current_password",
+        message="Your current password is not correct.",
+    )
     _check_new_password(new)
     if new == current:
         raise AccountError("Choose a password different from the current one.", "password")

@@ -27,6 +27,7 @@ from portal.sessions.services import (
     start_user_session,
 )
 from portal.tenancy.context import current_partner
+from portal.unit_of_work import lock_operator, lock_user
 from portal.users.models import User, UserStatus, normalize_email
 
 LOGIN_FAILED = "Incorrect email or password."
@@ -69,8 +70,12 @@ def login_with_password(
     """Log a user of the current partner in with a new session."""
     address = normalize_email(email)
     scope = str(current_partner.id)
-    _throttled(scope, address, client, "auth.login_throttled")
     user = db.session.execute(select(User).where(User.email == address)).scalar_one_or_none()
+    if user is not None:
+        # Attempts on one account are weighed one after the other: of many at once, each sees
+        # the failures counted before it, so a burst cannot slip past the limits together.
+        lock_user(user.id)
+    _throttled(scope, address, client, "auth.login_throttled")
     if not _check_password(user, password) or user is None or user.status != UserStatus.ACTIVE:
         throttle().login_failed(scope, address, client.ip)
         record_audit("auth.login_failed", target=("email", address[:64]), actor="anonymous")
@@ -98,10 +103,12 @@ def login_operator(
 ) -> LoginResult:
     """Log an operator in on the root domain (operators get no remember-me)."""
     address = normalize_email(email)
-    _throttled(OPERATORS, address, client, "operator.login_throttled")
     operator = db.session.execute(
         select(Operator).where(Operator.email == address)
     ).scalar_one_or_none()
+    if operator is not None:
+        lock_operator(operator.id)
+    _throttled(OPERATORS, address, client, "operator.login_throttled")
     if not _check_password(operator, password) or operator is None or not operator.active:
         throttle().login_failed(OPERATORS, address, client.ip)
         record_audit("operator.login_failed", target=("email", address[:64]), actor="anonymous")

@@ -32,6 +32,7 @@ working.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable
@@ -55,6 +56,22 @@ log = logging.getLogger("portal.throttle")
 T = TypeVar("T")
 Key = tuple[str, ...]
 Check = tuple[RateLimitItem, Key]
+
+
+def client_key(ip: str | None) -> str:
+    """The client a limit counts: the IPv4 address, or the IPv6 /64 (one host can hold a whole
+    /64, so counting single IPv6 addresses would let it make its own crowd)."""
+    if not ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 class LoginThrottled(PortalError):
@@ -116,7 +133,7 @@ class Throttle:
     # --- Sign-in ------------------------------------------------------------------------------
 
     def _login_checks(self, scope: str, email: str, ip: str | None) -> list[Check]:
-        ip = ip or "unknown"
+        ip = client_key(ip)
         return [
             (self.limits.login_per_account_ip, ("login-account-ip", scope, email, ip)),
             (self.limits.login_per_account, ("login-account", scope, email)),
@@ -141,13 +158,16 @@ class Throttle:
         address (an office behind one router) refused for longer than the window.
         """
         checks = [
-            (self.limits.mail_per_ip, ("mail-ip", scope, ip or "unknown")),
+            (self.limits.mail_per_ip, ("mail-ip", scope, client_key(ip))),
             (self.limits.mail_per_partner, ("mail-partner", scope)),
         ]
+        # Each counted and checked in one step: of many requests at once, no more get through
+        # than the limit allows (a refused one is not counted by the limit that refused it).
         for (limit, key), name in zip(checks, ("client address", "partner"), strict=True):
-            if not self._test(limit, key):
+            if not self._run(
+                lambda limiter, limit=limit, key=key: limiter.hit(limit, self.prefix, *key)
+            ):
                 return name
-        self._hit(checks)
         return None
 
     def mail_to(self, scope: str, address: str, *, notice: bool = False) -> bool:

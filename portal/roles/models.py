@@ -24,6 +24,12 @@ class Role(enum.StrEnum):
     def rank(self) -> int:
         return list(Role).index(self)
 
+    @property
+    def is_admin(self) -> bool:
+        """The admin role's structural rules: always enabled, never the sign-up default, never
+        held by a support agent. Permissions are the policy's; this is the ladder's top."""
+        return self is Role.ADMIN
+
 
 class RoleSetting(TenantOwned, db.Model):
     """One role of one partner. Absent rows mean the catalogue defaults."""

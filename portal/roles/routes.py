@@ -21,7 +21,7 @@ def _parse_roles(form: MultiDict) -> dict[Role, RoleInput]:
     for role in Role:
         chosen = set(form.getlist(f"perm_{role.value}"))
         roles[role] = RoleInput(
-            enabled=role == Role.ADMIN or form.get(f"enabled_{role.value}") == "1",
+            enabled=role.is_admin or form.get(f"enabled_{role.value}") == "1",
             label=form.get(f"label_{role.value}", "")[:200],
             permissions=frozenset(p for p in Permission if p.value in chosen),
         )

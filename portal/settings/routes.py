@@ -32,7 +32,7 @@ def index() -> tuple[str, int] | Response:
             flash("Settings saved.", "info")
             return redirect(url_for("settings_admin.index"))
     policy = current_policy()
-    choices = [r for r in policy.enabled_roles() if r != Role.ADMIN]
+    choices = [r for r in policy.enabled_roles() if not r.is_admin]
     return render_template(
         "settings/index.html", partner=g.partner, choices=choices, policy=policy, error=error
     ), 422 if error else 200

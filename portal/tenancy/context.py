@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 from flask import Flask, abort, current_app, g, request
@@ -15,6 +16,7 @@ from portal.tenancy import scope  # noqa: F401  - importing registers the ORM sc
 from portal.tenancy.models import Partner, Site, TenantOwned, slug_problem
 
 M = TypeVar("M", bound=TenantOwned)
+log = logging.getLogger("portal.tenancy")
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in every table
 
@@ -121,6 +123,8 @@ def get_or_404(model: type[M], ident: Any) -> M:
         select(model).where(model.id == key, model.partner_id == partner.id)  # type: ignore[attr-defined]
     ).scalar_one_or_none()
     if row is None:
+        # Missing or another partner's: the same 404, but the attempt is on the record.
+        log.info("no %s %s in this partner", model.__tablename__, key)  # type: ignore[attr-defined]
         abort(404)
     return row
 

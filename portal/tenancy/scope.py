@@ -127,16 +127,23 @@ def _tenant_tables() -> frozenset[Table]:
 
 
 def _opaque(statement: Any) -> str | None:
-    """What in `statement` the ORM layer cannot scope: textual SQL, or a lightweight `table()`
-    standing for a tenant table. None when it can see every table the statement reads."""
+    """What in `statement` the ORM layer cannot scope: textual SQL, or any table object that
+    stands for a tenant table without being the mapped one (a lightweight `table()`, a
+    `Table` of another MetaData such as reflection makes, a name in other letter case: the
+    databases compare table names without case). None when it sees every table it reads."""
     if isinstance(statement, TextClause):
         return "textual SQL"
-    tenant_names = {t.name for t in _tenant_tables()}
+    tenant = _tenant_tables()
+    tenant_names = {t.name.lower() for t in tenant}
     for element in visitors.iterate(statement):
         if isinstance(element, TextClause):
             return "a textual SQL fragment"
-        if type(element) is TableClause and element.name in tenant_names:
-            return f"a lightweight table() named {element.name}"
+        if (
+            isinstance(element, TableClause)
+            and element not in tenant
+            and element.name.lower() in tenant_names
+        ):
+            return f"a table object named {element.name} that is not the mapped one"
     return None
 
 

@@ -1,7 +1,8 @@
 """Random tokens and the hashes stored for them, for session cookies and emailed links alike.
 
-Only the SHA-256 of a token is ever stored, so a copy of the database opens no session and
-redeems no link.
+Only the SHA-256 of a token is stored with its session or link record, so the session and
+token tables open no session and redeem no link. The emails themselves, links included, are
+kept in the outbox table (docs/security.md says what that exposes).
 """
 
 from __future__ import annotations

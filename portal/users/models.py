@@ -65,6 +65,11 @@ class User(UserMixin, TenantOwned, db.Model):
         return self.status == UserStatus.ACTIVE
 
     @property
+    def may_become_support(self) -> bool:
+        """Support agents act on ordinary users; an admin is never one."""
+        return not self.role.is_admin
+
+    @property
     def label(self) -> str:
         return self.display_name or self.email
 

@@ -43,7 +43,16 @@ MAX_NAME_LENGTH = 120
 NAME_JOINERS = frozenset("\u200c\u200d")
 # Invisible characters of other categories that only ever hide or pad a name: the combining
 # grapheme joiner, the Hangul fillers and the Khmer inherent vowels.
-INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
+# Variation selectors choose how the character before them looks; after a symbol (an emoji
+# in its text or picture form) that is their use, anywhere else they only hide in a name.
+VARIATION_SELECTORS = frozenset(
+    [
+        *map(chr, range(0xFE00, 0xFE10)),
+        *map(chr, range(0xE0100, 0xE01F0)),
+        *"\u180b\u180c\u180d\u180f",  # Mongolian free variation selectors
+    ]
+)
 
 
 class InvalidName(UserError):
@@ -53,11 +62,14 @@ class InvalidName(UserError):
     field = "display_name"
 
 
-def _hidden(char: str) -> bool:
+def _hidden(char: str, before: str) -> bool:
     """Bidi controls (U+202A to U+202E, U+2066 to U+2069, U+200E/F, U+061C), zero-width
-    and other format characters (Cf) bar the two joiners, and the invisible characters above."""
+    and other format characters (Cf) bar the two joiners, the invisible characters above, and
+    variation selectors that do not follow a symbol."""
     if char in NAME_JOINERS:
         return False
+    if char in VARIATION_SELECTORS:
+        return unicodedata.category(before) not in ("So", "Sk") if before else True
     return unicodedata.category(char) == "Cf" or char in INVISIBLE
 
 
@@ -75,7 +87,7 @@ def clean_display_name(value: str, *, required: bool = True) -> str:
         raise InvalidName(f"Use at most {MAX_NAME_LENGTH} characters.")
     if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in name):
         raise InvalidName("Use letters, digits, spaces and punctuation only.")
-    hidden = next((c for c in name if _hidden(c)), None)
+    hidden = next((c for i, c in enumerate(name) if _hidden(c, name[i - 1] if i else "")), None)
     if hidden is not None:
         raise InvalidName(
             f"Remove the invisible or text-direction character U+{ord(hidden):04X} from the name."
