@@ -9,7 +9,6 @@ refused as a Conflict instead of silently overwriting it.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy
 from portal.sessions.services import revoke_user_sessions
 from portal.subscriptions.services import role_change_impact, suspend_for_role
+from portal.text import character_problem, collapse_spaces
 from portal.tokens.models import ActionToken, TokenPurpose
 from portal.tokens.services import TokenInvalid, issue_token, redeem_token, revoke_tokens
 from portal.unit_of_work import lock_partner
@@ -38,12 +38,6 @@ class UserError(PortalError):
 
 
 MAX_NAME_LENGTH = 120
-# Zero-width non-joiner and joiner are format characters that some scripts (Persian, Indic) and
-# emoji sequences need; every other format character is refused (see `clean_display_name`).
-NAME_JOINERS = frozenset("\u200c\u200d")
-# Invisible characters of other categories that only ever hide or pad a name: the combining
-# grapheme joiner, the Hangul fillers and the Khmer inherent vowels.
-INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
 
 
 class InvalidName(UserError):
@@ -53,33 +47,21 @@ class InvalidName(UserError):
     field = "display_name"
 
 
-def _hidden(char: str) -> bool:
-    """Bidi controls (U+202A to U+202E, U+2066 to U+2069, U+200E/F, U+061C), zero-width
-    and other format characters (Cf) bar the two joiners, and the invisible characters above."""
-    if char in NAME_JOINERS:
-        return False
-    return unicodedata.category(char) == "Cf" or char in INVISIBLE
-
-
 def clean_display_name(value: str, *, required: bool = True) -> str:
     """A display name as stored, or InvalidName: the one check behind every form taking a name.
 
-    Runs of white space (any Unicode space, tab or line break) become one space. Control,
-    surrogate, private-use and unassigned characters are refused, and so are characters that
-    reorder or hide text: in a list of users they would make one name pass for another.
+    Runs of white space become one space; characters that are not text, or that reorder or
+    hide it, are refused (`portal/text.py`): in a list of users they would make one name pass
+    for another.
     """
-    name = " ".join(value.split())
+    name = collapse_spaces(value)
     if required and not name:
         raise InvalidName("Enter your name.")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidName(f"Use at most {MAX_NAME_LENGTH} characters.")
-    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in name):
-        raise InvalidName("Use letters, digits, spaces and punctuation only.")
-    hidden = next((c for c in name if _hidden(c)), None)
-    if hidden is not None:
-        raise InvalidName(
-            f"Remove the invisible or text-direction character U+{ord(hidden):04X} from the name."
-        )
+    problem = character_problem(name, of="the name")
+    if problem is not None:
+        raise InvalidName(problem)
     return name
 
 
