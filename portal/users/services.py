@@ -26,6 +26,8 @@ from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy
 from portal.sessions.services import revoke_user_sessions
 from portal.subscriptions.services import role_change_impact, suspend_for_role
+from portal.support.models import EndReason
+from portal.support.services import end_impersonations_of
 from portal.text import character_problem, collapse_spaces
 from portal.tokens.models import ActionToken, TokenPurpose
 from portal.tokens.services import TokenInvalid, issue_token, redeem_token, revoke_tokens
@@ -197,6 +199,13 @@ def change_role(actor: User, target: User, to: Role, *, confirm_suspension: bool
         # Admins cannot be support agents (set_support refuses it); the promotion ends it.
         target.is_support = False
         details["support_removed"] = True
+    if to == Role.ADMIN:  # nobody acts as an admin, and admins act as nobody
+        end_impersonations_of(
+            target,
+            as_agent=EndReason.SUPPORT_REMOVED,
+            as_target=EndReason.TARGET_UNAVAILABLE,
+            by=actor,
+        )
     record_audit("user.role_change", target=target, details=details)
     if impact is not None:
         suspend_for_role(target, actor, before)
@@ -216,6 +225,12 @@ def deactivate_user(actor: User, target: User) -> int:
         # Never activated, so no password of the person the address belongs to: reactivation
         # must not make one that someone else chose (an old pending sign-up's) usable.
         target.password_hash = None
+    end_impersonations_of(
+        target,
+        as_agent=EndReason.AGENT_DEACTIVATED,
+        as_target=EndReason.TARGET_UNAVAILABLE,
+        by=actor,
+    )
     ended = revoke_user_sessions(target, by=actor, reason="user deactivated")
     revoke_tokens_of(target)
     record_audit(
@@ -241,6 +256,11 @@ def set_support(actor: User, target: User, enabled: bool) -> None:
     if enabled and target.role == Role.ADMIN:
         raise UserError("Admins cannot be support agents; support agents act on ordinary users.")
     target.is_support = enabled
+    # A new agent can no longer be acted as; a former one no longer acts as anybody.
+    if enabled:
+        end_impersonations_of(target, as_target=EndReason.TARGET_UNAVAILABLE, by=actor)
+    else:
+        end_impersonations_of(target, as_agent=EndReason.SUPPORT_REMOVED, by=actor)
     record_audit("user.support_grant" if enabled else "user.support_remove", target=target)
 
 
