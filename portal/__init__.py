@@ -42,6 +42,7 @@ from portal.sessions import routes as sessions_routes
 from portal.settings.routes import bp as settings_bp
 from portal.subscriptions.admin_routes import plans_bp, subs_bp
 from portal.subscriptions.routes import bp as subscription_bp
+from portal.support.routes import bp as support_bp
 from portal.tenancy import context as tenancy
 from portal.tenancy import rls
 from portal.tenancy.context import MAX_ID
@@ -135,6 +136,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(features_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(audit_bp)
+    app.register_blueprint(support_bp)
     health.register(app)
     mail_routes.register(app)
     static_files.register(app)

@@ -7,6 +7,7 @@ from portal.operator.models import Operator
 from portal.roles.models import Role, RoleSetting, RoleTransition
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
 from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent, SubscriptionState
+from portal.support.models import EndReason, Impersonation
 from portal.tenancy.models import Partner, PartnerStatus
 from portal.tokens.models import ActionToken, TokenPurpose
 from portal.users.models import User, UserStatus
@@ -15,7 +16,9 @@ __all__ = [
     "ActionToken",
     "ActorType",
     "AuditEvent",
+    "EndReason",
     "FeatureSetting",
+    "Impersonation",
     "LoginMethod",
     "Operator",
     "OperatorSession",

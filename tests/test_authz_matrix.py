@@ -1,7 +1,8 @@
 """Authorization matrix: every partner route x every role x own partner / other partner.
 
 Walks `app.url_map`, so a new route is covered the day it is added. Each route either declares
-its permission with `@requires(...)` or is listed here as open to every logged-in user.
+its permission with `@requires(...)`, or the support capability with `@support_agents_only`,
+or is listed here as open to every logged-in user.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from portal.tenancy.scope import partner_scope, unscoped
 from portal.tokens.generation import hash_token
 from portal.users.models import User
 
-ANY_LOGGED_IN_USER = {"home.index", "auth.logout"}
+ANY_LOGGED_IN_USER = {"home.index", "auth.logout", "support.stop"}
 
 
 def partner_rules(app: Flask) -> list[tuple[Rule, str]]:
@@ -80,13 +81,27 @@ def session_alive(client: HostClient) -> bool:
 def test_every_route_declares_who_may_use_it(app: Flask) -> None:
     for rule, _method in partner_rules(app):
         view = app.view_functions[rule.endpoint]
-        assert hasattr(view, "required_permission") or rule.endpoint in ANY_LOGGED_IN_USER, rule
+        declared = hasattr(view, "required_permission") or hasattr(view, "required_capability")
+        assert declared or rule.endpoint in ANY_LOGGED_IN_USER, rule
 
 
 @pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
 def test_matrix_own_partner(app: Flask, acme: Partner, globex: Partner, role: Role) -> None:
-    make_user(acme, "keeper@acme.test", role=Role.ADMIN)  # never the last admin
     actor = make_user(acme, f"actor-{role.value}@acme.test", role=role)
+    walk_own_partner(app, acme, actor, role)
+
+
+@pytest.mark.parametrize(
+    "role", [Role.GUEST, Role.BASIC, Role.COMPANY], ids=["guest", "basic", "company"]
+)
+def test_matrix_support_agent(app: Flask, acme: Partner, globex: Partner, role: Role) -> None:
+    """A support agent: the support pages open, everything else as their role says."""
+    actor = make_user(acme, f"agent-{role.value}@acme.test", role=role, is_support=True)
+    walk_own_partner(app, acme, actor, role)
+
+
+def walk_own_partner(app: Flask, acme: Partner, actor: User, role: Role) -> None:
+    make_user(acme, "keeper@acme.test", role=Role.ADMIN)  # never the last admin
     for key, item in CATALOGUE.items():  # every switchable route reachable, so roles decide
         if key != "password_login" and item.scope == Scope.PARTNER:
             set_feature(acme, key, True)
@@ -101,6 +116,9 @@ def test_matrix_own_partner(app: Flask, acme: Partner, globex: Partner, role: Ro
         view = app.view_functions[rule.endpoint]
         permission = getattr(view, "required_permission", None)
         allowed = permission is None or permission in DEFAULT_PERMISSIONS[role]
+        support_only = getattr(view, "required_capability", None) == "support"
+        if support_only:
+            allowed = actor.is_support
         label = (rule.endpoint, method, role.value, response.status_code)
         assert response.status_code < 500, label
         key = getattr(view, "required_feature", None)
@@ -113,7 +131,8 @@ def test_matrix_own_partner(app: Flask, acme: Partner, globex: Partner, role: Ro
             assert not response.headers.get("Location", "").startswith("/login?next"), label
         else:
             assert response.status_code == 403, label
-            assert "You do not have permission" in response.text, label
+            refusal = "Only support agents" if support_only else "You do not have permission"
+            assert refusal in response.text, label
 
 
 @pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])

@@ -51,6 +51,7 @@ def test_admin_invites_and_invitee_accepts(
     # The admin's list shows the new, active user after a search.
     admin.click("summary:has-text('Manage')")
     admin.click(".admin-menu >> text=Users")
+    admin.wait_for_url(live_server.url("acme", "/admin/users/"))  # loaded: htmx is listening
     admin.fill("#q", "newbie")
     admin.wait_for_selector("#user-table >> text=1 user matches.")
     assert "active" in admin.locator("#user-table tbody").inner_text()

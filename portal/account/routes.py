@@ -20,11 +20,16 @@ from portal.account.forms import (
     VerifySignupForm,
     attach_error,
 )
+from portal.audit.queries import recent_sign_ins
 from portal.auth.guards import principal_kind, public
 from portal.auth.passwords import MIN_PASSWORD_LENGTH
+from portal.clock import utcnow
 from portal.exceptions import Conflict, PortalError
 from portal.features.evaluation import feature, feature_on
+from portal.roles.permissions import Permission
 from portal.roles.policy import requires
+from portal.support.guards import impersonating, owner_only
+from portal.support.queries import accesses_to
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid
 from portal.unit_of_work import attempt
@@ -178,6 +183,7 @@ def profile_page(
         form=profile_form,
         email_form=email_form,
         pending=services.pending_email_change(user),
+        acting=impersonating(),
     ), (422 if failed else 200)
 
 
@@ -201,6 +207,7 @@ def profile() -> Page:
 
 @bp.post("/account/email")
 @requires("profile.edit")
+@owner_only("change the email address")
 def request_email_change() -> Page:
     form = EmailChangeForm()
     if form.validate_on_submit():
@@ -224,6 +231,7 @@ def request_email_change() -> Page:
 
 @bp.post("/account/email/cancel")
 @requires("profile.edit")
+@owner_only("change the email address")
 def cancel_email_change() -> Response:
     form = ConfirmForm()
     back = url_for("account.profile")
@@ -239,6 +247,7 @@ def cancel_email_change() -> Response:
 
 @bp.route("/account/email/confirm/<token>", methods=["GET", "POST"])
 @public
+@owner_only("change the email address")
 def confirm_email(token: str) -> Page:
     try:
         record = services.open_link(token, TokenPurpose.CHANGE_EMAIL)
@@ -280,6 +289,7 @@ def confirm_email(token: str) -> Page:
 
 @bp.route("/account/password", methods=["GET", "POST"])
 @requires("profile.edit")
+@owner_only("change the password")
 def password() -> Page:
     form = PasswordChangeForm()
     if form.validate_on_submit():
@@ -299,3 +309,19 @@ def password() -> Page:
             flash(f"Your password has been changed.{others}", "info")
             return redirect(url_for("account.password"))
     return page("account/password.html", form)
+
+
+# --- Activity -----------------------------------------------------------------------------
+
+
+@bp.get("/account/activity")
+@requires(Permission.PORTAL_VIEW)
+def activity() -> str:
+    """When support accessed the account, and why; the account's recent sign-ins."""
+    user = me()
+    return render_template(
+        "account/activity.html",
+        accesses=accesses_to(user),
+        sign_ins=recent_sign_ins(user),
+        now=utcnow(),
+    )

@@ -29,6 +29,16 @@ class AuditEvent(TenantOwned, db.Model):
     # the row-level security policy's WITH CHECK but, rightly, not readable back there.
     __table_args__ = (
         sa.Index("ix_audit_events_partner_time", "partner_id", "created_at"),
+        # "About this user" on the support summary.
+        sa.Index("ix_audit_events_partner_target", "partner_id", "target_type", "target_id"),
+        # "Done while impersonating" in the audit log: only the few events support made.
+        sa.Index(
+            "ix_audit_events_partner_support",
+            "partner_id",
+            "created_at",
+            sqlite_where=sa.text("impersonation_id IS NOT NULL"),
+            postgresql_where=sa.text("impersonation_id IS NOT NULL"),
+        ),
         {"implicit_returning": False},
     )
     allows_platform_rows = True
@@ -41,7 +51,10 @@ class AuditEvent(TenantOwned, db.Model):
     actor_type: Mapped[ActorType] = mapped_column(str_enum(ActorType))
     actor_id: Mapped[int | None]
     actor_label: Mapped[str] = mapped_column(sa.String(254), default="")
+    # Whose account the actor acted in, when not their own: the user a support agent was
+    # impersonating (`impersonation_id` names that impersonation: its reason and ticket).
     on_behalf_of_id: Mapped[int | None]
+    impersonation_id: Mapped[int | None]
     action: Mapped[str] = mapped_column(sa.String(80), index=True)
     target_type: Mapped[str | None] = mapped_column(sa.String(40))
     target_id: Mapped[str | None] = mapped_column(sa.String(64))

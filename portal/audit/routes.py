@@ -8,12 +8,14 @@ import json
 
 from flask import Blueprint, Response, render_template, request
 from sqlalchemy import Select, distinct, func, select
+from sqlalchemy.orm import selectinload
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
 from portal.features.evaluation import feature
 from portal.roles.permissions import Permission
 from portal.roles.policy import requires
+from portal.support.models import Impersonation
 from portal.users.queries import contains_pattern
 
 bp = Blueprint("audit_admin", __name__, subdomain="<partner>", url_prefix="/admin/audit")
@@ -27,6 +29,7 @@ def _filtered() -> tuple[Select, dict[str, str]]:
         "action": request.args.get("action", "").strip()[:80],
         "actor": request.args.get("actor", "").strip()[:100],
         "target": request.args.get("target", "").strip()[:64],
+        "support": "1" if request.args.get("support") == "1" else "",
     }
     stmt = select(AuditEvent)
     if filters["action"]:
@@ -36,7 +39,22 @@ def _filtered() -> tuple[Select, dict[str, str]]:
         stmt = stmt.where(func.lower(AuditEvent.actor_label).like(pattern, escape="\\"))
     if filters["target"]:
         stmt = stmt.where(AuditEvent.target_id == filters["target"])
+    if filters["support"]:  # done while a support agent acted as a user
+        stmt = stmt.where(AuditEvent.impersonation_id.is_not(None))
     return stmt, filters
+
+
+def _impersonations(events: list[AuditEvent]) -> dict[int, Impersonation]:
+    """The impersonations the events were made in (their user, reason and ticket)."""
+    ids = {e.impersonation_id for e in events if e.impersonation_id is not None}
+    if not ids:
+        return {}
+    found = db.session.execute(
+        select(Impersonation)
+        .options(selectinload(Impersonation.target))
+        .where(Impersonation.id.in_(ids))
+    ).scalars()
+    return {i.id: i for i in found}
 
 
 @bp.get("/")
@@ -64,6 +82,7 @@ def index() -> str:
     return render_template(
         "audit/index.html",
         events=events[:PER_PAGE],
+        impersonations=_impersonations(events),
         has_next=len(events) > PER_PAGE,
         page=page,
         filters=filters,
@@ -77,9 +96,12 @@ def index() -> str:
 def export() -> Response:
     """The filtered trail as CSV (newest first, at most 50,000 rows)."""
     stmt, _filters = _filtered()
-    rows = db.session.execute(
-        stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(EXPORT_LIMIT)
-    ).scalars()
+    rows = list(
+        db.session.execute(
+            stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(EXPORT_LIMIT)
+        ).scalars()
+    )
+    impersonations = _impersonations(rows)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -88,6 +110,10 @@ def export() -> Response:
             "actor_type",
             "actor",
             "on_behalf_of_id",
+            "on_behalf_of",
+            "impersonation_id",
+            "support_reason",
+            "support_ticket",
             "action",
             "target_type",
             "target_id",
@@ -97,11 +123,16 @@ def export() -> Response:
         ]
     )
     for e in rows:
+        acting = impersonations.get(e.impersonation_id or 0)
         cells = [
             e.created_at.isoformat(),
             e.actor_type.value,
             e.actor_label,
             e.on_behalf_of_id or "",
+            acting.target.email if acting and e.on_behalf_of_id else "",
+            e.impersonation_id or "",
+            acting.reason if acting else "",
+            (acting.ticket or "") if acting else "",
             e.action,
             e.target_type or "",
             e.target_id or "",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from flask import g, has_request_context, request
 from flask_login import current_user
@@ -12,6 +12,16 @@ from portal.audit.models import ActorType, AuditEvent
 from portal.extensions import db
 
 log = logging.getLogger("portal.audit")
+
+
+class Impersonating(Protocol):
+    """What an audit event needs of a support impersonation (`g.impersonation` while one is
+    on, see `portal/support/services.py`)."""
+
+    id: int
+    agent_id: int
+    agent_email: str
+    target_id: int
 
 
 def _actor_of(actor: Any) -> tuple[ActorType, int | None, str]:
@@ -43,6 +53,15 @@ def _target_of(target: Any) -> tuple[str | None, str | None]:
     return getattr(target, "__tablename__", type(target).__name__.lower()), str(target.id)
 
 
+def _acting(actor: Any, impersonation: Impersonating) -> bool:
+    """Whether `actor` is the agent at work in `impersonation`: the request's own principal,
+    or the agent or user named explicitly (not an admin ending it, not the system)."""
+    if actor is ...:
+        return True
+    ids = (impersonation.agent_id, impersonation.target_id)
+    return getattr(actor, "kind", None) == "user" and actor.id in ids
+
+
 def record_audit(
     action: str,
     *,
@@ -50,23 +69,34 @@ def record_audit(
     details: dict[str, Any] | None = None,
     actor: Any = ...,
     on_behalf_of: Any = None,
+    impersonation: Impersonating | None = None,
 ) -> AuditEvent:
     """Add an audit event to the current transaction; the caller's commit makes it stick.
 
     The partner comes from the request (or `partner_scope`), the actor defaults to whoever is
     logged in, `target` is a model instance or a `(type, id)` pair.
+
+    While a support agent acts as a user (`g.impersonation`, or `impersonation` given), the
+    event names both: the agent is the actor, also where the code says the user did it (the
+    person at the keyboard is the agent), the user is `on_behalf_of`. Every event written
+    then carries `impersonation_id`, which leads to the reason and ticket.
     """
-    if actor is ...:
-        actor = _request_actor()
-    actor_type, actor_id, actor_label = _actor_of(actor)
-    if on_behalf_of is None and has_request_context():
-        on_behalf_of = g.get("impersonated_user")
+    if impersonation is None and has_request_context():
+        impersonation = g.get("impersonation")
+    on_behalf_of_id = getattr(on_behalf_of, "id", None)
+    if impersonation is not None and _acting(actor, impersonation):
+        actor_type, actor_id = ActorType.USER, impersonation.agent_id
+        actor_label = impersonation.agent_email
+        on_behalf_of_id = impersonation.target_id
+    else:
+        actor_type, actor_id, actor_label = _actor_of(_request_actor() if actor is ... else actor)
     target_type, target_id = _target_of(target)
     event = AuditEvent(
         actor_type=actor_type,
         actor_id=actor_id,
         actor_label=actor_label,
-        on_behalf_of_id=getattr(on_behalf_of, "id", None),
+        on_behalf_of_id=on_behalf_of_id,
+        impersonation_id=impersonation.id if impersonation is not None else None,
         action=action,
         target_type=target_type,
         target_id=target_id,

@@ -37,3 +37,36 @@ def clear_auth_cookie(response: Response) -> None:
         httponly=True,
         samesite="Lax",
     )
+
+
+# While a support agent acts as a user, the auth cookie carries that support session and this
+# one the agent's own session, set aside to return to (same attributes: host-only, HttpOnly).
+# It is read only when the support session ends.
+def return_cookie_name() -> str:
+    return cookie_name() + "_return"
+
+
+def read_return_token() -> str | None:
+    return request.cookies.get(return_cookie_name()) or None
+
+
+def set_return_cookie(response: Response, token: str, *, expires: datetime | None = None) -> None:
+    response.set_cookie(
+        return_cookie_name(),
+        token,
+        expires=expires,
+        path="/",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def clear_return_cookie(response: Response) -> None:
+    response.delete_cookie(
+        return_cookie_name(),
+        path="/",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )

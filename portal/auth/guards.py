@@ -37,6 +37,15 @@ def login_redirect() -> Response:
     return redirect(target)
 
 
+def back_home() -> Response:
+    """A support session ended before this request: its page or form was the user's, so
+    nothing of it runs for the agent; they start again from their home page."""
+    target = url_for("home.index")
+    if request.headers.get("HX-Request"):
+        return Response("", 200, {"HX-Redirect": target})
+    return redirect(target)
+
+
 def require_login() -> Response | None:
     """before_request: partner hosts need a user of that partner, the root domain an operator."""
     if is_public_endpoint(request.endpoint):
@@ -44,6 +53,8 @@ def require_login() -> Response | None:
     wanted = "user" if g.get("on_partner_host") else "operator"
     if principal_kind() != wanted:
         return login_redirect()
+    if g.get("impersonation_over"):
+        return back_home()
     return None
 
 

@@ -1,14 +1,47 @@
-"""Flask-Login integration: the principal comes from the server-side session record."""
+"""Flask-Login integration: the principal comes from the server-side session record.
+
+This is the per-request session check. On a partner host the cookie names a session record;
+a support session (a support agent acting as a user, DESIGN §8) is checked further on every
+request: if it is over, its end is recorded and the agent is back in their own session, which
+the browser kept in a second cookie.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from flask import Flask, Request, g
+from flask import Flask, Request, flash, g
+from werkzeug.wrappers import Response
 
-from portal.auth.cookies import read_token
+from portal import unit_of_work
+from portal.auth.cookies import (
+    clear_auth_cookie,
+    clear_return_cookie,
+    read_return_token,
+    read_token,
+    set_auth_cookie,
+)
 from portal.extensions import login_manager
-from portal.sessions.services import authenticate_operator_session, authenticate_user_session
+from portal.sessions.services import (
+    Presented,
+    authenticate_operator_session,
+    presented_session,
+    touch_user_session,
+)
+from portal.support import services as support
+from portal.support.models import Impersonation
+from portal.tenancy.models import Partner
+
+
+@dataclass(frozen=True)
+class CookieSwap:
+    """The auth cookie to send with this response: the agent's own session (`token`) when a
+    support session ended and they are back in it, or none at all (`token` None)."""
+
+    token: str | None
+    expires: datetime | None = None
 
 
 def load_principal(_request: Request) -> Any:
@@ -20,12 +53,14 @@ def load_principal(_request: Request) -> Any:
         partner = g.get("partner")
         if partner is None:
             return None
-        record = authenticate_user_session(partner, token)
-        if record is None:
+        found = presented_session(partner, token)
+        if found is None:
             return None
-        g.user_session = record
-        g.principal_ref = f"user:{record.user_id}"
-        return record.user
+        if found.record.impersonator_id is not None:
+            return _support_session(partner, found)
+        if not found.live:
+            return None
+        return _signed_in(found)
     operator_record = authenticate_operator_session(token)
     if operator_record is None:
         return None
@@ -34,9 +69,68 @@ def load_principal(_request: Request) -> Any:
     return operator_record.operator
 
 
+def _signed_in(found: Presented) -> Any:
+    record = found.record
+    touch_user_session(record)
+    g.user_session = record
+    g.principal_ref = f"user:{record.user_id}"
+    return record.user
+
+
+def _support_session(partner: Partner, found: Presented) -> Any:
+    """The user a support agent acts as, while that is still allowed; else the agent back in
+    their own session (or nobody, when that ended too)."""
+    checked = support.check_impersonation(partner, found)
+    imp = checked.impersonation
+    if checked.over is None and imp is not None:
+        g.impersonation = support.ImpersonationView.of(imp)
+        touch_user_session(imp.agent_session)  # the agent is at work: their session stays
+        principal = _signed_in(found)
+        g.principal_ref = f"user:{imp.target_id} (support user:{imp.agent_id})"
+        return principal
+    target_email = found.record.user.email
+    if imp is not None and support.end_impersonation(
+        imp, checked.over, actor=imp.agent, at=checked.at
+    ):
+        # Committed at once, the one commit outside a view's: the end must be on record
+        # whatever this request does next (a login redirect or a refusal never commits).
+        unit_of_work.commit()
+    own = return_to_own_session(partner, imp)
+    flash(support.end_message(checked.over, target_email, returned=own is not None), "info")
+    g.impersonation_over = True
+    return _signed_in(own) if own is not None else None
+
+
+def return_to_own_session(partner: Partner, imp: Impersonation | None) -> Presented | None:
+    """The agent's own session, from the cookie the browser set aside, when it is theirs and
+    still live; this response then puts it back as the auth cookie (or clears both)."""
+    own_token = read_return_token()
+    own = presented_session(partner, own_token) if own_token else None
+    if imp is None or own is None or not support.is_own_session(partner, imp, own):
+        g.cookie_swap = CookieSwap(None)
+        return None
+    expires = own.record.expires_at if own.record.remember else None
+    g.cookie_swap = CookieSwap(own_token, expires)
+    return own
+
+
+def swap_cookies(response: Response) -> Response:
+    """after_request: send the cookie a support session's end calls for."""
+    swap = g.get("cookie_swap")
+    if swap is None:
+        return response
+    if swap.token is None:
+        clear_auth_cookie(response)
+    else:
+        set_auth_cookie(response, swap.token, expires=swap.expires)
+    clear_return_cookie(response)
+    return response
+
+
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.session_protection = None  # our session records do this job
     login_manager.request_loader(load_principal)
     # Principals never come from Flask's cookie session, only from a session record.
     login_manager.user_loader(lambda _id: None)
+    app.after_request(swap_cookies)

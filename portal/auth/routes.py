@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, render_template, request
+from flask import Blueprint, abort, g, render_template, request
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -11,6 +11,7 @@ from portal.auth.guards import public
 from portal.auth.pages import end_login, password_login_page
 from portal.auth.services import login_with_password, logout_user_session
 from portal.features.evaluation import feature_on
+from portal.support.guards import impersonating
 
 bp = Blueprint("auth", __name__, subdomain="<partner>")
 
@@ -28,5 +29,12 @@ def login() -> tuple[str, int] | Response:
 
 @bp.post("/logout")
 def logout() -> Response:
+    acting = impersonating()
+    if acting is not None:
+        abort(
+            403,
+            f"You are acting as {acting.target_email}. Press Stop at the top of the page to "
+            "return to your own account first, then sign out.",
+        )
     user = current_user._get_current_object()
     return end_login(lambda: logout_user_session(g.user_session, user), "auth.login")

@@ -10,6 +10,8 @@ from portal.audit.services import record_audit
 from portal.auth.passwords import hash_password
 from portal.extensions import db
 from portal.features.catalogue import PLAN_GATED
+from portal.features.models import FeatureSetting
+from portal.features.services import switch_feature
 from portal.operator.models import Operator
 from portal.roles.models import Role
 from portal.subscriptions.models import BillingInterval, Plan
@@ -47,6 +49,16 @@ def _ensure_user(email: str, password: str, role: Role, *, support: bool = False
         actor=None,
         source="seed-demo",
     )
+
+
+def _ensure_support_on() -> None:
+    """Support impersonation on, so that the demo's support agents can try it at once (a
+    partner admin's own choice, once made, is left alone)."""
+    chosen = db.session.execute(
+        select(FeatureSetting.id).where(FeatureSetting.key == "impersonation")
+    ).first()
+    if chosen is None:
+        switch_feature("impersonation", True)
 
 
 DEMO_PLANS = (
@@ -123,9 +135,13 @@ def seed_demo() -> list[DemoAccount]:
                 _ensure_user(email, DEMO_PASSWORD, role)
                 accounts.append(DemoAccount(slug, email, DEMO_PASSWORD, f"role {role.value}"))
             _ensure_user(f"support@{slug}.test", DEMO_PASSWORD, Role.BASIC, support=True)
+            _ensure_support_on()
             accounts.append(
                 DemoAccount(
-                    slug, f"support@{slug}.test", DEMO_PASSWORD, "role basic, support agent"
+                    slug,
+                    f"support@{slug}.test",
+                    DEMO_PASSWORD,
+                    "role basic, support agent: /support",
                 )
             )
             shared_password = f"{slug}-shared-2026"

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 from portal.clock import utcnow
 from portal.extensions import db, str_enum
 from portal.operator.models import Operator
-from portal.tenancy.models import TenantOwned, same_partner
+from portal.tenancy.models import TenantOwned, referable, same_partner
 from portal.users.models import User
 
 
@@ -56,11 +56,17 @@ class UserSession(SessionRecord, TenantOwned, db.Model):
     user: Mapped[User] = relationship(
         primaryjoin="User.id == UserSession.user_id", foreign_keys="UserSession.user_id"
     )
+    # The support agent acting as `user` in this session (DESIGN §8), if any.
+    impersonator: Mapped[User | None] = relationship(
+        primaryjoin="User.id == UserSession.impersonator_id",
+        foreign_keys="UserSession.impersonator_id",
+    )
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple:
         return (
             sa.Index("ix_user_sessions_user_active", "user_id", "revoked_at"),
+            referable(),  # support impersonations point at their sessions
             same_partner("user_id", "users", name="fk_user_sessions_user", ondelete="CASCADE"),
             same_partner("impersonator_id", "users", name="fk_user_sessions_impersonator"),
             same_partner("revoked_by_id", "users", name="fk_user_sessions_revoked_by"),

@@ -23,6 +23,8 @@ from portal.sessions.services import (
     revoke_user_session,
     revoke_user_sessions,
 )
+from portal.support.guards import owner_only
+from portal.support.services import end_for_session
 from portal.tenancy.context import current_partner, get_or_404
 from portal.users.models import User
 from portal.users.queries import contains_pattern
@@ -55,6 +57,7 @@ def _own_list() -> str:
 @bp.get("/")
 @feature("session_self_service")
 @requires(Permission.PORTAL_VIEW)
+@owner_only("manage sessions")
 def index() -> str:
     return render_template(
         "sessions/own.html", sessions=live_sessions_of(_me()), current=g.user_session
@@ -72,6 +75,7 @@ def _own_live_session(session_id: int) -> UserSession:
 @bp.post("/<int:session_id>/revoke")
 @feature("session_self_service")
 @requires(Permission.PORTAL_VIEW)
+@owner_only("manage sessions")
 def revoke(session_id: int) -> Response | str:
     record = _own_live_session(session_id)
     current = record.id == g.user_session.id
@@ -91,6 +95,7 @@ def revoke(session_id: int) -> Response | str:
 @bp.post("/revoke-others")
 @feature("session_self_service")
 @requires(Permission.PORTAL_VIEW)
+@owner_only("manage sessions")
 def revoke_others() -> Response | str:
     count = revoke_user_sessions(
         _me(), by=_me(), reason="signed out by the user", keep=g.user_session
@@ -116,6 +121,7 @@ def _partner_sessions(email: str, sort: str) -> list[UserSession]:
 
 @admin_bp.get("/", endpoint="index")
 @requires(Permission.SESSIONS_REVOKE_ANY)
+@owner_only("manage sessions")
 def admin_index() -> str:
     email = request.args.get("user", "").strip()[:100]
     sort = "oldest" if request.args.get("sort") == "oldest" else "recent"
@@ -132,9 +138,15 @@ def _back(default: str) -> Response:
 
 @admin_bp.post("/<int:session_id>/revoke")
 @requires(Permission.SESSIONS_REVOKE_ANY)
+@owner_only("manage sessions")
 def revoke_one(session_id: int) -> Response:
     record = get_or_404(UserSession, session_id)
-    if revoke_user_session(record, by=_me(), reason=_reason("revoked by an administrator")):
+    if record.impersonator_id is not None and end_for_session(record, by=_me()):
+        flash(
+            f"Support session of {record.impersonator.email} as {record.user.email} ended.",
+            "info",
+        )
+    elif revoke_user_session(record, by=_me(), reason=_reason("revoked by an administrator")):
         flash(f"Session of {record.user.email} ended.", "info")
     else:
         flash("That session had already ended.", "info")
@@ -143,6 +155,7 @@ def revoke_one(session_id: int) -> Response:
 
 @admin_bp.post("/user/<int:user_id>/revoke")
 @requires(Permission.SESSIONS_REVOKE_ANY)
+@owner_only("manage sessions")
 def revoke_user(user_id: int) -> Response:
     user = get_or_404(User, user_id)
     keep = g.user_session if user.id == _me().id else None
@@ -155,6 +168,7 @@ def revoke_user(user_id: int) -> Response:
 
 @admin_bp.post("/revoke-all")
 @requires(Permission.SESSIONS_REVOKE_ANY)
+@owner_only("manage sessions")
 def revoke_all() -> Response:
     count = revoke_partner_sessions(
         by=_me(), reason=_reason("all sessions revoked by an administrator"), keep=g.user_session

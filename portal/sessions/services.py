@@ -145,11 +145,20 @@ def _touch(model: type, record_id: int, last_seen: datetime, now: datetime) -> N
         )
 
 
-def authenticate_user_session(partner: Partner, token: str) -> UserSession | None:
-    """The live session for `token` on `partner`'s host, or None.
+@dataclass(frozen=True)
+class Presented:
+    """The session record a cookie names on a partner's host, and whether it authenticates."""
 
-    Checked on every request: the record exists, belongs to this partner (the query is
-    partner-scoped and says so again), is live (`is_live`), and its user is active.
+    record: UserSession
+    live: bool
+
+
+def presented_session(partner: Partner, token: str) -> Presented | None:
+    """The record for `token` on `partner`'s host, live or not; None when there is none.
+
+    Live means what `is_live` says, and its user is an active user of this partner (the query
+    is partner-scoped and says so again). A support session that is no longer live is still
+    returned: ending it returns its agent to their own session.
     """
     now = utcnow()
     idle = timedelta(minutes=partner.session_policy.idle_minutes)
@@ -158,14 +167,46 @@ def authenticate_user_session(partner: Partner, token: str) -> UserSession | Non
             UserSession.token_hash == hash_token(token), UserSession.partner_id == partner.id
         )
     ).one_or_none()
-    if found is None or not found.live:
+    if found is None:
         return None
     record = found.UserSession
     user = record.user
-    if user.partner_id != partner.id or user.status != UserStatus.ACTIVE:
-        return None
-    _touch(UserSession, record.id, record.last_seen_at, now)
-    return record
+    live = bool(found.live) and user.partner_id == partner.id and user.status == UserStatus.ACTIVE
+    return Presented(record, live)
+
+
+def touch_user_session(record: UserSession) -> None:
+    """Note that `record` was used now (written at most once a minute, with the commit)."""
+    _touch(UserSession, record.id, record.last_seen_at, utcnow())
+
+
+def open_impersonation_session(
+    target: User, agent: User, client: ClientInfo, *, expires_at: datetime
+) -> tuple[UserSession, str]:
+    """A session of `target` for a support agent acting as them, and its token.
+
+    Not a sign-in of the target's: their last sign-in time stays, and it neither counts
+    against nor evicts anything under their concurrent-session limit (`live_sessions_of`
+    leaves support sessions out). The caller records the impersonation and its audit event.
+    """
+    now = utcnow()
+    token = new_token()
+    record = UserSession(
+        partner_id=target.partner_id,
+        user_id=target.id,
+        impersonator_id=agent.id,
+        token_hash=hash_token(token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=expires_at,
+        ip=client.ip,
+        user_agent=client.user_agent_trimmed,
+        login_method=LoginMethod.IMPERSONATION,
+        remember=False,
+    )
+    db.session.add(record)
+    db.session.flush()
+    return record, token
 
 
 def revoke_partner_sessions(

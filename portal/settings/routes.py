@@ -9,7 +9,12 @@ from portal.exceptions import PortalError
 from portal.roles.models import Role
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy, requires
-from portal.settings.services import SettingsError, update_default_role, update_session_policy
+from portal.settings.services import (
+    SettingsError,
+    update_default_role,
+    update_session_policy,
+    update_support_policy,
+)
 from portal.unit_of_work import attempt
 
 bp = Blueprint("settings_admin", __name__, subdomain="<partner>", url_prefix="/admin/settings")
@@ -73,3 +78,37 @@ def sessions() -> tuple[str, int] | Response:
     return render_template(
         "settings/sessions.html", values=values, errors=errors, fields=FIELDS
     ), 422 if errors else 200
+
+
+@bp.route("/support", methods=["GET", "POST"])
+@requires(Permission.SETTINGS_MANAGE)
+def support() -> tuple[str, int] | Response:
+    """Support sessions: their time limit, and whether the user is emailed at the start."""
+    policy = g.partner.session_policy
+    values: dict[str, object] = {
+        "impersonation_minutes": policy.impersonation_minutes,
+        "impersonation_notify": policy.impersonation_notify,
+    }
+    error = None
+    if request.method == "POST":
+        raw = request.form.get("impersonation_minutes", "").strip()
+        values = {
+            "impersonation_minutes": raw,
+            "impersonation_notify": request.form.get("impersonation_notify") == "1",
+        }
+        try:
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 4):
+                raise SettingsError("Time limit: enter a whole number of minutes.")
+            with attempt():
+                update_support_policy(int(raw), bool(values["impersonation_notify"]))
+        except PortalError as exc:
+            error = str(exc)
+        else:
+            flash(
+                "Support settings saved. They apply to support sessions started from now on.",
+                "info",
+            )
+            return redirect(url_for("settings_admin.support"))
+    return render_template(
+        "settings/support.html", values=values, error=error
+    ), 422 if error else 200

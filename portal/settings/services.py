@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from portal.audit.services import record_audit
 from portal.exceptions import Invalid
 from portal.roles.models import Role
@@ -48,5 +50,31 @@ def update_session_policy(values: dict[str, object]) -> SessionPolicy:
             "settings.session_policy_update",
             target=partner,
             details={"before": before.to_dict(), "after": policy.to_dict()},
+        )
+    return policy
+
+
+def update_support_policy(minutes: object, notify: bool) -> SessionPolicy:
+    """How long a support agent may act as a user, and whether the user is emailed when one
+    starts (DESIGN §8); applies to support sessions started from now on."""
+    lock_partner()
+    partner = current_partner._get_current_object()
+    before = partner.session_policy
+    try:
+        policy = replace(before, impersonation_minutes=minutes, impersonation_notify=notify)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(str(exc).capitalize() + ".") from exc
+    if policy != before:
+        partner.session_policy_settings = policy.to_dict()
+        record_audit(
+            "settings.support_policy_update",
+            target=partner,
+            details={
+                "before": {
+                    "minutes": before.impersonation_minutes,
+                    "notify": before.impersonation_notify,
+                },
+                "after": {"minutes": policy.impersonation_minutes, "notify": notify},
+            },
         )
     return policy

@@ -154,3 +154,7 @@ class SubscriptionEvent(TenantOwned, db.Model):
         primaryjoin="User.id == SubscriptionEvent.actor_id",
         foreign_keys="SubscriptionEvent.actor_id",
     )
+    subscription: Mapped[Subscription] = relationship(
+        primaryjoin="Subscription.id == SubscriptionEvent.subscription_id",
+        foreign_keys="SubscriptionEvent.subscription_id",
+    )

@@ -105,6 +105,10 @@ class SessionPolicy:
     at_limit: str = AtLimit.EVICT_OLDEST.value
     remember_me_allowed: bool = False
     remember_me_days: int = 14
+    # Support impersonation (DESIGN §8): how long one may last, and whether the user is
+    # emailed when it starts.
+    impersonation_minutes: int = 30
+    impersonation_notify: bool = True
 
     def __post_init__(self) -> None:
         if not 5 <= self.idle_minutes <= 24 * 60:
@@ -117,6 +121,8 @@ class SessionPolicy:
             raise ValueError("behaviour at the limit must be evict_oldest or deny_new")
         if not 1 <= self.remember_me_days <= 90:
             raise ValueError("remember-me must last between 1 and 90 days")
+        if not 5 <= self.impersonation_minutes <= 240:
+            raise ValueError("a support session must last between 5 minutes and 4 hours")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Self:

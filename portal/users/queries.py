@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, exists, func, or_, select
 
 from portal.extensions import db
 from portal.roles.models import Role
+from portal.subscriptions.models import Subscription, SubscriptionState
 from portal.users.models import User, UserStatus
 
 SORTS = {
@@ -20,6 +21,14 @@ SORTS = {
     "last_login": User.last_login_at,
 }
 PER_PAGE = 25
+# The subscription filter: a state the user has a subscription in, or none live at all.
+NO_SUBSCRIPTION = "none"
+SUBSCRIPTION_FILTERS = (
+    SubscriptionState.SIGNED.value,
+    SubscriptionState.SUSPENDED.value,
+    SubscriptionState.SIGNING.value,
+    NO_SUBSCRIPTION,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,7 @@ class UserQuery:
     sort: str = "email"
     direction: str = "asc"
     page: int = 1
+    subscription: str = ""
 
     @classmethod
     def from_args(cls, args: dict[str, str]) -> UserQuery:
@@ -43,6 +53,7 @@ class UserQuery:
         except ValueError:
             page = 1
         sort = args.get("sort", "email")
+        subscription = args.get("subscription", "")
         return cls(
             q=args.get("q", "").strip()[:100],
             role=enum_or_none(Role, args.get("role")),
@@ -50,6 +61,7 @@ class UserQuery:
             sort=sort if sort in SORTS else "email",
             direction="desc" if args.get("direction") == "desc" else "asc",
             page=page,
+            subscription=subscription if subscription in SUBSCRIPTION_FILTERS else "",
         )
 
     def args(self, **changes: object) -> dict[str, object]:
@@ -61,6 +73,7 @@ class UserQuery:
             "sort": self.sort,
             "direction": self.direction,
             "page": self.page,
+            "subscription": self.subscription,
             **changes,
         }
         return {k: v for k, v in state.items() if v not in ("", None)}
@@ -97,6 +110,14 @@ def _filtered(query: UserQuery) -> Select:
         stmt = stmt.where(User.role == query.role)
     if query.status:
         stmt = stmt.where(User.status == query.status)
+    if query.subscription == NO_SUBSCRIPTION:
+        live = Subscription.state != SubscriptionState.UNSIGNED
+        stmt = stmt.where(~exists().where(Subscription.user_id == User.id, live))
+    elif query.subscription:
+        state = SubscriptionState(query.subscription)
+        stmt = stmt.where(
+            exists().where(Subscription.user_id == User.id, Subscription.state == state)
+        )
     return stmt
 
 

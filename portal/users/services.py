@@ -9,7 +9,6 @@ refused as a Conflict instead of silently overwriting it.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +26,9 @@ from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy
 from portal.sessions.services import revoke_user_sessions
 from portal.subscriptions.services import role_change_impact, suspend_for_role
+from portal.support.models import EndReason
+from portal.support.services import end_impersonations_of
+from portal.text import character_problem, collapse_spaces
 from portal.tokens.models import ActionToken, TokenPurpose
 from portal.tokens.services import TokenInvalid, issue_token, redeem_token, revoke_tokens
 from portal.unit_of_work import lock_partner
@@ -38,21 +40,6 @@ class UserError(PortalError):
 
 
 MAX_NAME_LENGTH = 120
-# Zero-width non-joiner and joiner are format characters that some scripts (Persian, Indic) and
-# emoji sequences need; every other format character is refused (see `clean_display_name`).
-NAME_JOINERS = frozenset("\u200c\u200d")
-# Invisible characters of other categories that only ever hide or pad a name: the combining
-# grapheme joiner, the Hangul fillers and the Khmer inherent vowels.
-INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
-# Variation selectors choose how the character before them looks; after a symbol (an emoji
-# in its text or picture form) that is their use, anywhere else they only hide in a name.
-VARIATION_SELECTORS = frozenset(
-    [
-        *map(chr, range(0xFE00, 0xFE10)),
-        *map(chr, range(0xE0100, 0xE01F0)),
-        *"\u180b\u180c\u180d\u180f",  # Mongolian free variation selectors
-    ]
-)
 
 
 class InvalidName(UserError):
@@ -62,36 +49,21 @@ class InvalidName(UserError):
     field = "display_name"
 
 
-def _hidden(char: str, before: str) -> bool:
-    """Bidi controls (U+202A to U+202E, U+2066 to U+2069, U+200E/F, U+061C), zero-width
-    and other format characters (Cf) bar the two joiners, the invisible characters above, and
-    variation selectors that do not follow a symbol."""
-    if char in NAME_JOINERS:
-        return False
-    if char in VARIATION_SELECTORS:
-        return unicodedata.category(before) not in ("So", "Sk") if before else True
-    return unicodedata.category(char) == "Cf" or char in INVISIBLE
-
-
 def clean_display_name(value: str, *, required: bool = True) -> str:
     """A display name as stored, or InvalidName: the one check behind every form taking a name.
 
-    Runs of white space (any Unicode space, tab or line break) become one space. Control,
-    surrogate, private-use and unassigned characters are refused, and so are characters that
-    reorder or hide text: in a list of users they would make one name pass for another.
+    Runs of white space become one space; characters that are not text, or that reorder or
+    hide it, are refused (`portal/text.py`): in a list of users they would make one name pass
+    for another.
     """
-    name = " ".join(value.split())
+    name = collapse_spaces(value)
     if required and not name:
         raise InvalidName("Enter your name.")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidName(f"Use at most {MAX_NAME_LENGTH} characters.")
-    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in name):
-        raise InvalidName("Use letters, digits, spaces and punctuation only.")
-    hidden = next((c for i, c in enumerate(name) if _hidden(c, name[i - 1] if i else "")), None)
-    if hidden is not None:
-        raise InvalidName(
-            f"Remove the invisible or text-direction character U+{ord(hidden):04X} from the name."
-        )
+    problem = character_problem(name, of="the name")
+    if problem is not None:
+        raise InvalidName(problem)
     return name
 
 
@@ -227,6 +199,13 @@ def change_role(actor: User, target: User, to: Role, *, confirm_suspension: bool
         # Admins cannot be support agents (set_support refuses it); the promotion ends it.
         target.is_support = False
         details["support_removed"] = True
+    if to == Role.ADMIN:  # nobody acts as an admin, and admins act as nobody
+        end_impersonations_of(
+            target,
+            as_agent=EndReason.SUPPORT_REMOVED,
+            as_target=EndReason.TARGET_UNAVAILABLE,
+            by=actor,
+        )
     record_audit("user.role_change", target=target, details=details)
     if impact is not None:
         suspend_for_role(target, actor, before)
@@ -246,6 +225,12 @@ def deactivate_user(actor: User, target: User) -> int:
         # Never activated, so no password of the person the address belongs to: reactivation
         # must not make one that someone else chose (an old pending sign-up's) usable.
         target.password_hash = None
+    end_impersonations_of(
+        target,
+        as_agent=EndReason.AGENT_DEACTIVATED,
+        as_target=EndReason.TARGET_UNAVAILABLE,
+        by=actor,
+    )
     ended = revoke_user_sessions(target, by=actor, reason="user deactivated")
     revoke_tokens_of(target)
     record_audit(
@@ -271,6 +256,11 @@ def set_support(actor: User, target: User, enabled: bool) -> None:
     if enabled and target.role == Role.ADMIN:
         raise UserError("Admins cannot be support agents; support agents act on ordinary users.")
     target.is_support = enabled
+    # A new agent can no longer be acted as; a former one no longer acts as anybody.
+    if enabled:
+        end_impersonations_of(target, as_target=EndReason.TARGET_UNAVAILABLE, by=actor)
+    else:
+        end_impersonations_of(target, as_agent=EndReason.SUPPORT_REMOVED, by=actor)
     record_audit("user.support_grant" if enabled else "user.support_remove", target=target)
 
 

@@ -49,8 +49,8 @@
   });
 
   // No inline handlers (the Content-Security-Policy allows scripts from /static only):
-  // <form data-confirm="Question?"> asks before submitting; <select data-autosubmit> submits
-  // its form when changed.
+  // <form data-confirm="Question?"> asks before submitting; <select data-autosubmit> (or a
+  // checkbox) submits its form when changed.
   document.addEventListener("submit", function (event) {
     var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
     if (question && !window.confirm(question)) event.preventDefault();
@@ -58,7 +58,7 @@
 
   document.addEventListener("change", function (event) {
     var field = event.target;
-    if (field.matches && field.matches("select[data-autosubmit]") && field.form) {
+    if (field.matches && field.matches("select[data-autosubmit], input[data-autosubmit]") && field.form) {
       field.form.requestSubmit ? field.form.requestSubmit() : field.form.submit();
     }
   });

@@ -1,0 +1,96 @@
+"""What support agents and users read about support: the lookup's subscription column, a
+user's summary, and the accesses to an account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from portal.audit.models import AuditEvent
+from portal.audit.queries import events_about
+from portal.extensions import db
+from portal.sessions.services import live_sessions_of
+from portal.subscriptions.models import Subscription, SubscriptionEvent, SubscriptionState
+from portal.support.models import Impersonation
+from portal.users.models import User
+
+
+def live_subscriptions(user_ids: list[int]) -> dict[int, Subscription]:
+    """Each listed user's subscription in force (or else the one being signed), one query."""
+    if not user_ids:
+        return {}
+    stmt = (
+        select(Subscription)
+        .options(selectinload(Subscription.plan))
+        .where(
+            Subscription.user_id.in_(user_ids),
+            Subscription.state != SubscriptionState.UNSIGNED,
+        )
+        .order_by(Subscription.id)
+    )
+    found: dict[int, Subscription] = {}
+    for sub in db.session.execute(stmt).scalars():
+        if sub.user_id not in found or sub.is_held:
+            found[sub.user_id] = sub
+    return found
+
+
+def accesses_to(user: User, limit: int = 50) -> list[Impersonation]:
+    """Support's accesses to `user`'s account, newest first."""
+    stmt = (
+        select(Impersonation)
+        .options(selectinload(Impersonation.agent))
+        .where(Impersonation.target_id == user.id)
+        .order_by(Impersonation.started_at.desc(), Impersonation.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.execute(stmt).scalars())
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The read-only view of one user a support agent starts from."""
+
+    user: User
+    live_sessions: int
+    held: Subscription | None
+    pending: Subscription | None
+    history: list[SubscriptionEvent]
+    events: list[AuditEvent]
+    accesses: list[Impersonation]
+
+
+def subscription_history(user: User, limit: int = 20) -> list[SubscriptionEvent]:
+    stmt = (
+        select(SubscriptionEvent)
+        .join(Subscription, Subscription.id == SubscriptionEvent.subscription_id)
+        .where(Subscription.user_id == user.id)
+        .order_by(SubscriptionEvent.created_at.desc(), SubscriptionEvent.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.execute(stmt).scalars())
+
+
+def user_summary(user: User) -> Summary:
+    subs = db.session.execute(
+        select(Subscription).where(
+            Subscription.user_id == user.id, Subscription.state != SubscriptionState.UNSIGNED
+        )
+    ).scalars()
+    held = pending = None
+    for sub in subs:
+        if sub.is_held:
+            held = sub
+        else:
+            pending = sub
+    return Summary(
+        user=user,
+        live_sessions=len(live_sessions_of(user)),
+        held=held,
+        pending=pending,
+        history=subscription_history(user),
+        events=events_about(user),
+        accesses=accesses_to(user, limit=10),
+    )
