@@ -40,6 +40,13 @@ from portal.roles import policy
 from portal.roles.routes import bp as roles_bp
 from portal.sessions import routes as sessions_routes
 from portal.settings.routes import bp as settings_bp
+from portal.sso import cli as sso_cli
+from portal.sso import client as sso_client
+from portal.sso import crypto as sso_crypto
+from portal.sso.admin_routes import bp as sso_admin_bp
+from portal.sso.demo_provider import mount_demo_provider
+from portal.sso.routes import bp as sso_bp
+from portal.sso.routes import identities_bp
 from portal.subscriptions.admin_routes import plans_bp, subs_bp
 from portal.subscriptions.routes import bp as subscription_bp
 from portal.support.routes import bp as support_bp
@@ -115,7 +122,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     web.init_app(app)
     cli.init_app(app)
     mail_cli.init_app(app)
+    sso_crypto.init_app(app)
+    sso_client.init_app(app)
+    app.cli.add_command(sso_cli.sso_cli)
     _register_blueprints(app)
+    if app.config["DEMO_IDP"] and app.config["PORTAL_ENV"] == "development":
+        mount_demo_provider(app)  # /dev/idp: never in production or tests
     return app
 
 
@@ -129,6 +141,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(invitations_bp)
     app.register_blueprint(roles_bp)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(sso_admin_bp)
+    app.register_blueprint(sso_bp)
+    app.register_blueprint(identities_bp)
     sessions_routes.init_app(app)
     app.register_blueprint(subscription_bp)
     app.register_blueprint(plans_bp)

@@ -65,6 +65,16 @@ def _count(name: str, default: int, minimum: int, meaning: str) -> int:
     return int(text)
 
 
+def _flag(name: str, default: bool) -> bool:
+    """A yes/no setting from `PORTAL_<name>` (1 or 0); anything else stops start-up."""
+    raw = _env(name)
+    if raw is None:
+        return default
+    if raw.strip() not in ("0", "1"):
+        raise ConfigError(f"PORTAL_{name} must be 1 or 0, not {raw!r}")
+    return raw.strip() == "1"
+
+
 def _dev_secret_key() -> str:
     """A per-checkout random key kept under instance/, so dev sessions survive restarts."""
     INSTANCE.mkdir(exist_ok=True)
@@ -147,6 +157,17 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "MAIL_LIMIT_PER_ADDRESS": _rate("MAIL_LIMIT_PER_ADDRESS", "3/hour"),
         "SIGNUP_NOTICE_PER_ADDRESS": _rate("SIGNUP_NOTICE_PER_ADDRESS", "1/hour"),
         "MAIL_FROM": _env("MAIL_FROM", f"Partner Portal <no-reply@{host_only}>"),
+        # Single sign-on: every call a request makes to a partner's identity provider
+        # (discovery, keys, token) shares this many seconds, connecting included.
+        "OIDC_TIMEOUT": _seconds("OIDC_TIMEOUT", 3),
+        # Providers on loopback or private addresses, and plain http: the demo provider and
+        # tests need them; in production a partner admin must not point the portal at them.
+        "OIDC_ALLOW_PRIVATE": _flag("OIDC_ALLOW_PRIVATE", not production),
+        # Keys that encrypt client secrets (first encrypts, all decrypt); unset: derived from
+        # the secret key (portal/sso/crypto.py).
+        "SSO_KEYS": _env("SSO_KEYS", ""),
+        # The built-in demo identity provider at /dev/idp: development only.
+        "DEMO_IDP": env == "development",
     }
     config.update(overrides)
     # After the overrides: the options follow the database URL and timeouts finally chosen.

@@ -6,6 +6,7 @@ from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
 from portal.roles.models import Role, RoleSetting, RoleTransition
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
+from portal.sso.models import SsoConnection, SsoIdentity
 from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent, SubscriptionState
 from portal.support.models import EndReason, Impersonation
 from portal.tenancy.models import Partner, PartnerStatus
@@ -29,6 +30,8 @@ __all__ = [
     "Role",
     "RoleSetting",
     "RoleTransition",
+    "SsoConnection",
+    "SsoIdentity",
     "Subscription",
     "SubscriptionEvent",
     "SubscriptionState",

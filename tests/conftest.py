@@ -30,7 +30,7 @@ from portal.tenancy.scope import partner_scope, unscoped
 from portal.users.models import User
 from portal.users.services import create_user
 
-pytest_plugins = ["browser"]
+pytest_plugins = ["browser", "oidc"]
 
 SERVER_NAME = "localhost"
 PASSWORD = "correct-horse-battery"

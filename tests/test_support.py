@@ -356,6 +356,9 @@ RESTRICTED = [
     ("GET", "/account/sessions/", {}, "manage sessions"),
     ("POST", "/account/sessions/revoke-others", {}, "manage sessions"),
     ("POST", "/logout", {}, "Press Stop"),
+    ("GET", "/account/identities/", {}, "manage the ways to sign in"),
+    ("POST", "/account/identities/link", {}, "manage the ways to sign in"),
+    ("POST", "/account/identities/1/unlink", {}, "manage the ways to sign in"),
 ]
 
 

@@ -32,7 +32,7 @@ def test_support_agent_acts_as_the_basic_user(
     agent.goto(live_server.url(slug, "/login"))
     agent.get_by_label("Email").fill(f"support@{slug}.test")
     agent.get_by_label("Password").fill(DEMO_PASSWORD)
-    agent.get_by_role("button", name="Sign in").click()
+    agent.get_by_role("button", name="Sign in", exact=True).click()
     agent.wait_for_url(live_server.url(slug, "/"))
 
     agent.get_by_role("link", name="Support").click()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
@@ -33,7 +34,12 @@ LOGIN_REFUSALS: dict[type[Exception], int] = {
 
 
 def password_login_page(
-    *, kind: str, home: str, template: str, login: Callable[..., LoginResult]
+    *,
+    kind: str,
+    home: str,
+    template: str,
+    login: Callable[..., LoginResult],
+    context: dict[str, Any] | None = None,
 ) -> tuple[str, int] | Response:
     """The login page shared by partner users and operators; only the account lookup differs."""
     if principal_kind() == kind:
@@ -54,7 +60,7 @@ def password_login_page(
             return response
     elif form.errors:
         status = 422
-    return render_template(template, form=form, error=error), status
+    return render_template(template, form=form, error=error, **(context or {})), status
 
 
 def end_login(logout: Callable[[], None], login_endpoint: str) -> Response:

@@ -11,6 +11,7 @@ from portal.auth.guards import public
 from portal.auth.pages import end_login, password_login_page
 from portal.auth.services import login_with_password, logout_user_session
 from portal.features.evaluation import feature_on
+from portal.sso.services import sign_in_connection
 from portal.support.guards import impersonating
 
 bp = Blueprint("auth", __name__, subdomain="<partner>")
@@ -19,11 +20,17 @@ bp = Blueprint("auth", __name__, subdomain="<partner>")
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login() -> tuple[str, int] | Response:
+    sso = sign_in_connection()
     if not feature_on("password_login"):
         status = 403 if request.method == "POST" else 200
-        return render_template("auth/login.html", form=LoginForm(), password_off=True), status
+        page = render_template("auth/login.html", form=LoginForm(), password_off=True, sso=sso)
+        return page, status
     return password_login_page(
-        kind="user", home="home.index", template="auth/login.html", login=login_with_password
+        kind="user",
+        home="home.index",
+        template="auth/login.html",
+        login=login_with_password,
+        context={"sso": sso},
     )
 
 

@@ -149,6 +149,19 @@ class Throttle:
         """Count a failed attempt that `check_login` let through."""
         self._hit(self._login_checks(scope, email, ip))
 
+    def _client_checks(self, scope: str, ip: str | None) -> list[Check]:
+        return [(self.limits.login_per_ip, ("login-ip", scope, client_key(ip)))]
+
+    def check_client(self, scope: str, ip: str | None) -> None:
+        """Raise LoginThrottled when this client used up its failures on the host (single
+        sign-on, where no account is named before the provider answers)."""
+        if not self._within(self._client_checks(scope, ip)):
+            raise LoginThrottled()
+
+    def client_failed(self, scope: str, ip: str | None) -> None:
+        """Count a failed single sign-on against the client's per-host limit."""
+        self._hit(self._client_checks(scope, ip))
+
     # --- Mail ---------------------------------------------------------------------------------
 
     def mail_request(self, scope: str, ip: str | None) -> str | None:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import select
 
 from portal.audit.services import record_audit
 from portal.auth.passwords import hash_password
+from portal.clock import utcnow
 from portal.extensions import db
 from portal.features.catalogue import PLAN_GATED
 from portal.features.models import FeatureSetting
 from portal.features.services import switch_feature
 from portal.operator.models import Operator
 from portal.roles.models import Role
+from portal.sso.crypto import secret_box
+from portal.sso.demo_provider import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_issuer
+from portal.sso.models import SsoConnection
 from portal.subscriptions.models import BillingInterval, Plan
 from portal.subscriptions.plans import PlanInput, create_plan
 from portal.tenancy.models import Partner, Theme
@@ -118,6 +123,38 @@ def _ensure_plans(currency: str) -> None:
         )
 
 
+def _ensure_demo_sso() -> None:
+    """Acme signs in through the demo identity provider that `make run` serves at /dev/idp.
+
+    Its address follows the development server's port, so it is set again on every seed."""
+    issuer = demo_issuer(current_app.config["SERVER_NAME"])
+    connection = db.session.execute(select(SsoConnection)).scalar_one_or_none()
+    if connection is not None and not connection.discovery_url.endswith("/dev/idp"):
+        return  # someone connected a provider of their own: leave it
+    if connection is None:
+        key_id, encrypted = secret_box().encrypt(DEMO_CLIENT_SECRET)
+        connection = SsoConnection(
+            discovery_url=issuer,
+            client_id=DEMO_CLIENT_ID,
+            client_secret_key_id=key_id,
+            client_secret_encrypted=encrypted,
+            button_label="Acme Demo ID",
+            allowed_domains=["acme.test"],
+            auto_provision=True,
+            provision_role=Role.BASIC,
+            link_by_email=True,
+        )
+        db.session.add(connection)
+        db.session.flush()
+        record_audit(
+            "sso.connection_create", target=connection, actor=None, details={"source": "seed-demo"}
+        )
+        switch_feature("oidc_login", True)
+    if connection.issuer != issuer:
+        connection.discovery_url = connection.issuer = issuer
+        connection.verified_at = utcnow()
+
+
 def seed_demo() -> list[DemoAccount]:
     """Create whatever of the demo data is missing; existing rows are left as they are."""
     accounts: list[DemoAccount] = []
@@ -147,6 +184,8 @@ def seed_demo() -> list[DemoAccount]:
             shared_password = f"{slug}-shared-2026"
             _ensure_user(SHARED_EMAIL, shared_password, Role.BASIC)
             _ensure_plans("USD" if slug == "globex" else "EUR")
+            if slug == "acme":
+                _ensure_demo_sso()
             accounts.append(
                 DemoAccount(slug, SHARED_EMAIL, shared_password, "same email, own password")
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import has_request_context
+from flask_login import current_user
 from sqlalchemy import select
 
 from portal.audit.services import record_audit
@@ -11,6 +13,7 @@ from portal.features.catalogue import CATALOGUE
 from portal.features.evaluation import evaluate, forget_settings
 from portal.features.models import FeatureSetting, Lock
 from portal.operator.models import Operator
+from portal.sso.models import SsoConnection, SsoIdentity
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
 
@@ -19,16 +22,52 @@ class FeatureError(PortalError):
     """A feature change that is refused, with the reason."""
 
 
+def _sso_connection() -> SsoConnection | None:
+    return db.session.execute(select(SsoConnection)).scalar_one_or_none()
+
+
 def other_login_method_available() -> bool:
-    """Whether users could still sign in with password sign-in off (single sign-on, later)."""
-    return False  # no other login method exists yet: password sign-in must stay on
+    """Whether users could still sign in with password sign-in off: single sign-on is
+    configured, its provider passed a connection test, and it is switched on."""
+    connection = _sso_connection()
+    return connection is not None and connection.ready and evaluate("oidc_login").on
+
+
+def _acting_admin_without_sso() -> bool:
+    """A partner admin switching password sign-in off who never signed in with single
+    sign-on could be locking themselves out; operators (no request user) are not asked."""
+    if not has_request_context() or not current_user.is_authenticated:
+        return False
+    if getattr(current_user, "kind", None) != "user":
+        return False
+    connection = _sso_connection()
+    issuer = connection.issuer if connection is not None else None
+    linked = db.session.execute(
+        select(SsoIdentity.id).where(
+            SsoIdentity.user_id == current_user.id, SsoIdentity.issuer == issuer
+        )
+    ).first()
+    return linked is None
 
 
 def _guard_login(key: str, on: bool) -> None:
-    if key == "password_login" and not on and not other_login_method_available():
+    if key == "password_login" and not on:
+        if not other_login_method_available():
+            raise FeatureError(
+                "Password sign-in is the only way to sign in here; switching it off would lock "
+                "everyone out. Set up single sign-on first (Settings > Sign-in), test the "
+                "connection and switch it on."
+            )
+        if _acting_admin_without_sso():
+            raise FeatureError(
+                "Sign in once with single sign-on yourself (or link it under Account > "
+                "Sign-in methods) before switching password sign-in off, so that you know it "
+                "works for you."
+            )
+    if key == "oidc_login" and not on and not evaluate("password_login").on:
         raise FeatureError(
-            "Password sign-in is the only way to sign in here; switching it off would lock "
-            "everyone out. Set up single sign-on first."
+            "Single sign-on is the only way to sign in here while password sign-in is off; "
+            "switch password sign-in on first."
         )
 
 

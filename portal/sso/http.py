@@ -1,0 +1,125 @@
+"""Every HTTP call to a partner's identity provider: bounded in time, size and destination.
+
+A request to the portal shares one budget (`PORTAL_OIDC_TIMEOUT`, 3 s by default) among all
+the calls it makes to the provider (discovery, keys, token), connecting and reading included,
+so a provider that hangs or drips costs a sign-in a few seconds, never a worker. Answers are
+read up to `MAX_ANSWER` bytes; redirects are not followed. Outside development a provider
+must be https on a public address (a partner admin must not make the portal fetch from its
+own network); every address a call goes to is checked, not only the one typed in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from urllib.parse import urlsplit
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from flask import current_app, g, has_app_context
+
+from portal.exceptions import Invalid, PortalError
+
+MAX_ANSWER = 256 * 1024  # bytes: discovery documents and key sets are a few kilobytes
+
+
+class ProviderUnavailable(PortalError):
+    """The provider could not be reached, was too slow, or answered with something unusable."""
+
+    status = 503
+
+
+class AddressRefused(Invalid):
+    """An address the portal will not call."""
+
+
+def allow_private() -> bool:
+    return bool(current_app.config["OIDC_ALLOW_PRIVATE"]) if has_app_context() else False
+
+
+def check_address(url: str) -> None:
+    """Refuse an address the portal must not call: not http(s), credentials in it, or (in
+    production) plain http or a host that resolves to a loopback, private or reserved address."""
+    parts = urlsplit(url)
+    private_ok = allow_private()
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise AddressRefused(f"{url[:200]} is not a web address (https://…).")
+    if parts.username or parts.password:
+        raise AddressRefused("The address must not carry a user name or password.")
+    if parts.scheme == "http" and not private_ok:
+        raise AddressRefused(f"{parts.hostname} must be reached over https, not http.")
+    if private_ok:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ProviderUnavailable(f"The name {parts.hostname} could not be resolved.") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise AddressRefused(
+                f"{parts.hostname} resolves to a private or reserved address ({address}); "
+                "the portal calls identity providers on public addresses only."
+            )
+
+
+def start_budget() -> None:
+    """This request's calls to the provider, together, get PORTAL_OIDC_TIMEOUT seconds."""
+    g.oidc_deadline = time.monotonic() + current_app.config["OIDC_TIMEOUT"]
+
+
+def _remaining() -> float:
+    deadline = g.get("oidc_deadline") if has_app_context() else None
+    if deadline is None:
+        start_budget()
+        deadline = g.oidc_deadline
+    return deadline - time.monotonic()
+
+
+def _too_slow(host: str) -> ProviderUnavailable:
+    seconds = current_app.config["OIDC_TIMEOUT"]
+    return ProviderUnavailable(
+        f"The identity provider ({host}) did not answer within {seconds:g} seconds."
+    )
+
+
+class ProviderSession(OAuth2Session):
+    """Authlib's requests session, held to the rules above for every call it makes."""
+
+    def request(self, method, url, withhold_token=False, auth=None, **kwargs):  # type: ignore[override]
+        host = urlsplit(url).hostname or url[:100]
+        check_address(url)
+        remaining = _remaining()
+        if remaining <= 0:
+            raise _too_slow(host)
+        kwargs.update(timeout=remaining, allow_redirects=False, stream=True)
+        try:
+            response = super().request(method, url, withhold_token, auth, **kwargs)
+        except requests.Timeout as exc:
+            raise _too_slow(host) from exc
+        except requests.RequestException as exc:
+            raise ProviderUnavailable(
+                f"The identity provider ({host}) could not be reached."
+            ) from exc
+        with response:
+            body = bytearray()
+            try:
+                for chunk in response.iter_content(8192):
+                    body += chunk
+                    if len(body) > MAX_ANSWER:
+                        raise ProviderUnavailable(
+                            f"The identity provider ({host}) sent an answer larger than "
+                            f"{MAX_ANSWER // 1024} KiB."
+                        )
+                    if time.monotonic() > g.oidc_deadline:
+                        raise _too_slow(host)
+            except requests.RequestException as exc:
+                raise _too_slow(host) from exc
+        response._content = bytes(body)
+        if response.is_redirect:
+            raise ProviderUnavailable(
+                f"The identity provider ({host}) answered with a redirect to another address; "
+                "enter the final address."
+            )
+        return response

@@ -1,0 +1,160 @@
+"""Signing in through the partner's identity provider, and the user's linked sign-ins.
+
+`/sso/start` and `/sso/callback` live on the partner's own host: the provider sends people
+back to the host they left from, and the flow's state lives in that host's session cookie.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from portal.auth.cookies import set_auth_cookie
+from portal.auth.guards import public
+from portal.auth.pages import client_info
+from portal.auth.throttle import throttle
+from portal.exceptions import PortalError
+from portal.redirects import local_path
+from portal.roles.permissions import Permission
+from portal.roles.policy import requires
+from portal.sso import flow
+from portal.sso.crypto import SecretUnreadable
+from portal.sso.http import start_budget
+from portal.sso.models import SsoIdentity
+from portal.sso.services import (
+    SsoError,
+    identities_of,
+    link_identity,
+    refuse_sign_in,
+    sign_in_connection,
+    sign_in_with_oidc,
+    unlink_identity,
+)
+from portal.support.guards import owner_only
+from portal.tenancy.context import get_or_404
+from portal.web import perform
+
+log = logging.getLogger("portal.sso")
+
+bp = Blueprint("sso", __name__, subdomain="<partner>", url_prefix="/sso")
+# Changes to a user's sign-in methods: one blueprint, so that one guard (for example "not
+# while impersonating") covers every one of them.
+identities_bp = Blueprint(
+    "identities", __name__, subdomain="<partner>", url_prefix="/account/identities"
+)
+
+FLOW_KEY = "sso_flow"  # what to do when the provider sends the visitor back
+
+
+def _scope() -> str:
+    return str(g.partner.id)
+
+
+def _error_page(error: PortalError) -> tuple[str, int]:
+    return render_template("sso/error.html", error=error), error.status
+
+
+def _leave_for_provider(purpose: dict[str, object]) -> Response | tuple[str, int]:
+    connection = sign_in_connection()
+    if connection is None:
+        abort(404)
+    start_budget()
+    try:
+        throttle().check_client(_scope(), request.remote_addr)
+        response = flow.begin(connection, url_for("sso.callback", _external=True))
+    except PortalError as exc:  # provider unavailable, throttled, unreadable secret
+        if isinstance(exc, SecretUnreadable):
+            log.error("single sign-on: the stored client secret cannot be decrypted")
+        return _error_page(exc)
+    session[FLOW_KEY] = purpose
+    return response
+
+
+@bp.post("/start")
+@public
+def start() -> Response | tuple[str, int]:
+    """Leave for the provider to sign in (a form on the sign-in page, with its CSRF token)."""
+    next_path = local_path(request.form.get("next", ""), url_for("home.index"))
+    return _leave_for_provider({"next": next_path})
+
+
+@bp.get("/callback")
+@public
+def callback() -> Response | tuple[str, int]:
+    """The provider's answer: verify it, then sign in (or link, when that was the errand)."""
+    connection = sign_in_connection()
+    if connection is None:
+        abort(404)
+    start_budget()
+    purpose = session.pop(FLOW_KEY, None) or {}
+    client = client_info()
+    try:
+        throttle().check_client(_scope(), client.ip)
+        claims = flow.finish(connection)
+        if "link_user" in purpose:
+            user = current_user._get_current_object()
+            if getattr(user, "id", None) != purpose["link_user"]:
+                abort(403)
+            message = link_identity(connection, user, claims)
+            flash(message, "info")
+            return redirect(url_for("identities.index"))
+        result = sign_in_with_oidc(connection, claims, client)
+    except SsoError as exc:
+        if exc.counts_as_failure:
+            throttle().client_failed(_scope(), client.ip)
+        if not exc.audited:
+            refuse_sign_in(exc)
+        return _error_page(exc)
+    except PortalError as exc:  # provider unavailable, throttled, session limit, secret
+        if isinstance(exc, SecretUnreadable):
+            log.error("single sign-on: the stored client secret cannot be decrypted")
+        return _error_page(exc)
+    session.clear()  # a fresh CSRF secret for the new sign-in, nothing carried over
+    response = redirect(local_path(str(purpose.get("next", "")), url_for("home.index")))
+    set_auth_cookie(response, result.token, expires=result.remember_until)
+    return response
+
+
+@identities_bp.get("/")
+@requires(Permission.PROFILE_EDIT)
+@owner_only("manage the ways to sign in")
+def index() -> str:
+    user = current_user._get_current_object()
+    return render_template(
+        "sso/identities.html",
+        identities=identities_of(user),
+        connection=sign_in_connection(),
+        has_password=user.password_hash is not None,
+    )
+
+
+@identities_bp.post("/link")
+@requires(Permission.PROFILE_EDIT)
+@owner_only("manage the ways to sign in")
+def link() -> Response | tuple[str, int]:
+    """Leave for the provider to link its account to the signed-in user."""
+    return _leave_for_provider({"link_user": current_user.id, "next": url_for(".index")})
+
+
+@identities_bp.post("/<int:id>/unlink")
+@requires(Permission.PROFILE_EDIT)
+@owner_only("manage the ways to sign in")
+def unlink(id: int) -> Response:
+    identity = get_or_404(SsoIdentity, id)
+    user = current_user._get_current_object()
+    if identity.user_id != user.id:
+        abort(404)
+    return perform(lambda: unlink_identity(user, identity), back=url_for(".index"))
