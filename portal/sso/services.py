@@ -425,6 +425,11 @@ def sign_in_with_oidc(
     claims = Claims.of(raw_claims)
     _check_domain(connection, claims)
     user, identity, how = _resolve(connection, claims)
+    if identity is None:
+        # A first sign-in writes a link, and perhaps an account. Two at once (a double click,
+        # two tabs) take turns under the partner's lock, and the second finds the first's.
+        lock_partner()
+        user, identity, how = _resolve(connection, claims)
     if user is not None:
         lock_user(user.id)
         db.session.refresh(user)
