@@ -79,6 +79,18 @@ def test_sign_in_links_a_verified_email_and_starts_an_oidc_session(
     assert [e.details["how"] for e in rows(AuditEvent) if e.action == "auth.login"][-1] == "linked"
 
 
+def test_an_admin_sees_which_sign_ins_a_user_has_linked(
+    app: Flask, acme: Partner, acme_user: User, acme_admin: User, idp: ProviderServer
+) -> None:
+    configure(acme, idp.issuer)
+    admin = logged_in(app, acme_admin)
+    before = admin.get(f"/admin/users/{acme_user.id}")
+    assert "<dt>Single sign-on</dt><dd>not linked</dd>" in before.text
+    assert sign_in(host_client(app, "acme"), ALICE).status_code == 302
+    after = admin.get(f"/admin/users/{acme_user.id}")
+    assert f"{ALICE.email} at {idp.issuer}, last used " in after.text
+
+
 def test_auto_provisioning_creates_an_active_account_without_a_password(
     app: Flask, acme: Partner, idp: ProviderServer
 ) -> None:

@@ -26,6 +26,7 @@ from portal.roles.models import Role
 from portal.roles.permissions import Permission
 from portal.roles.policy import can, current_policy, requires
 from portal.sessions.services import live_sessions_of
+from portal.sso.services import identities_of
 from portal.subscriptions.services import held_subscription, pending_subscription, plan_offers
 from portal.tenancy.context import get_or_404, parse_ids
 from portal.tokens.models import TokenPurpose
@@ -95,6 +96,7 @@ def detail(user_id: int) -> str:
         policy=policy,
         sessions=sessions,
         subscriptions=subscriptions,
+        identities=identities_of(user),
     )
 
 
