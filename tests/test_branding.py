@@ -532,6 +532,8 @@ def test_operators_see_and_reset_a_partners_branding(
     assert f"/operator/partners/{acme.id}/branding" in console.get("/operator/").text
     page = console.get(f"/operator/partners/{acme.id}/branding").text
     assert "Acme Rockets" in page and "#aa0000" in page
+    # The console keeps its own look: the partner's branding is shown, not worn.
+    assert f"--brand: {Theme().primary_color}" in page and "powered by" not in page
     assert f"http://acme.localhost/branding/logo/{logo.digest}.png" in page
     response = console.post_form(f"/operator/partners/{acme.id}/branding")
     assert response.status_code == 302

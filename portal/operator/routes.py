@@ -161,11 +161,12 @@ def branding(partner_id: int) -> str | Response:
         return perform(act, back=url_for("operator.branding", partner_id=partner.id))
     with partner_scope(partner):
         logo = current_logo()
-        return render_template(
-            "operator/branding.html",
-            partner=partner,
-            theme=partner.theme,
-            themes=THEMES,
-            notes=contrast_notes(partner.theme),
-            logo=logo,
-        )
+    # Drawn outside the partner's scope: the console keeps its own look, not the partner's.
+    return render_template(
+        "operator/branding.html",
+        partner=partner,
+        theme=partner.theme,
+        themes=THEMES,
+        notes=contrast_notes(partner.theme),
+        logo=logo,
+    )
