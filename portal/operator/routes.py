@@ -165,7 +165,7 @@ def branding(partner_id: int) -> str | Response:
     return render_template(
         "operator/branding.html",
         partner=partner,
-        theme=partner.theme,
+        branding=partner.theme,
         themes=THEMES,
         notes=contrast_notes(partner.theme),
         logo=logo,
