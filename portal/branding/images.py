@@ -48,8 +48,12 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-def reencode(upload: bytes) -> Logo:
-    """Decode `upload` as a PNG, JPEG or WebP image and encode its pixels as a new PNG."""
+def reencode(upload: bytes, *, optimize: bool = True) -> Logo:
+    """Decode `upload` as a PNG, JPEG or WebP image and encode its pixels as a new PNG.
+
+    `optimize` spends about twice the time for a smaller file: worth it for the stored logo,
+    not for each redraw of the preview.
+    """
     if not upload:
         raise LogoError("The logo file is empty.")
     if len(upload) > MAX_BYTES:
@@ -81,10 +85,10 @@ def reencode(upload: bytes) -> Logo:
         raise LogoError("This file is not a PNG, JPEG or WebP image.") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated, corrupt
         raise LogoError("This image is damaged or incomplete and cannot be read.") from exc
-    return _encode(pixels)
+    return _encode(pixels, optimize)
 
 
-def _encode(image: Image.Image) -> Logo:
+def _encode(image: Image.Image, optimize: bool) -> Logo:
     transparent = image.mode in ("RGBA", "LA", "PA") or (
         image.mode == "P" and "transparency" in image.info
     )
@@ -94,5 +98,5 @@ def _encode(image: Image.Image) -> Logo:
     # A new image from the raw pixels: no metadata, profile or chunk of the upload survives.
     clean = Image.frombytes(mode, converted.size, converted.tobytes())
     out = io.BytesIO()
-    clean.save(out, format="PNG", optimize=True)
+    clean.save(out, format="PNG", optimize=optimize)
     return Logo(out.getvalue(), clean.width, clean.height)

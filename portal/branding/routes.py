@@ -41,7 +41,7 @@ EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp"}
 YEAR = 365 * 24 * 3600
 
 
-def _uploaded_logo() -> Logo | None:
+def _uploaded_logo(*, optimize: bool = True) -> Logo | None:
     """The logo in the form, re-encoded; None when no file was chosen. LogoError if unusable."""
     upload = request.files.get("logo")
     if upload is None or not upload.filename:
@@ -51,14 +51,14 @@ def _uploaded_logo() -> Logo | None:
         raise LogoError("SVG logos are not accepted: upload a PNG, JPEG or WebP image.")
     if suffix not in EXTENSIONS:
         raise LogoError("Upload a PNG, JPEG or WebP image (.png, .jpg, .jpeg or .webp).")
-    return reencode(upload.stream.read(MAX_BYTES + 1))
+    return reencode(upload.stream.read(MAX_BYTES + 1), optimize=optimize)
 
 
-def _form_state() -> tuple[dict[str, str], dict[str, str], Logo | None]:
+def _form_state(*, preview: bool = False) -> tuple[dict[str, str], dict[str, str], Logo | None]:
     values, errors = clean_branding(request.form)
     logo = None
     try:
-        logo = _uploaded_logo()
+        logo = _uploaded_logo(optimize=not preview)
     except LogoError as exc:
         errors["logo"] = exc.message
     return values, errors, logo
@@ -110,7 +110,7 @@ def index() -> Any:
 @requires(Permission.SETTINGS_MANAGE)
 def preview() -> Any:
     """The form's branding drawn as header, button, form and email; nothing is stored."""
-    values, errors, logo = _form_state()
+    values, errors, logo = _form_state(preview=True)
     stored = g.partner.theme
     usable = {k: v for k, v in values.items() if k not in errors}
     try:
