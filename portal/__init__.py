@@ -25,6 +25,8 @@ from portal.account.routes import bp as account_bp
 from portal.audit.routes import bp as audit_bp
 from portal.auth import guards, loader, throttle
 from portal.auth.routes import bp as auth_bp
+from portal.branding.routes import bp as branding_admin_bp
+from portal.branding.routes import logo_bp as branding_logo_bp
 from portal.config import ROOT, load_config
 from portal.extensions import csrf, db, migrate
 from portal.features import evaluation as features
@@ -141,6 +143,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(invitations_bp)
     app.register_blueprint(roles_bp)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(branding_admin_bp)
+    app.register_blueprint(branding_logo_bp)
     app.register_blueprint(sso_admin_bp)
     app.register_blueprint(sso_bp)
     app.register_blueprint(identities_bp)

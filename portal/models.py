@@ -1,6 +1,7 @@
 """Every model in one import, for Alembic and the app factory."""
 
 from portal.audit.models import ActorType, AuditEvent
+from portal.branding.models import PartnerLogo
 from portal.features.models import FeatureSetting
 from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
@@ -25,6 +26,7 @@ __all__ = [
     "OperatorSession",
     "OutboxMessage",
     "Partner",
+    "PartnerLogo",
     "PartnerStatus",
     "Plan",
     "Role",

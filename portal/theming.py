@@ -7,12 +7,13 @@ it is also part of Jinja's template cache key, so one partner's override never l
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape as xml_escape
 
-from flask import Flask, g, has_request_context
+from flask import Flask, g, has_request_context, url_for
 from flask.templating import Environment
 from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader, TemplateNotFound
 from jinja2.loaders import split_template_path
@@ -28,7 +29,30 @@ def current_theme() -> Theme:
 
 
 WHITE, INK = "#ffffff", "#000000"  # black: with white, 4.5:1 on any colour
-PAGE_BACKGROUNDS = {"default": WHITE, "midnight": "#13171f"}  # Pico's light and dark pages
+
+
+@dataclass(frozen=True)
+class BaseTheme:
+    """What a shipped base theme is: its name for people, its colour scheme and page colour."""
+
+    label: str
+    description: str
+    scheme: str  # Pico's data-theme: light or dark
+    background: str  # the page's background, which text in the brand colour must read on
+
+
+THEMES = {
+    "default": BaseTheme("Default", "Light pages, navigation across the top.", "light", WHITE),
+    "midnight": BaseTheme("Midnight", "Dark pages, the brand as a wordmark.", "dark", "#13171f"),
+    "sidebar": BaseTheme(
+        "Sidebar",
+        "Warm paper-coloured pages, navigation down the left side, serif headings.",
+        "light",
+        "#f6f3ec",
+    ),
+}
+PAGE_BACKGROUNDS = {name: theme.background for name, theme in THEMES.items()}
+MINIMUM_CONTRAST = 4.5  # WCAG 2 AA for ordinary text
 
 
 def _luminance(colour: str) -> float:
@@ -67,6 +91,63 @@ def legible_on(colour: str, background: str, minimum: float = 4.5) -> str:
         if contrast(mixed, background) >= minimum:
             return mixed
     return towards
+
+
+@dataclass(frozen=True)
+class ContrastNote:
+    """How one brand colour reads on the theme's page, and what the portal does about it."""
+
+    label: str
+    colour: str
+    on_page: float  # the colour as text on the page's background
+    ink: str  # the text colour drawn on the colour (white or black)
+    ink_contrast: float
+    shown_as: str  # the colour text in this colour is drawn in
+    shown_contrast: float
+
+    @property
+    def warning(self) -> bool:
+        return self.on_page < MINIMUM_CONTRAST
+
+
+def contrast_notes(theme: Theme) -> list[ContrastNote]:
+    """The measured contrast of both brand colours on `theme`'s page, and the corrections."""
+    page = PAGE_BACKGROUNDS[theme.base]
+    notes = []
+    for label, colour in (("Primary", theme.primary_color), ("Accent", theme.accent_color)):
+        ink, shown = ink_on(colour), legible_on(colour, page)
+        notes.append(
+            ContrastNote(
+                label,
+                colour,
+                round(contrast(colour, page), 2),
+                ink,
+                round(contrast(colour, ink), 2),
+                shown,
+                round(contrast(shown, page), 2),
+            )
+        )
+    return notes
+
+
+def logo_url(theme: Theme | None = None, *, external: bool = False) -> str | None:
+    """The address of the partner's logo on its own host (content-hashed), or None."""
+    if theme is None:
+        theme = current_theme()
+    if not theme.logo:
+        return None
+    return url_for("branding.logo", digest=theme.logo, _external=external)
+
+
+def support_contact() -> Theme | None:
+    """The theme whose support contact the error and "unavailable" pages show, if any."""
+    if not has_request_context():
+        return None
+    site = g.get("site")
+    theme = site.theme if site is not None else g.get("unavailable_theme")
+    if theme is None or not (theme.support_email or theme.support_url):
+        return None
+    return theme
 
 
 FAVICON_SVG = (
@@ -152,5 +233,8 @@ def init_app(app: Flask, templates_dir: Path) -> None:
         ink_on=ink_on,
         legible_on=legible_on,
         page_background=PAGE_BACKGROUNDS,
+        base_themes=THEMES,
         favicon_url=favicon_url,
+        logo_url=logo_url,
+        support_contact=support_contact,
     )

@@ -26,6 +26,7 @@ PUBLIC_PARTNER_ENDPOINTS = {
     "sso.start",
     "sso.callback",
     "partner_static",
+    "branding.logo",
 }
 PUBLIC_ROOT_ENDPOINTS = {
     "landing.index",

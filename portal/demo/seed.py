@@ -28,8 +28,26 @@ from portal.users.services import create_user, email_taken
 DEMO_PASSWORD = "portal-demo-2026"
 OPERATOR_EMAIL = "operator@portal.test"
 PARTNERS = (
-    ("acme", "Acme Corp", Theme(base="default", primary_color="#2563eb", accent_color="#1e3a8a")),
-    ("globex", "Globex", Theme(base="midnight", primary_color="#10b981", accent_color="#064e3b")),
+    (
+        "acme",
+        "Acme Corp",
+        Theme(
+            base="default",
+            primary_color="#2563eb",
+            accent_color="#1e3a8a",
+            support_email="help@acme.test",
+        ),
+    ),
+    (
+        "globex",
+        "Globex",
+        Theme(
+            base="midnight",
+            primary_color="#10b981",
+            accent_color="#064e3b",
+            support_url="https://help.globex.test/portal",
+        ),
+    ),
 )
 SHARED_EMAIL = "shared@example.com"
 

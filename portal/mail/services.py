@@ -13,6 +13,7 @@ from flask import current_app, g, render_template
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.mail.models import OutboxMessage
+from portal.theming import logo_url
 
 log = logging.getLogger("portal.mail")
 
@@ -24,7 +25,14 @@ def send_email(to: str, subject: str, template: str, **context: Any) -> OutboxMe
     """
     partner = g.get("partner")
     brand = partner.brand_name if partner is not None else "Partner Portal"
-    context = {"brand": brand, "partner": partner, **context}
+    theme = partner.theme if partner is not None else None
+    context = {
+        "brand": brand,
+        "partner": partner,
+        "theme": theme,  # the partner's branding: colours, logo, support contact
+        "logo_url": logo_url(theme, external=True) if theme is not None else None,
+        **context,
+    }
     message = OutboxMessage(
         to_address=to,
         from_address=current_app.config.get("MAIL_FROM", "Partner Portal <no-reply@localhost>"),

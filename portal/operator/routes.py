@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from portal.auth.guards import public
 from portal.auth.pages import end_login, password_login_page
 from portal.auth.services import login_operator, logout_operator
+from portal.branding.services import current_logo, reset_partner_branding
 from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.features.catalogue import CATALOGUE
@@ -27,6 +28,7 @@ from portal.operator.services import (
 from portal.roles.models import Role
 from portal.tenancy.models import BASE_THEMES, Partner
 from portal.tenancy.scope import partner_scope
+from portal.theming import THEMES, contrast_notes
 from portal.unit_of_work import attempt
 from portal.users.models import User
 from portal.web import perform
@@ -143,3 +145,28 @@ def admins(partner_id: int) -> str | Response:
             select(User).where(User.role == Role.ADMIN).order_by(User.email)
         ).scalars()
         return render_template("operator/admins.html", partner=partner, admins=list(users))
+
+
+@bp.route("/operator/partners/<int:partner_id>/branding", methods=["GET", "POST"])
+def branding(partner_id: int) -> str | Response:
+    """A partner's branding as its admins set it, and the way to put it back to the default."""
+    partner = db.get_or_404(Partner, partner_id)
+    if request.method == "POST":
+
+        def act() -> str:
+            if reset_partner_branding(_operator(), partner):
+                return f"The branding of {partner.name} is back to the portal's default."
+            return f"The branding of {partner.name} already was the portal's default."
+
+        return perform(act, back=url_for("operator.branding", partner_id=partner.id))
+    with partner_scope(partner):
+        logo = current_logo()
+    # Drawn outside the partner's scope: the console keeps its own look, not the partner's.
+    return render_template(
+        "operator/branding.html",
+        partner=partner,
+        branding=partner.theme,
+        themes=THEMES,
+        notes=contrast_notes(partner.theme),
+        logo=logo,
+    )

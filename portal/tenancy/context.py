@@ -85,6 +85,7 @@ def resolve_partner(endpoint: str | None, values: dict[str, Any] | None) -> None
         abort(404)
     if not partner.is_active:
         g.unavailable_partner = partner.name  # plain: the page is drawn after a rollback
+        g.unavailable_theme = partner.theme  # its support contact, on that page
         raise PartnerUnavailable()
     g.partner = partner
     g.site = Site.of(partner)

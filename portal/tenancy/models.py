@@ -44,7 +44,13 @@ RESERVED_SLUGS = frozenset(
     }
 )
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
-BASE_THEMES = ("default", "midnight")
+# The shipped base themes (templates/themes/<name>/ holds each one's overrides).
+BASE_THEMES = ("default", "midnight", "sidebar")
+LOGO_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+# What a support address must look like once read back (the branding service checks it
+# properly, with email-validator, before it is stored).
+SUPPORT_EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,253}$")
+SUPPORT_URL_RE = re.compile(r"^https?://[^\s<>\"']{1,490}$")
 
 
 def slug_problem(slug: str) -> str | None:
@@ -71,6 +77,11 @@ class Theme:
     brand_name: str = ""
     primary_color: str = "#2563eb"
     accent_color: str = "#0f172a"
+    # The SHA-256 of the partner's logo (a `PartnerLogo` row), or "" for none.
+    logo: str = ""
+    # Shown on the "unavailable" and error pages and in emails; either, both or neither.
+    support_email: str = ""
+    support_url: str = ""
 
     def __post_init__(self) -> None:
         if self.base not in BASE_THEMES:
@@ -80,6 +91,12 @@ class Theme:
                 raise ValueError(f"{name} must be a colour like #1a2b3c")
         if len(self.brand_name) > 80:
             raise ValueError("brand_name must be at most 80 characters")
+        if self.logo and not LOGO_DIGEST_RE.match(self.logo):
+            raise ValueError("logo must be the SHA-256 of a stored logo")
+        if self.support_email and not SUPPORT_EMAIL_RE.match(self.support_email):
+            raise ValueError("support_email must be an email address")
+        if self.support_url and not SUPPORT_URL_RE.match(self.support_url):
+            raise ValueError("support_url must be an http or https address")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Self:

@@ -1,0 +1,1 @@
+"""A partner's branding, set by its own admins: name, logo, colours, base theme, support contact."""
