@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, jsonify, request
+from flask import jsonify, request
 from werkzeug.wrappers import Response
 
 from portal.exceptions import PortalError
@@ -59,7 +59,8 @@ class IdempotencyMismatch(ApiRefusal):
 
 
 def is_api_request() -> bool:
-    return bool(g.get("on_partner_host")) and request.path.startswith(API_PREFIX)
+    """Any request under /api/, on any host, matched by a route or not."""
+    return request.path.startswith(API_PREFIX)
 
 
 def api_error(
