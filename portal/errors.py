@@ -70,6 +70,8 @@ def render_error(code: int, message: str | None = None) -> Response:
     reference = request_id() if code >= 500 else None
     if is_api_request():
         details = {"request_id": reference} if reference else None
+        if code == 404 and message == MESSAGES[404]:
+            message = "No such resource here."
         return api_error(code, message, details=details)
     if request.headers.get("HX-Request") or request_ctx.url_adapter is None:
         # htmx swaps a short message; a refused host gets no page that would build links.

@@ -11,6 +11,7 @@ from portal.api import schema, services
 from portal.api.models import SCOPE_DESCRIPTIONS, ApiClient, Scope
 from portal.api.oauth import authorization_server
 from portal.auth.guards import public
+from portal.demo.seed import DEMO_API_CLIENT_ID, DEMO_API_SECRET
 from portal.exceptions import NotFound, PortalError
 from portal.extensions import csrf
 from portal.features.evaluation import evaluate, feature
@@ -101,7 +102,18 @@ def developers() -> str:
         scopes=SCOPE_DESCRIPTIONS,
         lifetime=int(current_app.config["API_TOKEN_LIFETIME"]),
         scope_names=[s.value for s in Scope],
+        demo=_demo_client(),
     )
+
+
+def _demo_client() -> tuple[str, str] | None:
+    """The seeded demo client's credentials, printed on this page in development only."""
+    if current_app.config["PORTAL_ENV"] != "development":
+        return None
+    client = services.client_by_client_id(DEMO_API_CLIENT_ID)
+    if client is None or not client.check_client_secret(DEMO_API_SECRET):
+        return None
+    return DEMO_API_CLIENT_ID, DEMO_API_SECRET
 
 
 @oauth_bp.get("/api/v1/openapi.json")
