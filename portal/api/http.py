@@ -26,6 +26,7 @@ from portal.extensions import db
 from portal.features.evaluation import evaluate
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy
+from portal.unit_of_work import lock_partner
 from portal.users.models import User
 
 MAX_LIMIT = 100
@@ -105,6 +106,9 @@ def idempotent(client: ApiClient, run: Callable[[], Response]) -> Response:
     fingerprint = hashlib.sha256(
         b"\0".join([request.method.encode(), request.path.encode(), request.get_data()])
     ).hexdigest()
+    # Under the partner's write lock (which every write takes anyway): a retry sent while the
+    # first is still running waits for it and then answers with its result.
+    lock_partner()
     seen = db.session.execute(
         select(IdempotentRequest).where(
             IdempotentRequest.api_client_id == client.id, IdempotentRequest.key == key
