@@ -14,7 +14,7 @@ from portal.roles.models import Role
 from portal.tenancy.models import Partner
 from portal.users.models import User
 
-SECRET_RE = re.compile(r"<code data-secret>([^<]+)</code>")
+SECRET_RE = re.compile(r"data-secret>([^<]+)</code>")
 
 
 def test_off_until_the_partner_switches_the_api_on(app: Flask, acme: Partner, acme_admin: User):
