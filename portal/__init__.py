@@ -22,6 +22,10 @@ from portal import (
     web,
 )
 from portal.account.routes import bp as account_bp
+from portal.api import oauth
+from portal.api.admin_routes import bp as api_clients_bp
+from portal.api.admin_routes import oauth_bp
+from portal.api.routes import bp as api_bp
 from portal.audit.routes import bp as audit_bp
 from portal.auth import guards, loader, throttle
 from portal.auth.routes import bp as auth_bp
@@ -126,6 +130,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     mail_cli.init_app(app)
     sso_crypto.init_app(app)
     sso_client.init_app(app)
+    oauth.init_app(app)
     app.cli.add_command(sso_cli.sso_cli)
     _register_blueprints(app)
     if app.config["DEMO_IDP"] and app.config["PORTAL_ENV"] == "development":
@@ -156,6 +161,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(reports_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(support_bp)
+    app.register_blueprint(api_clients_bp)
+    app.register_blueprint(oauth_bp)
+    app.register_blueprint(api_bp)
     health.register(app)
     mail_routes.register(app)
     static_files.register(app)

@@ -156,6 +156,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "MAIL_LIMIT_PER_PARTNER": _rate("MAIL_LIMIT_PER_PARTNER", "200/hour"),
         "MAIL_LIMIT_PER_ADDRESS": _rate("MAIL_LIMIT_PER_ADDRESS", "3/hour"),
         "SIGNUP_NOTICE_PER_ADDRESS": _rate("SIGNUP_NOTICE_PER_ADDRESS", "1/hour"),
+        # Partner API: requests per API client, and how long a bearer token lives.
+        "API_LIMIT_PER_CLIENT": _rate("API_LIMIT_PER_CLIENT", "300/minute"),
+        "API_TOKEN_LIFETIME": _seconds("API_TOKEN_LIFETIME", 3600),
         "MAIL_FROM": _env("MAIL_FROM", f"Partner Portal <no-reply@{host_only}>"),
         # Single sign-on: every call a request makes to a partner's identity provider
         # (discovery, keys, token) shares this many seconds, connecting included.

@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, SecurityErro
 from werkzeug.wrappers import Response
 
 from portal import unit_of_work
+from portal.api.problems import api_error, is_api_request, refusal_response
 from portal.exceptions import Conflict, PortalError
 from portal.observability import request_id
 from portal.redirects import local_path
@@ -67,6 +68,11 @@ def render_error(code: int, message: str | None = None) -> Response:
     message = message or MESSAGES.get(code) or TITLES.get(code, "Error")
     title = TITLES.get(code, "Error")
     reference = request_id() if code >= 500 else None
+    if is_api_request():
+        details = {"request_id": reference} if reference else None
+        if code == 404 and message == MESSAGES[404]:
+            message = "No such resource here."
+        return api_error(code, message, details=details)
     if request.headers.get("HX-Request") or request_ctx.url_adapter is None:
         # htmx swaps a short message; a refused host gets no page that would build links.
         text = f"{message} (reference {reference})" if reference else message
@@ -91,6 +97,8 @@ def render_error(code: int, message: str | None = None) -> Response:
 def handle_refusal(error: PortalError) -> Response:
     """A refusal that no view showed itself: undo the request, then say why."""
     unit_of_work.rollback()
+    if is_api_request():
+        return refusal_response(error)
     if request.method in ("GET", "HEAD") or request_ctx.url_adapter is None:
         return render_error(error.status, error.message)
     if request.headers.get("HX-Request"):
@@ -134,6 +142,8 @@ def handle_http(error: HTTPException) -> Response | tuple[str, int]:
 
 def handle_csrf(error: CSRFError) -> Response:
     unit_of_work.rollback()
+    if is_api_request():
+        return api_error(400, "Bad request.")
     log.warning("refused: %s %s without a valid CSRF token", request.method, request.path[:200])
     return render_error(
         400, "This form has expired or did not come from this site. Reload the page and try again."

@@ -1,5 +1,6 @@
 """Every model in one import, for Alembic and the app factory."""
 
+from portal.api.models import ApiClient, ApiToken, IdempotentRequest
 from portal.audit.models import ActorType, AuditEvent
 from portal.branding.models import PartnerLogo
 from portal.features.models import FeatureSetting
@@ -17,9 +18,12 @@ from portal.users.models import User, UserStatus
 __all__ = [
     "ActionToken",
     "ActorType",
+    "ApiClient",
+    "ApiToken",
     "AuditEvent",
     "EndReason",
     "FeatureSetting",
+    "IdempotentRequest",
     "Impersonation",
     "LoginMethod",
     "Operator",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from apikit import api_client_for
 from conftest import host_client, logged_in, make_user, rows, set_feature
 from flask import Flask
 from sqlalchemy import select
@@ -121,6 +122,9 @@ def _real_values(app: Flask, acme: Partner, rule, user: User, plan_id: int) -> d
                 target = db.session.get(Plan, plan_id)
                 values[name] = start_signing(me, target, actor=me, kind=ActorKind.USER).id
                 db.session.commit()
+        elif name == "client_id":  # an API client of the partner, made for this route
+            admin = rows(User, email="root@acme.test")[0]
+            values[name] = api_client_for(acme, admin, name=rule.endpoint)[2]
         elif name == "user_id":  # another user of the partner, made for this route
             email = f"target-{rule.endpoint.replace('.', '-')}@acme.test"
             values[name] = make_user(acme, email, role=Role.BASIC).id

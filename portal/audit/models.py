@@ -19,6 +19,7 @@ class ActorType(enum.StrEnum):
     OPERATOR = "operator"
     SYSTEM = "system"
     ANONYMOUS = "anonymous"
+    API_CLIENT = "api_client"
 
 
 class AuditEvent(TenantOwned, db.Model):

@@ -32,6 +32,8 @@ def _actor_of(actor: Any) -> tuple[ActorType, int | None, str]:
         return ActorType.OPERATOR, actor.id, actor.email
     if kind == "user":
         return ActorType.USER, actor.id, actor.email
+    if kind == "api_client":
+        return ActorType.API_CLIENT, actor.id, actor.label
     return ActorType.ANONYMOUS, None, ""
 
 
@@ -83,6 +85,10 @@ def record_audit(
     """
     if impersonation is None and has_request_context():
         impersonation = g.get("impersonation")
+    api_client = g.get("api_client") if has_request_context() else None
+    if api_client is not None and (actor is ... or actor is g.get("api_actor")):
+        # A partner API request: the client did it (with its creator's permissions).
+        actor = api_client
     on_behalf_of_id = getattr(on_behalf_of, "id", None)
     if impersonation is not None and _acting(actor, impersonation):
         actor_type, actor_id = ActorType.USER, impersonation.agent_id

@@ -16,8 +16,14 @@ def public(view: Any) -> Any:
 
 
 def is_public_endpoint(endpoint: str | None) -> bool:
+    """No cookie sign-in needed: public views, and partner API views, which authenticate
+    with a bearer token of their own (`portal/api/http.py`) and never look at cookies."""
     view = current_app.view_functions.get(endpoint) if endpoint else None
-    return view is None or getattr(view, "is_public", False)
+    return (
+        view is None
+        or getattr(view, "is_public", False)
+        or getattr(view, "bearer_scope", None) is not None
+    )
 
 
 def principal_kind() -> str | None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -96,6 +97,7 @@ class Limits:
     mail_per_partner: RateLimitItem
     mail_per_address: RateLimitItem
     notice_per_address: RateLimitItem
+    api_per_client: RateLimitItem
 
 
 class Throttle:
@@ -195,6 +197,20 @@ class Throttle:
             check = (self.limits.mail_per_address, ("mail-link", scope, address))
         return self._run(lambda limiter: limiter.hit(check[0], self.prefix, *check[1]))
 
+    # --- Partner API ------------------------------------------------------------------------
+
+    def api_request(self, scope: str, client_id: str) -> int | None:
+        """Count one API request of a client; the seconds to wait when it is one too many
+        (a refused request is not counted)."""
+        limit = self.limits.api_per_client
+        key = ("api-client", scope, client_id)
+        if self._run(lambda limiter: limiter.hit(limit, self.prefix, *key)):
+            return None
+        reset, _remaining = self._run(
+            lambda limiter: limiter.get_window_stats(limit, self.prefix, *key)
+        )
+        return max(1, int(reset - time.time()) + 1)
+
     # --- Storage ------------------------------------------------------------------------------
 
     def _within(self, checks: list[Check]) -> bool:
@@ -276,6 +292,7 @@ def init_app(app: Flask) -> None:
         mail_per_partner=parse(config["MAIL_LIMIT_PER_PARTNER"]),
         mail_per_address=parse(config["MAIL_LIMIT_PER_ADDRESS"]),
         notice_per_address=parse(config["SIGNUP_NOTICE_PER_ADDRESS"]),
+        api_per_client=parse(config["API_LIMIT_PER_CLIENT"]),
     )
     app.extensions["portal_throttle"] = Throttle(
         config["RATELIMIT_STORAGE_URL"],

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import select
 
+from portal.api.models import ApiClient, Scope, digest
 from portal.audit.services import record_audit
 from portal.auth.passwords import hash_password
 from portal.clock import utcnow
@@ -23,6 +24,7 @@ from portal.subscriptions.models import BillingInterval, Plan
 from portal.subscriptions.plans import PlanInput, create_plan
 from portal.tenancy.models import Partner, Theme
 from portal.tenancy.scope import partner_scope
+from portal.users.models import User
 from portal.users.services import create_user, email_taken
 
 DEMO_PASSWORD = "portal-demo-2026"
@@ -77,11 +79,39 @@ def _ensure_user(email: str, password: str, role: Role, *, support: bool = False
 def _ensure_support_on() -> None:
     """Support impersonation on, so that the demo's support agents can try it at once (a
     partner admin's own choice, once made, is left alone)."""
-    chosen = db.session.execute(
-        select(FeatureSetting.id).where(FeatureSetting.key == "impersonation")
-    ).first()
+    _ensure_feature_on("impersonation")
+
+
+def _ensure_feature_on(key: str) -> None:
+    chosen = db.session.execute(select(FeatureSetting.id).where(FeatureSetting.key == key)).first()
     if chosen is None:
-        switch_feature("impersonation", True)
+        switch_feature(key, True)
+
+
+DEMO_API_CLIENT_ID = "pp_demo_acme"
+DEMO_API_SECRET = "acme-demo-api-secret-2026"
+
+
+def _ensure_demo_api_client() -> None:
+    """Acme's partner API on, with a client of every scope whose secret the README and
+    /developers print, so that the curl examples work right after `make run`."""
+    _ensure_feature_on("api_access")
+    exists = db.session.execute(
+        select(ApiClient.id).where(ApiClient.client_id == DEMO_API_CLIENT_ID)
+    ).first()
+    if exists is not None:
+        return
+    admin = db.session.execute(select(User).where(User.email == "admin@acme.test")).scalar_one()
+    client = ApiClient(
+        name="Demo back office",
+        client_id=DEMO_API_CLIENT_ID,
+        secret_hash=digest(DEMO_API_SECRET),
+        scopes=[s.value for s in Scope],
+        created_by_id=admin.id,
+    )
+    db.session.add(client)
+    db.session.flush()
+    record_audit("api_client.create", target=client, actor=None, details={"source": "seed-demo"})
 
 
 DEMO_PLANS = (
@@ -204,6 +234,7 @@ def seed_demo() -> list[DemoAccount]:
             _ensure_plans("USD" if slug == "globex" else "EUR")
             if slug == "acme":
                 _ensure_demo_sso()
+                _ensure_demo_api_client()
             accounts.append(
                 DemoAccount(slug, SHARED_EMAIL, shared_password, "same email, own password")
             )

@@ -140,3 +140,12 @@ def search_users(query: UserQuery, per_page: int = PER_PAGE) -> Page:
         .all()
     )
     return Page(items=list(items), total=total, query=replace(query, page=page), per_page=per_page)
+
+
+def users_after(query: UserQuery, after_id: int | None, limit: int) -> list[User]:
+    """Up to `limit` users matching the list's search and filters, by id, after `after_id`
+    (the partner API's cursor pages: stable while users are added)."""
+    stmt = _filtered(query)
+    if after_id is not None:
+        stmt = stmt.where(User.id > after_id)
+    return list(db.session.execute(stmt.order_by(User.id).limit(limit)).scalars())
