@@ -4,6 +4,7 @@ from portal.audit.models import ActorType, AuditEvent
 from portal.features.models import FeatureSetting
 from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
+from portal.privacy.models import DataExport
 from portal.roles.models import Role, RoleSetting, RoleTransition
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
 from portal.sso.models import SsoConnection, SsoIdentity
@@ -17,6 +18,7 @@ __all__ = [
     "ActionToken",
     "ActorType",
     "AuditEvent",
+    "DataExport",
     "EndReason",
     "FeatureSetting",
     "Impersonation",
