@@ -37,6 +37,13 @@ from portal.users.models import User, UserStatus
 EXPORT_FORMAT = "partner-portal.user-export/1"
 RECENT_SIGN_IN = timedelta(minutes=10)
 ERASED_NAME = "Erased user"
+FORMER_IDENTITY_ACTIONS = (
+    "account.profile_update",
+    "account.email_change",
+    "account.email_change_request",
+    "account.email_change_cancel",
+    "user.profile_update",
+)
 
 
 class PrivacyError(Invalid):
@@ -371,7 +378,21 @@ def erase_user(user: User, *, by: User | None, reason: str = "erasure request") 
         ).scalars()
         if ip
     }
-    secrets = [s for s in (email, name, *sorted(ips)) if s]
+    # Names and addresses the person had before (profile and email changes keep them).
+    former = {
+        value
+        for details in db.session.execute(
+            select(AuditEvent.details).where(
+                AuditEvent.target_type == "users",
+                AuditEvent.target_id == str(user.id),
+                AuditEvent.action.in_(FORMER_IDENTITY_ACTIONS),
+            )
+        ).scalars()
+        for key in ("from", "to")
+        if isinstance(value := (details or {}).get(key), str) and value
+    }
+    secrets = [s for s in (email, name, *sorted(former), *sorted(ips)) if s]
+    people = [s for s in (email, name, *sorted(former)) if s]
     counts: dict[str, int] = {}
     end_impersonations_of(
         user, as_agent=EndReason.AGENT_DEACTIVATED, as_target=EndReason.TARGET_UNAVAILABLE, by=by
@@ -404,8 +425,8 @@ def erase_user(user: User, *, by: User | None, reason: str = "erasure request") 
     for access in db.session.execute(
         select(Impersonation).where(
             or_(
-                _mentions(Impersonation.reason, [email, name]),
-                _mentions(Impersonation.ticket, [email, name]),
+                _mentions(Impersonation.reason, people),
+                _mentions(Impersonation.ticket, people),
             )
         )
     ).scalars():
@@ -431,9 +452,10 @@ def erase_user(user: User, *, by: User | None, reason: str = "erasure request") 
         .where(
             or_(
                 OutboxMessage.to_address == email,
-                _mentions(OutboxMessage.body_text, [email, name]),
-                _mentions(OutboxMessage.body_html, [email, name]),
-                _mentions(OutboxMessage.subject, [email, name]),
+                OutboxMessage.to_address.in_(former),
+                _mentions(OutboxMessage.body_text, people),
+                _mentions(OutboxMessage.body_html, people),
+                _mentions(OutboxMessage.subject, people),
             )
         )
         .values(to_address=placeholder, subject="[erased]", body_text="", body_html="")
@@ -441,7 +463,7 @@ def erase_user(user: User, *, by: User | None, reason: str = "erasure request") 
     ).rowcount
     # Subscription reasons written by people may name the person.
     for event in db.session.execute(
-        select(SubscriptionEvent).where(_mentions(SubscriptionEvent.reason, [email, name]))
+        select(SubscriptionEvent).where(_mentions(SubscriptionEvent.reason, people))
     ).scalars():
         event.reason = "[erased]"
     user.email = placeholder
@@ -459,14 +481,14 @@ def erase_user(user: User, *, by: User | None, reason: str = "erasure request") 
                 or_(
                     about,
                     AuditEvent.ip.in_(ips) if ips else false(),
-                    _mentions(AuditEvent.actor_label, [email]),
+                    _mentions(AuditEvent.actor_label, people),
                     _mentions(AuditEvent.details, secrets),
                 )
             )
         ).scalars():
             if event.ip in ips:
                 event.ip = None
-            if event.actor_label.lower() == email.lower():
+            if event.actor_label.lower() in {p.lower() for p in people}:
                 event.actor_label = placeholder
             scrubbed = _scrub(event.details, secrets)
             if scrubbed != event.details:
