@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from conftest import PASSWORD, across_partners, host_client, make_user, rows
+from conftest import PASSWORD, across_partners, host_client, make_user, rows, set_feature
 from flask import Flask
+from test_support import acting_as
 
 from portal.audit.models import AuditEvent
 from portal.auth.passwords import hash_password
@@ -415,3 +416,86 @@ def test_closing_refuses_bad_grace_periods(app: Flask, acme: Partner, root: Any)
     )
     assert "between 1 and 365 days" in page.text
     assert rows(Partner, id=acme.id)[0].status == PartnerStatus.ACTIVE
+
+
+# --- Refusals and isolation ---------------------------------------------------------------------
+
+
+def test_another_partners_user_cannot_be_erased_or_touched(
+    app: Flask, acme: Partner, globex: Partner, acme_admin: User, globex_user: User
+) -> None:
+    admin = client_from(app, acme_admin, ADMIN_IP)
+    for path in (
+        f"/admin/users/{globex_user.id}/erase",
+        f"/admin/users/{globex_user.id}/closure/cancel",
+    ):
+        assert admin.post_form(path, {"confirm": "erase"}).status_code == 404
+    assert rows(User, id=globex_user.id)[0].email == "gus@globex.test"
+    erased_self = admin.post_form(
+        f"/admin/users/{acme_admin.id}/erase", {"confirm": "erase"}, follow_redirects=True
+    )
+    assert "You cannot erase your own account here" in erased_self.text
+
+
+def test_the_last_admin_cannot_be_erased(app: Flask, acme: Partner, acme_admin: User) -> None:
+    result = app.test_cli_runner().invoke(
+        args=["privacy", "erase", "acme", "root@acme.test", "--yes"]
+    )
+    assert result.exit_code == 1 and "last active admin" in result.output
+    assert rows(User, id=acme_admin.id)[0].email == "root@acme.test"
+
+
+def test_support_agents_cannot_export_or_close_the_account_they_act_in(
+    app: Flask, acme: Partner, acme_user: User
+) -> None:
+    set_feature(acme, "impersonation", True)
+    agent = make_user(acme, "agent@acme.test", is_support=True, display_name="Sam Support")
+    client = acting_as(app, agent, acme_user, reason="Checking the invoice address")
+    assert client.get("/account/data").status_code == 403
+    assert client.post_form("/account/data/export").status_code == 403
+    assert client.post_form("/account/data/close", {"password": PASSWORD}).status_code == 403
+    assert rows(DataExport) == [] and rows(User, id=acme_user.id)[0].closing_at is None
+
+
+def test_an_account_without_password_needs_a_recent_sign_in_to_close(
+    app: Flask, acme: Partner, acme_user: User, acme_admin: User
+) -> None:
+    me = client_from(app, acme_user, USER_IP)
+    with partner_scope(acme):
+        user = db.session.get(User, acme_user.id)
+        user.password_hash = None
+        db.session.commit()
+    assert "has no password" in me.get("/account/data").text
+    clock.advance(timedelta(minutes=11))
+    late = me.post_form("/account/data/close", follow_redirects=True)
+    assert "Sign in again" in late.text
+    assert rows(User, id=acme_user.id)[0].closing_at is None
+
+
+def test_offboarding_from_the_command_line(
+    app: Flask,
+    acme: Partner,
+    globex: Partner,
+    acme_admin: User,
+    globex_user: User,
+    owner_engine: Any,
+    tmp_path: Any,
+) -> None:
+    runner = app.test_cli_runner()
+    acme_id = acme.id
+    globex_before = count_per_partner(owner_engine, globex.id)
+    archive = tmp_path / "acme.zip"
+    assert runner.invoke(args=["partner", "export", "acme", "-o", str(archive)]).exit_code == 0
+    manifest, tables = read_archive(archive.read_bytes())
+    assert manifest["tables"]["users"] == 1 and tables["users"][0]["email"] == "root@acme.test"
+    closed = runner.invoke(args=["partner", "close", "acme", "--grace-days", "2"])
+    assert closed.exit_code == 0 and "acme is closed" in closed.output
+    early = runner.invoke(args=["partner", "delete", "acme", "--confirm", "acme"], input="y\n")
+    assert early.exit_code == 1 and "grace period ends" in early.output
+    clock.advance(timedelta(days=2, seconds=1))
+    wrong = runner.invoke(args=["partner", "delete", "acme", "--confirm", "acm"], input="y\n")
+    assert wrong.exit_code == 1 and "exactly to confirm" in wrong.output
+    gone = runner.invoke(args=["partner", "delete", "acme", "--confirm", "acme"], input="y\n")
+    assert gone.exit_code == 0, gone.output
+    assert set(count_per_partner(owner_engine, acme_id).values()) == {0}
+    assert count_per_partner(owner_engine, globex.id) == globex_before
