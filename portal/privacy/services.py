@@ -441,9 +441,10 @@ def erase_user(user: User, *, by: User | None, reason: str = "erasure request") 
         .where(SsoIdentity.user_id == user.id)
         .execution_options(synchronize_session=False)
     ).rowcount
+    # The person's own copies, and others' copies that mention them (an admin's actions).
     db.session.execute(
         delete(DataExport)
-        .where(DataExport.user_id == user.id)
+        .where(or_(DataExport.user_id == user.id, _mentions(DataExport.content, secrets)))
         .execution_options(synchronize_session=False)
     )
     placeholder = erased_address(user.id)
