@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select
+from sqlalchemy.exc import OperationalError
 
 from portal import unit_of_work
 from portal.audit.maintenance import audit_maintenance
@@ -228,13 +229,21 @@ def run_maintenance(
         for policy in POLICIES:
             total = 0
             while True:
-                with partner_scope(partner):
-                    retention = partner.retention
-                    if dry_run:
-                        total = _count(policy, retention, now)
-                        break
-                    done = _batch(policy, retention, now, size)
-                unit_of_work.commit()
+                try:
+                    with partner_scope(partner):
+                        retention = partner.retention
+                        if dry_run:
+                            total = _count(policy, retention, now)
+                            break
+                        done = _batch(policy, retention, now, size)
+                    unit_of_work.commit()
+                except OperationalError as exc:
+                    if not unit_of_work.busy(exc):
+                        raise
+                    # Another writer held the lock too long: the next run does the rest.
+                    unit_of_work.rollback()
+                    report.append((slug, f"{policy.name} (busy, left for later)", 0))
+                    break
                 total += done
                 if done < size:
                     break
