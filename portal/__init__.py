@@ -41,6 +41,8 @@ from portal.home.routes import landing_bp
 from portal.mail import cli as mail_cli
 from portal.mail import routes as mail_routes
 from portal.operator.routes import bp as operator_bp
+from portal.privacy import cli as privacy_cli
+from portal.privacy.routes import account_data_bp, privacy_admin_bp, privacy_operator_bp
 from portal.reports.routes import bp as reports_bp
 from portal.roles import policy
 from portal.roles.routes import bp as roles_bp
@@ -128,6 +130,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     web.init_app(app)
     cli.init_app(app)
     mail_cli.init_app(app)
+    privacy_cli.init_app(app)
     sso_crypto.init_app(app)
     sso_client.init_app(app)
     oauth.init_app(app)
@@ -164,6 +167,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_clients_bp)
     app.register_blueprint(oauth_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(account_data_bp)
+    app.register_blueprint(privacy_admin_bp)
+    app.register_blueprint(privacy_operator_bp)
     health.register(app)
     mail_routes.register(app)
     static_files.register(app)

@@ -169,6 +169,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Keys that encrypt client secrets (first encrypts, all decrypt); unset: derived from
         # the secret key (portal/sso/crypto.py).
         "SSO_KEYS": _env("SSO_KEYS", ""),
+        # Data protection (operator bounds on every partner's retention settings).
+        "RETENTION_AUDIT_MIN_YEARS": _count("RETENTION_AUDIT_MIN_YEARS", 1, 1, "a number of years"),
+        "RETENTION_MAX_DAYS": _count("RETENTION_MAX_DAYS", 365, 1, "a number of days"),
+        "EXPORT_KEEP_HOURS": _count("EXPORT_KEEP_HOURS", 72, 1, "a number of hours"),
+        "MAINTENANCE_BATCH": _count("MAINTENANCE_BATCH", 500, 1, "a number of rows"),
         # The built-in demo identity provider at /dev/idp: development only.
         "DEMO_IDP": env == "development",
     }

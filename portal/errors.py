@@ -129,7 +129,10 @@ def handle_http(error: HTTPException) -> Response | tuple[str, int]:
     unit_of_work.rollback()
     if isinstance(error, PartnerUnavailable):
         name = g.get("unavailable_partner")
-        return render_template("tenancy/unavailable.html", unavailable=name), error.code
+        closed = error.code == 410  # PartnerClosed: offboarded for good
+        return render_template(
+            "tenancy/unavailable.html", unavailable=name, closed=closed
+        ), error.code
     code = error.code or 500
     if isinstance(error, SecurityError):  # TRUSTED_HOSTS refused the Host header
         log.warning("refused host %r", request.environ.get("HTTP_HOST", "")[:100])

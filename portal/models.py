@@ -6,6 +6,7 @@ from portal.branding.models import PartnerLogo
 from portal.features.models import FeatureSetting
 from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
+from portal.privacy.models import DataExport
 from portal.roles.models import Role, RoleSetting, RoleTransition
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
 from portal.sso.models import SsoConnection, SsoIdentity
@@ -21,6 +22,7 @@ __all__ = [
     "ApiClient",
     "ApiToken",
     "AuditEvent",
+    "DataExport",
     "EndReason",
     "FeatureSetting",
     "IdempotentRequest",

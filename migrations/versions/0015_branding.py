@@ -5,7 +5,7 @@ one logo per partner. The rest of the branding (name, colours, base theme, suppo
 the logo's hash) lives in partners.theme_settings, which needs no new column.
 
 Revision ID: 0015_branding
-Revises: 0012_api
+Revises: 0014_privacy
 Create Date: 2026-11-30 16:30:00
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0015_branding'
-down_revision = '0012_api'
+down_revision = '0014_privacy'
 branch_labels = None
 depends_on = None
 

@@ -138,6 +138,13 @@ def _check_current_password(
         raise AccountError(message, field)
 
 
+def check_current_password(user: User, password: str, client_ip: str | None, *, field: str) -> None:
+    """Ask for the password again before something that cannot be undone (closing)."""
+    _check_current_password(
+        user, password, client_ip, field=field, message="Your password is not correct."
+    )
+
+
 def _may_mail(address: str, *, notice: bool = False) -> bool:
     """Whether one more link (or sign-up notice) to this address is within its limit."""
     return throttle().mail_to(str(current_partner.id), address, notice=notice)

@@ -75,6 +75,8 @@ def suspend_partner(operator: Operator | None, partner: Partner, reason: str) ->
         raise PartnerStateError("Give a reason for the suspension.")
     if partner.status == PartnerStatus.SUSPENDED:
         raise PartnerStateError(f"{partner.name} is already suspended.")
+    if partner.status == PartnerStatus.CLOSED:
+        raise PartnerStateError(f"{partner.name} is closed.")
     partner.status = PartnerStatus.SUSPENDED
     with partner_scope(partner):
         ended = revoke_partner_sessions(by=None, reason=f"partner suspended: {reason}")

@@ -13,7 +13,7 @@ from werkzeug.local import LocalProxy
 from portal.exceptions import NotFound
 from portal.extensions import db
 from portal.tenancy import scope  # noqa: F401  - importing registers the ORM scoping hooks
-from portal.tenancy.models import Partner, Site, TenantOwned, slug_problem
+from portal.tenancy.models import Partner, PartnerStatus, Site, TenantOwned, slug_problem
 
 M = TypeVar("M", bound=TenantOwned)
 log = logging.getLogger("portal.tenancy")
@@ -58,6 +58,13 @@ class PartnerUnavailable(HTTPException):
     description = "This portal is unavailable at the moment."
 
 
+class PartnerClosed(PartnerUnavailable):
+    """The host names a partner the platform offboarded: the portal answers "closed"."""
+
+    code = 410
+    description = "This portal is closed."
+
+
 def exempt_from_tenancy(view: Any) -> Any:
     """Mark a view that answers on any partner host without resolving it (health checks)."""
     view.tenancy_exempt = True
@@ -86,6 +93,8 @@ def resolve_partner(endpoint: str | None, values: dict[str, Any] | None) -> None
     if not partner.is_active:
         g.unavailable_partner = partner.name  # plain: the page is drawn after a rollback
         g.unavailable_theme = partner.theme  # its support contact, on that page
+        if partner.status == PartnerStatus.CLOSED:
+            raise PartnerClosed()
         raise PartnerUnavailable()
     g.partner = partner
     g.site = Site.of(partner)

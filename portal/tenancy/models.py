@@ -67,6 +67,7 @@ def slug_problem(slug: str) -> str | None:
 class PartnerStatus(enum.StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    CLOSED = "closed"  # offboarded: its data is deleted after `delete_after`
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,36 @@ class SessionPolicy:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long a partner keeps what it no longer needs (README "Your data"). The operator's
+    bounds (RETENTION_MAX_DAYS, RETENTION_AUDIT_MIN_YEARS) are checked when an admin saves."""
+
+    sessions_days: int = 30  # ended sessions (expired or signed out), counted from the end
+    tokens_days: int = 30  # used, revoked or expired email links
+    outbox_days: int = 30  # the text of sent emails (who, when and subject stay)
+    audit_ip_days: int = 90  # audit events keep the full IP this long, then its network
+    audit_years: int = 6  # audit events are deleted at this age
+    closing_days: int = 14  # cooling-off before an account its user closes is erased
+
+    def __post_init__(self) -> None:
+        for name in ("sessions_days", "tokens_days", "outbox_days", "audit_ip_days"):
+            if not 1 <= getattr(self, name) <= 3650:
+                raise ValueError(f"{name.replace('_', ' ')} must be between 1 and 3650")
+        if not 1 <= self.audit_years <= 30:
+            raise ValueError("audit years must be between 1 and 30")
+        if not 0 <= self.closing_days <= 90:
+            raise ValueError("the cooling-off period must be between 0 and 90 days")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Self:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class Partner(db.Model):
     """A tenant: its own subdomain, users, roles, plans, features and policies."""
 
@@ -167,6 +198,16 @@ class Partner(db.Model):
         sa.String(32), default="guest", server_default="guest"
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retention_settings: Mapped[dict[str, Any]] = mapped_column(
+        sa.JSON, default=dict, server_default="{}"
+    )
+    # Offboarding: when the partner was closed, and from when its data may be deleted.
+    closed_at: Mapped[datetime | None]
+    delete_after: Mapped[datetime | None]
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy.from_dict(self.retention_settings)
 
     @property
     def theme(self) -> Theme:

@@ -50,6 +50,8 @@ class User(UserMixin, TenantOwned, db.Model):
     is_support: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # When an account its user asked to close is erased (the cooling-off ends); None otherwise.
+    closing_at: Mapped[datetime | None]
     # Every ORM write is compare-and-set on it (UPDATE … WHERE version = the one read): two
     # admins changing one user at once cannot both win (portal/unit_of_work.py).
     version: Mapped[int] = mapped_column(default=1, server_default="1")

@@ -1,0 +1,1 @@
+"""Data protection: a user's export and account closure, erasure, retention, offboarding."""

@@ -1,0 +1,501 @@
+"""Data protection: a user's export and closing, erasure, retention, offboarding (issue 17)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from conftest import PASSWORD, across_partners, host_client, make_user, rows, set_feature
+from flask import Flask
+from test_support import acting_as
+
+from portal.audit.models import AuditEvent
+from portal.auth.passwords import hash_password
+from portal.clock import clock
+from portal.extensions import db
+from portal.mail.models import OutboxMessage
+from portal.operator.models import Operator
+from portal.privacy.models import DataExport
+from portal.privacy.offboarding import read_archive
+from portal.sessions.models import UserSession
+from portal.tenancy.models import Partner, PartnerStatus
+from portal.tenancy.scope import partner_scope
+from portal.tokens.models import ActionToken
+from portal.users.models import User, UserStatus
+
+USER_IP, ADMIN_IP, OTHER_IP = "203.0.113.77", "198.51.100.9", "192.0.2.44"
+
+
+def client_from(app: Flask, user: User, ip: str) -> Any:
+    with across_partners():
+        slug, email = user.partner.slug, user.email
+    client = host_client(app, slug)
+    client.environ_base["REMOTE_ADDR"] = ip
+    agent = "PrivacyTestBrowser/1.0 (unique-agent-xyz)" if ip == USER_IP else "OtherBrowser/2.0"
+    client.environ_base["HTTP_USER_AGENT"] = agent
+    assert client.login(email).status_code == 302
+    return client
+
+
+def make_operator() -> None:
+    db.session.add(Operator(email="op@portal.test", password_hash=hash_password(PASSWORD)))
+    db.session.commit()
+
+
+def maintenance(app: Flask, *args: str) -> Any:
+    result = app.test_cli_runner().invoke(args=["maintenance", "run", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+# --- Export -------------------------------------------------------------------------------------
+
+
+def test_export_holds_everything_about_me_and_nothing_about_others(
+    app: Flask, acme: Partner, globex: Partner, acme_user: User, acme_admin: User
+) -> None:
+    other = make_user(acme, "olga@acme.test", display_name="Olga Other")
+    twin = make_user(globex, "alice@acme.test", display_name="Alice Twin")
+    other_client = client_from(app, other, OTHER_IP)
+    other_client.post_form("/account/profile", {"display_name": "Olga Renamed"})
+    twin_client = client_from(app, twin, OTHER_IP)
+    twin_client.post_form("/password/forgot", {"email": "alice@acme.test"})
+    admin = client_from(app, acme_admin, ADMIN_IP)
+    admin.post_form(f"/admin/users/{acme_user.id}/password-reset")  # an email to me
+    me = client_from(app, acme_user, USER_IP)
+
+    page = me.get("/account/data")
+    assert page.status_code == 200 and "Prepare a copy of my data" in page.text
+    asked = me.post_form("/account/data/export", follow_redirects=True)
+    assert "is being prepared" in asked.text
+    assert me.get("/account/data/download", follow_redirects=True).text.count("There is no copy")
+    assert "exports_prepared" in maintenance(app)
+    download = me.get("/account/data/download")
+    assert download.status_code == 200
+    assert "attachment" in download.headers["Content-Disposition"]
+    data = json.loads(download.data)
+
+    assert data["profile"]["email"] == "alice@acme.test"
+    assert data["profile"]["display_name"] == "Alice Acme"
+    assert {s["ip"] for s in data["sessions"]} == {USER_IP}
+    assert data["sessions"][0]["user_agent"].startswith("PrivacyTestBrowser")
+    assert any(e["action"] == "auth.login" for e in data["audit_events"])
+    assert any(e["action"] == "privacy.export_request" for e in data["audit_events"])
+    assert [m["to"] for m in data["emails"]] and {m["to"] for m in data["emails"]} == {
+        "alice@acme.test"
+    }
+    for key in ("role_history", "subscriptions", "identities", "support_accesses"):
+        assert key in data
+    text = download.data.decode()
+    for foreign in ("olga@acme.test", "Olga", "Alice Twin", OTHER_IP, str(globex.slug)):
+        assert foreign not in text
+    # Kept for a limited time: gone after EXPORT_KEEP_HOURS, deleted by maintenance.
+    clock.advance(timedelta(hours=app.config["EXPORT_KEEP_HOURS"] + 1))
+    assert me.get("/account/data/download").status_code == 302
+    assert "exports_expired" in maintenance(app)
+    assert rows(DataExport) == []
+
+
+# --- Closing one's account ----------------------------------------------------------------------
+
+
+def test_closing_needs_the_password_and_can_be_cancelled_by_me_or_an_admin(
+    app: Flask, acme: Partner, acme_user: User, acme_admin: User
+) -> None:
+    me = client_from(app, acme_user, USER_IP)
+    wrong = me.post_form("/account/data/close", {"password": "nope"}, follow_redirects=True)
+    assert "Your password is not correct." in wrong.text
+    assert rows(User, id=acme_user.id)[0].closing_at is None
+    done = me.post_form("/account/data/close", {"password": PASSWORD})
+    page = me.get("/account/data")
+    assert done.status_code == 302 and "Your account closes on" in page.text
+    me.post_form("/account/data/close/cancel")
+    assert rows(User, id=acme_user.id)[0].closing_at is None
+    me.post_form("/account/data/close", {"password": PASSWORD})
+    admin = client_from(app, acme_admin, ADMIN_IP)
+    assert "Cancel the closure" in admin.get(f"/admin/users/{acme_user.id}").text
+    admin.post_form(f"/admin/users/{acme_user.id}/closure/cancel")
+    assert rows(User, id=acme_user.id)[0].closing_at is None
+
+
+def test_a_closed_account_is_erased_after_the_cooling_off(
+    app: Flask, acme: Partner, acme_user: User
+) -> None:
+    me = client_from(app, acme_user, USER_IP)
+    me.post_form("/account/data/close", {"password": PASSWORD})
+    maintenance(app)
+    assert rows(User, id=acme_user.id)[0].email == "alice@acme.test"  # cooling off
+    clock.advance(timedelta(days=14, minutes=1))
+    assert "accounts_closed" in maintenance(app)
+    user = rows(User, id=acme_user.id)[0]
+    assert user.email == f"erased-{user.id}@erased.invalid"
+    assert user.status == UserStatus.DEACTIVATED
+
+
+def test_the_last_admin_cannot_close_their_account(
+    app: Flask, acme: Partner, acme_admin: User
+) -> None:
+    admin = client_from(app, acme_admin, ADMIN_IP)
+    page = admin.post_form("/account/data/close", {"password": PASSWORD}, follow_redirects=True)
+    assert "You are the last active admin" in page.text
+    assert rows(User, id=acme_admin.id)[0].closing_at is None
+
+
+# --- Erasure ------------------------------------------------------------------------------------
+
+
+def _every_value(engine_rows: Any) -> list[str]:
+    return [str(v) for row in engine_rows for v in row if v is not None]
+
+
+def scan_everything(owner_engine: Any) -> str:
+    """Every column of every table, as text (the database owner reads past row security)."""
+    engine, _url = owner_engine
+    with engine.connect() as conn:
+        found = []
+        for table in sa.inspect(engine).get_table_names():
+            if table == "alembic_version":
+                continue
+            found += _every_value(conn.execute(sa.text(f'SELECT * FROM "{table}"')))
+    return "\n".join(found).lower()
+
+
+def test_erasure_leaves_no_personal_data_in_any_table(
+    app: Flask, acme: Partner, acme_user: User, acme_admin: User, owner_engine: Any
+) -> None:
+    me = client_from(app, acme_user, USER_IP)
+    me.post_form("/account/profile", {"display_name": "Zelda Zyx"})
+    me.post_form("/account/data/export")
+    maintenance(app)
+    admin = client_from(app, acme_admin, ADMIN_IP)
+    admin.post_form(f"/admin/users/{acme_user.id}/password-reset")
+    before = scan_everything(owner_engine)
+    assert "alice@acme.test" in before and USER_IP in before and "zelda zyx" in before
+    events_before = len(rows(AuditEvent))
+
+    refused = admin.post_form(f"/admin/users/{acme_user.id}/erase", follow_redirects=True)
+    assert "Tick the confirmation" in refused.text
+    done = admin.post_form(
+        f"/admin/users/{acme_user.id}/erase", {"confirm": "erase"}, follow_redirects=True
+    )
+    assert "data is erased; the account is kept" in done.text
+
+    after = scan_everything(owner_engine)
+    for secret in ("alice@acme.test", "zelda zyx", "alice acme", USER_IP, "unique-agent-xyz"):
+        assert secret not in after, secret
+    # The records stay, pointing at the placeholder; the erasure itself is on record.
+    assert len(rows(AuditEvent)) > events_before
+    user = rows(User, id=acme_user.id)[0]
+    assert user.display_name == "Erased user"
+    erasure = rows(AuditEvent, action="privacy.erasure")
+    assert len(erasure) == 1 and erasure[0].actor_id == acme_admin.id
+    assert erasure[0].target_id == str(acme_user.id)
+    assert rows(UserSession, user_id=acme_user.id) == []
+    assert rows(ActionToken, user_id=acme_user.id) == []
+    assert any(e.target_id == str(acme_user.id) for e in rows(AuditEvent, action="auth.login"))
+
+
+def test_erasure_from_the_command_line(app: Flask, acme: Partner, acme_user: User) -> None:
+    result = app.test_cli_runner().invoke(
+        args=["privacy", "erase", "acme", "alice@acme.test", "--yes"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Erased user" in result.output
+    assert rows(User, id=acme_user.id)[0].email.endswith("@erased.invalid")
+    missing = app.test_cli_runner().invoke(
+        args=["privacy", "erase", "acme", "x@acme.test", "--yes"]
+    )
+    assert missing.exit_code == 1 and "has no user" in missing.output
+
+
+# --- Retention ----------------------------------------------------------------------------------
+
+
+def test_retention_settings_within_the_operator_bounds(
+    app: Flask, acme: Partner, acme_admin: User
+) -> None:
+    admin = client_from(app, acme_admin, ADMIN_IP)
+    assert admin.get("/admin/settings/retention").status_code == 200
+    values = {
+        "sessions_days": "7",
+        "tokens_days": "7",
+        "outbox_days": "10",
+        "audit_ip_days": "30",
+        "audit_years": "0",
+        "closing_days": "3",
+    }
+    bad = admin.post_form("/admin/settings/retention", values)
+    assert bad.status_code == 422 and "audit years must be between" in bad.text.lower()
+    too_long = admin.post_form(
+        "/admin/settings/retention", {**values, "audit_years": "2", "tokens_days": "999"}
+    )
+    assert too_long.status_code == 422 and "at most 365 days" in too_long.text
+    ok = admin.post_form("/admin/settings/retention", {**values, "audit_years": "2"})
+    assert ok.status_code == 302
+    assert rows(Partner, id=acme.id)[0].retention.tokens_days == 7
+    assert rows(AuditEvent, action="settings.retention_update")
+
+
+def _seed_old_records(partner: Partner, user: User, start: datetime) -> None:
+    with partner_scope(partner):
+        for i in range(5):
+            db.session.add(
+                UserSession(
+                    user_id=user.id,
+                    token_hash=f"{partner.slug}-{i}".ljust(64, "0"),
+                    created_at=start,
+                    last_seen_at=start,
+                    expires_at=start + timedelta(hours=1),
+                    ip=USER_IP,
+                )
+            )
+            db.session.add(
+                OutboxMessage(
+                    to_address=user.email,
+                    from_address="x@portal.test",
+                    subject="Old",
+                    body_text="old body",
+                    body_html="<p>old body</p>",
+                    created_at=start,
+                )
+            )
+            db.session.add(
+                AuditEvent(
+                    actor_type="system",
+                    action="test.old",
+                    ip=USER_IP,
+                    created_at=start,
+                    details={},
+                )
+            )
+        db.session.commit()
+
+
+def test_each_policy_removes_exactly_what_it_should_in_batches(
+    app: Flask, acme: Partner, globex: Partner, acme_user: User, globex_user: User
+) -> None:
+    start = clock.now()
+    _seed_old_records(acme, acme_user, start - timedelta(days=3 * 365))
+    _seed_old_records(globex, globex_user, start)
+    dry = maintenance(app, "--dry-run")
+    assert "acme" in dry and "would process 5" in dry
+    assert len(rows(UserSession)) == 10  # nothing changed
+    out = maintenance(app, "--batch", "2")
+    assert "acme                     sessions_deleted       processed 5" in out
+    assert "globex" not in out
+    assert len(rows(UserSession)) == 5
+    bodies = {m.body_text for m in rows(OutboxMessage) if m.subject == "Old"}
+    assert bodies == {"", "old body"}
+    acme_ips = {e.ip for e in rows(AuditEvent, action="test.old", partner_id=acme.id)}
+    assert acme_ips == {"203.0.113.0/24"}
+    assert {e.ip for e in rows(AuditEvent, action="test.old", partner_id=globex.id)} == {USER_IP}
+    truncations = rows(AuditEvent, action="retention.audit_ips_truncated")
+    assert [e.details["count"] for e in truncations] == [2, 2, 1]  # batches of 2, each recorded
+    # Six years later every acme event of that time is deleted, never below the operator's
+    # minimum (one year) and never another partner's.
+    clock.advance(timedelta(days=4 * 365))
+    maintenance(app)
+    assert rows(AuditEvent, action="test.old", partner_id=acme.id) == []
+    assert len(rows(AuditEvent, action="test.old", partner_id=globex.id)) == 5
+
+
+def test_tokens_are_deleted_after_their_days(app: Flask, acme: Partner, acme_user: User) -> None:
+    now = clock.now()
+    with partner_scope(acme):
+        for i, (used, expires) in enumerate(
+            [
+                (now - timedelta(days=31), now + timedelta(days=1)),
+                (None, now - timedelta(days=29)),
+                (None, now + timedelta(days=1)),
+            ]
+        ):
+            db.session.add(
+                ActionToken(
+                    user_id=acme_user.id,
+                    purpose="invite",
+                    token_hash=f"t{i}".ljust(64, "0"),
+                    used_at=used,
+                    expires_at=expires,
+                )
+            )
+        db.session.commit()
+    maintenance(app)
+    assert len(rows(ActionToken)) == 2
+
+
+# --- Offboarding --------------------------------------------------------------------------------
+
+
+def count_per_partner(owner_engine: Any, partner_id: int) -> dict[str, int]:
+    engine, _url = owner_engine
+    counts = {}
+    with engine.connect() as conn:
+        for table in sa.inspect(engine).get_table_names():
+            columns = {c["name"] for c in sa.inspect(engine).get_columns(table)}
+            if "partner_id" in columns:
+                counts[table] = conn.execute(
+                    sa.text(f'SELECT count(*) FROM "{table}" WHERE partner_id = :p'),
+                    {"p": partner_id},
+                ).scalar_one()
+    return counts
+
+
+def test_offboarding_archive_close_and_delete(
+    app: Flask,
+    acme: Partner,
+    globex: Partner,
+    acme_user: User,
+    globex_user: User,
+    acme_admin: User,
+    owner_engine: Any,
+    root: Any,
+) -> None:
+    make_operator()
+    client_from(app, acme_user, USER_IP)
+    client_from(app, globex_user, OTHER_IP)
+    globex_before = count_per_partner(owner_engine, globex.id)
+    acme_before = count_per_partner(owner_engine, acme.id)
+    out = app.test_cli_runner().invoke(args=["partner", "export", "acme", "-o", "/dev/null"])
+    assert out.exit_code == 0, out.output
+
+    assert root.login("op@portal.test").status_code == 302
+    archive = root.post_form(f"/operator/partners/{acme.id}/archive")
+    assert archive.status_code == 200 and archive.mimetype == "application/zip"
+    manifest, tables = read_archive(archive.data)
+    assert manifest["partner"] == "acme"
+    for table, count in acme_before.items():
+        assert len(tables[table]) == count, table  # every row of the partner, per table
+    assert {u["email"] for u in tables["users"]} == {"alice@acme.test", "root@acme.test"}
+    assert all(u["partner_id"] == acme.id for t in tables.values() for u in t if "partner_id" in u)
+
+    refused = root.post_form(
+        f"/operator/partners/{acme.id}/close",
+        {"grace_days": "7", "confirm": "wrong"},
+        follow_redirects=True,
+    )
+    assert "address name to confirm" in refused.text
+    root.post_form(f"/operator/partners/{acme.id}/close", {"grace_days": "7", "confirm": "acme"})
+    assert rows(Partner, id=acme.id)[0].status == PartnerStatus.CLOSED
+    closed = host_client(app, "acme").get("/login")
+    assert closed.status_code == 410 and "is closed" in closed.text
+
+    early = root.post_form(
+        f"/operator/partners/{acme.id}/delete",
+        {"understood": "1", "confirm": "acme"},
+        follow_redirects=True,
+    )
+    assert "when its grace period ends" in early.text
+    clock.advance(timedelta(days=7, minutes=1))
+    assert root.login("op@portal.test").status_code == 302  # the console session timed out
+    once = root.post_form(
+        f"/operator/partners/{acme.id}/delete", {"confirm": "acme"}, follow_redirects=True
+    )
+    assert "Tick that you understand" in once.text
+    gone = root.post_form(
+        f"/operator/partners/{acme.id}/delete",
+        {"understood": "1", "confirm": "acme"},
+        follow_redirects=True,
+    )
+    assert "Acme Corp is deleted" in gone.text
+    assert set(count_per_partner(owner_engine, acme.id).values()) == {0}
+    assert count_per_partner(owner_engine, globex.id) == globex_before
+    assert rows(Partner, id=acme.id) == []
+    assert host_client(app, "acme").get("/login").status_code == 404
+    assert rows(AuditEvent, action="partner.delete")
+
+
+def test_closing_refuses_bad_grace_periods(app: Flask, acme: Partner, root: Any) -> None:
+    make_operator()
+    assert root.login("op@portal.test").status_code == 302
+    page = root.post_form(
+        f"/operator/partners/{acme.id}/close",
+        {"grace_days": "0", "confirm": "acme"},
+        follow_redirects=True,
+    )
+    assert "between 1 and 365 days" in page.text
+    assert rows(Partner, id=acme.id)[0].status == PartnerStatus.ACTIVE
+
+
+# --- Refusals and isolation ---------------------------------------------------------------------
+
+
+def test_another_partners_user_cannot_be_erased_or_touched(
+    app: Flask, acme: Partner, globex: Partner, acme_admin: User, globex_user: User
+) -> None:
+    admin = client_from(app, acme_admin, ADMIN_IP)
+    for path in (
+        f"/admin/users/{globex_user.id}/erase",
+        f"/admin/users/{globex_user.id}/closure/cancel",
+    ):
+        assert admin.post_form(path, {"confirm": "erase"}).status_code == 404
+    assert rows(User, id=globex_user.id)[0].email == "gus@globex.test"
+    erased_self = admin.post_form(
+        f"/admin/users/{acme_admin.id}/erase", {"confirm": "erase"}, follow_redirects=True
+    )
+    assert "You cannot erase your own account here" in erased_self.text
+
+
+def test_the_last_admin_cannot_be_erased(app: Flask, acme: Partner, acme_admin: User) -> None:
+    result = app.test_cli_runner().invoke(
+        args=["privacy", "erase", "acme", "root@acme.test", "--yes"]
+    )
+    assert result.exit_code == 1 and "last active admin" in result.output
+    assert rows(User, id=acme_admin.id)[0].email == "root@acme.test"
+
+
+def test_support_agents_cannot_export_or_close_the_account_they_act_in(
+    app: Flask, acme: Partner, acme_user: User
+) -> None:
+    set_feature(acme, "impersonation", True)
+    agent = make_user(acme, "agent@acme.test", is_support=True, display_name="Sam Support")
+    client = acting_as(app, agent, acme_user, reason="Checking the invoice address")
+    assert client.get("/account/data").status_code == 403
+    assert client.post_form("/account/data/export").status_code == 403
+    assert client.post_form("/account/data/close", {"password": PASSWORD}).status_code == 403
+    assert rows(DataExport) == [] and rows(User, id=acme_user.id)[0].closing_at is None
+
+
+def test_an_account_without_password_needs_a_recent_sign_in_to_close(
+    app: Flask, acme: Partner, acme_user: User, acme_admin: User
+) -> None:
+    me = client_from(app, acme_user, USER_IP)
+    with partner_scope(acme):
+        user = db.session.get(User, acme_user.id)
+        user.password_hash = None
+        db.session.commit()
+    assert "has no password" in me.get("/account/data").text
+    clock.advance(timedelta(minutes=11))
+    late = me.post_form("/account/data/close", follow_redirects=True)
+    assert "Sign in again" in late.text
+    assert rows(User, id=acme_user.id)[0].closing_at is None
+
+
+def test_offboarding_from_the_command_line(
+    app: Flask,
+    acme: Partner,
+    globex: Partner,
+    acme_admin: User,
+    globex_user: User,
+    owner_engine: Any,
+    tmp_path: Any,
+) -> None:
+    runner = app.test_cli_runner()
+    acme_id = acme.id
+    globex_before = count_per_partner(owner_engine, globex.id)
+    archive = tmp_path / "acme.zip"
+    assert runner.invoke(args=["partner", "export", "acme", "-o", str(archive)]).exit_code == 0
+    manifest, tables = read_archive(archive.read_bytes())
+    assert manifest["tables"]["users"] == 1 and tables["users"][0]["email"] == "root@acme.test"
+    closed = runner.invoke(args=["partner", "close", "acme", "--grace-days", "2"])
+    assert closed.exit_code == 0 and "acme is closed" in closed.output
+    early = runner.invoke(args=["partner", "delete", "acme", "--confirm", "acme"], input="y\n")
+    assert early.exit_code == 1 and "grace period ends" in early.output
+    clock.advance(timedelta(days=2, seconds=1))
+    wrong = runner.invoke(args=["partner", "delete", "acme", "--confirm", "acm"], input="y\n")
+    assert wrong.exit_code == 1 and "exactly to confirm" in wrong.output
+    gone = runner.invoke(args=["partner", "delete", "acme", "--confirm", "acme"], input="y\n")
+    assert gone.exit_code == 0, gone.output
+    assert set(count_per_partner(owner_engine, acme_id).values()) == {0}
+    assert count_per_partner(owner_engine, globex.id) == globex_before
