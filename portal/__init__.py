@@ -34,6 +34,7 @@ from portal.home.routes import bp as home_bp
 from portal.home.routes import landing_bp
 from portal.mail import cli as mail_cli
 from portal.mail import routes as mail_routes
+from portal.monitoring import routes as monitoring
 from portal.operator.routes import bp as operator_bp
 from portal.reports.routes import bp as reports_bp
 from portal.roles import policy
@@ -153,5 +154,6 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(audit_bp)
     app.register_blueprint(support_bp)
     health.register(app)
+    monitoring.register(app)
     mail_routes.register(app)
     static_files.register(app)
