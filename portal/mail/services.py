@@ -229,6 +229,7 @@ def retry_message(operator: Any, message_id: int) -> OutboxMessage:
         message.attempts = 0
         message.next_attempt_at = utcnow()
         message.claimed_until = None
+        db.session.flush()  # in this scope: the message may be any partner's
     record_audit(
         "mail.retry",
         target=("outbox_messages", message_id),
