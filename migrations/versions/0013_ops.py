@@ -4,6 +4,7 @@ The outbox gains what a separate delivery worker needs: a status (pending, sent,
 kept when no mail server is configured), the number of attempts, when the next one is due
 and a lease (claimed_until) so a crashed worker's messages are picked up again. Existing
 rows: delivered ones are sent, failed ones failed, the rest kept (development mail).
+The audit log filtered by action gets an index of its own.
 
 On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE of audit_events unless the
 transaction set `portal.audit_maintenance` to 'on' (set_config(..., true): transaction-local),
@@ -68,6 +69,9 @@ def upgrade():
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.alter_column('status', server_default=None)
         batch_op.alter_column('attempts', server_default=None)
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_events_partner_action_time',
+                              ['partner_id', 'action', 'created_at'], unique=False)
     if op.get_bind().dialect.name == 'postgresql':
         op.execute(APPEND_ONLY)
 
@@ -77,6 +81,8 @@ def downgrade():
         op.execute('DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events')
         op.execute('DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events')
         op.execute('DROP FUNCTION IF EXISTS audit_events_append_only()')
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_events_partner_action_time')
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_messages_due')
         batch_op.drop_column('claimed_until')
