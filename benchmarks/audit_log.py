@@ -106,6 +106,9 @@ def main() -> None:
             "SERVER_NAME": "localhost",
             "PORTAL_ENV": "testing",
             "PASSWORD_HASH_PROFILE": "cheapest",
+            # Bulk inserts of 10,000 rows may take longer than a request's 3 s on a busy
+            # machine; the pages timed below never come near it.
+            "DATABASE_STATEMENT_TIMEOUT": 120,
         }
     )
     try:
