@@ -6,7 +6,7 @@ PORT ?= 5000
 # The demo is development (PORTAL_ENV defaults to production, which needs real settings).
 FLASK := PORTAL_ENV=development PORTAL_SERVER_NAME=localhost:$(PORT) $(BIN)/flask --app wsgi
 
-.PHONY: run test lint db seed clean
+.PHONY: run serve test lint db seed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ run: seed
 	@echo "  Globex            http://globex.localhost:$(PORT)/"
 	@echo
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
+
+# Production: gunicorn with the settings in gunicorn.conf.py; every PORTAL_* variable comes
+# from the environment (PORTAL_ENV defaults to production, which refuses to start without a
+# secret key, server name and database URL). Migrate first with the owner's URL.
+serve: $(VENV)/.installed
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

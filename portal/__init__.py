@@ -40,6 +40,7 @@ from portal.home.routes import bp as home_bp
 from portal.home.routes import landing_bp
 from portal.mail import cli as mail_cli
 from portal.mail import routes as mail_routes
+from portal.monitoring import routes as monitoring
 from portal.operator.routes import bp as operator_bp
 from portal.privacy import cli as privacy_cli
 from portal.privacy.routes import account_data_bp, privacy_admin_bp, privacy_operator_bp
@@ -171,5 +172,6 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(privacy_admin_bp)
     app.register_blueprint(privacy_operator_bp)
     health.register(app)
+    monitoring.register(app)
     mail_routes.register(app)
     static_files.register(app)

@@ -8,7 +8,7 @@ from flask.cli import with_appcontext
 
 from portal.commands import transactional
 from portal.demo.seed import seed_demo
-from portal.operator.cli import partner_cli
+from portal.operator.cli import operator_cli, partner_cli
 from portal.subscriptions.cli import subscription_cli
 
 
@@ -38,4 +38,5 @@ def seed_demo_command() -> str:
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(partner_cli)
+    app.cli.add_command(operator_cli)
     app.cli.add_command(subscription_cli)

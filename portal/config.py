@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -75,6 +76,36 @@ def _flag(name: str, default: bool) -> bool:
     return raw.strip() == "1"
 
 
+def _tiers(raw: str | None) -> dict[str, str]:
+    """`acme=enterprise,globex=standard` from PORTAL_METRICS_PARTNER_TIERS."""
+    tiers: dict[str, str] = {}
+    for item in (raw or "").split(","):
+        if not item.strip():
+            continue
+        slug, _, tier = item.partition("=")
+        if not slug.strip() or not tier.strip().isidentifier():
+            raise ConfigError(
+                "PORTAL_METRICS_PARTNER_TIERS must be slug=tier pairs separated by commas,"
+                f" not {item.strip()!r}"
+            )
+        tiers[slug.strip()] = tier.strip()
+    return tiers
+
+
+def _networks(raw: str | None) -> list[str]:
+    """Networks (CIDR) allowed to read /metrics without the token."""
+    networks = []
+    for item in (raw or "").split(","):
+        if item.strip():
+            try:
+                networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError as exc:
+                raise ConfigError(
+                    f"PORTAL_METRICS_ALLOWED_NETWORKS: {item.strip()!r} is not a network"
+                ) from exc
+    return networks
+
+
 def _dev_secret_key() -> str:
     """A per-checkout random key kept under instance/, so dev sessions survive restarts."""
     INSTANCE.mkdir(exist_ok=True)
@@ -141,6 +172,18 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         ),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         "SMTP_URL": _env("SMTP_URL"),
+        # Every SMTP conversation (connect, each command) waits at most this long.
+        "SMTP_TIMEOUT": _seconds("SMTP_TIMEOUT", 10),
+        # The mail worker: attempts before a message is failed, the first retry's delay
+        # (doubling each time, at most an hour), how often it looks for due messages.
+        "MAIL_MAX_ATTEMPTS": _count("MAIL_MAX_ATTEMPTS", 8, 1, "a number of attempts"),
+        "MAIL_RETRY_DELAY": _seconds("MAIL_RETRY_DELAY", 60),
+        "MAIL_POLL_INTERVAL": _seconds("MAIL_POLL_INTERVAL", 2),
+        # /metrics on the root domain: a bearer token, or a client in an allowed network.
+        "METRICS_TOKEN": _env("METRICS_TOKEN"),
+        "METRICS_ALLOWED_NETWORKS": _networks(_env("METRICS_ALLOWED_NETWORKS")),
+        "METRICS_PARTNER_TIERS": _tiers(_env("METRICS_PARTNER_TIERS")),
+        "METRICS_DEFAULT_TIER": _env("METRICS_DEFAULT_TIER", "standard"),
         "RATELIMIT_STORAGE_URL": _env("RATELIMIT_STORAGE_URL", "memory://"),
         "RATELIMIT_KEY_PREFIX": _env("RATELIMIT_KEY_PREFIX", "portal"),
         "RATELIMIT_CONNECT_TIMEOUT": _seconds("RATELIMIT_CONNECT_TIMEOUT", 0.5),

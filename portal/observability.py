@@ -16,8 +16,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, abort, g, has_request_context, request
+from flask import Flask, abort, current_app, g, has_request_context, request
 from werkzeug.wrappers import Response
+
+from portal.monitoring import metrics
+
+access_log = logging.getLogger("portal.request")
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -49,6 +53,55 @@ def echo_request_id(response: Response) -> Response:
     return response
 
 
+def _impersonator() -> str | None:
+    impersonation = g.get("impersonation")
+    agent_id = getattr(impersonation, "agent_id", None)
+    return f"user:{agent_id}" if agent_id is not None else None
+
+
+def tier_of(partner_slug: str | None) -> str:
+    """The metrics label for a host: `platform` on the root domain, else the partner's tier
+    (PORTAL_METRICS_PARTNER_TIERS), never the partner itself."""
+    if not partner_slug:
+        return "platform"
+    tiers = current_app.config.get("METRICS_PARTNER_TIERS") or {}
+    return tiers.get(partner_slug, current_app.config.get("METRICS_DEFAULT_TIER", "standard"))
+
+
+def log_request(response: Response) -> Response:
+    """One access line and the request metrics, from plain values only.
+
+    Never the path or the query string (invitation and reset tokens live there), never a
+    header or the body: the endpoint and its rule say what was asked for.
+    """
+    seconds = time.monotonic() - g.get("started_at", time.monotonic())
+    rule = request.url_rule
+    endpoint = (rule.endpoint if rule is not None else None) or "unmatched"
+    partner = g.get("partner_slug")
+    metrics.request_answered(
+        endpoint, request.method, response.status_code, tier_of(partner), seconds
+    )
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "%s %s %s",
+            request.method,
+            endpoint,
+            response.status_code,
+            extra={
+                "http": {
+                    "method": request.method,
+                    "endpoint": endpoint,
+                    "route": rule.rule if rule is not None else None,
+                    "status": response.status_code,
+                    "duration_ms": round(seconds * 1000, 1),
+                    "ip": request.remote_addr,
+                    "impersonator": _impersonator(),
+                }
+            },
+        )
+    return response
+
+
 class ContextFilter(logging.Filter):
     """Adds request id, partner and user to every record logged during a request."""
 
@@ -73,6 +126,9 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value
+        for key, value in (getattr(record, "http", None) or {}).items():
+            if value is not None:
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
@@ -82,6 +138,7 @@ def init_app(app: Flask) -> None:
     app.url_value_preprocessor(begin_request)
     app.before_request(refuse_nul_bytes)
     app.after_request(echo_request_id)
+    app.after_request(log_request)
     logger = logging.getLogger("portal")
     if not any(getattr(h, "_portal", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)

@@ -89,3 +89,131 @@ def test_csv_export_neutralises_every_cell(app: Flask, acme: Partner, acme_admin
 )
 def test_formula_cells_become_text(value: str, exported: str) -> None:
     assert neutralise(value) == exported
+
+
+# --- The audit log people can use (issue 14) ------------------------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from portal.audit.services import record_audit  # noqa: E402
+from portal.extensions import db  # noqa: E402
+from portal.tenancy.scope import partner_scope  # noqa: E402
+
+
+def _event(partner: Partner, action: str, target=None, details=None, actor=None) -> None:
+    with partner_scope(partner):
+        record_audit(action, target=target, details=details, actor=actor)
+        db.session.commit()
+
+
+def results(page: str) -> str:
+    """The results part of the page (the filter's option list names every action)."""
+    return page.split('id="audit-results"', 1)[-1]
+
+
+@pytest.fixture
+def trail(acme: Partner, globex: Partner, acme_admin: User, frozen_clock):
+    """Events on three days at Acme, one at Globex."""
+    bob = make_user(acme, "bob@acme.test", display_name="Bob")
+    frozen_clock.advance(timedelta(days=1))
+    _event(acme, "user.role_change", bob, {"from": "basic", "to": "advanced"}, acme_admin)
+    frozen_clock.advance(timedelta(days=1))
+    _event(acme, "user.deactivate", bob, {"sessions": 2}, acme_admin)
+    _event(globex, "user.deactivate", ("users", "999"), {"sessions": 7})
+    return bob
+
+
+def test_filters_apply_without_javascript(app: Flask, acme_admin: User, trail: User) -> None:
+    admin = logged_in(app, acme_admin)
+    page = admin.get("/admin/audit/").text
+    assert '<button type="submit">Filter</button>' in page  # Enter and the button both submit
+    by_target = results(admin.get("/admin/audit/?target=bob@acme.test").text)
+    assert "Role changed" in by_target and "User deactivated" in by_target
+    assert "user bob@acme.test" in by_target  # the target by name, not `users 3`
+    assert "User created" in by_target  # the fixture's own creation of Bob
+    assert "Signed in" not in by_target
+    by_who = results(admin.get("/admin/audit/?who=root@acme&action=user.deactivate").text)
+    assert "User deactivated" in by_who and "Role changed" not in by_who
+    assert "<dt>Sessions</dt><dd>2</dd>" in by_who  # details as key/value
+    shown = by_who.split("<tbody>")[1].split("</tbody>")[0]
+    assert "<dd>7</dd>" not in shown and "users 999" not in shown  # never Globex's
+
+
+def test_date_range_and_support_filters(
+    app: Flask, acme_admin: User, trail: User, frozen_clock
+) -> None:
+    admin = logged_in(app, acme_admin)
+    day = (frozen_clock.now() - timedelta(days=1)).date().isoformat()
+    one_day = results(admin.get(f"/admin/audit/?from={day}&to={day}").text)
+    assert "Role changed" in one_day and "User deactivated" not in one_day
+    before = (frozen_clock.now() - timedelta(days=3)).date().isoformat()
+    wrong = admin.get(f"/admin/audit/?from={day}&to={before}")
+    assert wrong.status_code == 422 and "after the" in wrong.text
+    bad = admin.get("/admin/audit/?from=yesterday")
+    assert bad.status_code == 422 and "must be a date" in bad.text
+    support = admin.get("/admin/audit/?support=1").text
+    assert "No events match." in support
+
+
+def test_filters_with_htmx_return_the_results_only(
+    app: Flask, acme_admin: User, trail: User
+) -> None:
+    admin = logged_in(app, acme_admin)
+    response = admin.get("/admin/audit/?action=user.role_change", headers={"HX-Request": "true"})
+    assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
+    assert "<html" not in response.text and "Role changed" in response.text
+    assert "User deactivated" not in response.text
+    page = admin.get("/admin/audit/").text
+    assert 'hx-target="#audit-results"' in page and 'id="audit-results"' in page
+
+
+def test_keyset_pages_walk_every_event_once(
+    app: Flask, acme: Partner, acme_admin: User, frozen_clock, monkeypatch
+) -> None:
+    import portal.audit.routes as routes
+
+    monkeypatch.setattr(routes, "PER_PAGE", 3)
+    for n in range(7):
+        _event(acme, "plan.update", ("plans", str(n)), {"n": n})
+        if n % 2:
+            frozen_clock.advance(timedelta(seconds=1))  # ties in time too
+    admin = logged_in(app, acme_admin)
+    seen, path = [], "/admin/audit/?action=plan.update"
+    while path:
+        page = admin.get(path).text
+        seen += [int(n) for n in __import__("re").findall(r"<dt>N</dt><dd>(\d+)</dd>", page)]
+        found = __import__("re").search(r'href="([^"]*before=[^"]*)" rel="next"', page)
+        path = found.group(1).replace("&amp;", "&") if found else None
+    assert seen == [6, 5, 4, 3, 2, 1, 0]
+
+
+def test_event_detail_page_and_another_partners_event(
+    app: Flask, acme_admin: User, trail: User, globex: Partner
+) -> None:
+    admin = logged_in(app, acme_admin)
+    [mine] = [e for e in rows(AuditEvent, action="user.role_change")]
+    [theirs] = [e for e in rows(AuditEvent, action="user.deactivate") if e.partner_id == globex.id]
+    page = admin.get(f"/admin/audit/{mine.id}")
+    assert page.status_code == 200
+    assert "Role changed" in page.text and "user bob@acme.test" in page.text
+    assert (
+        "<dt>From</dt><dd>basic</dd>" in page.text and "<dt>To</dt><dd>advanced</dd>" in page.text
+    )
+    assert admin.get(f"/admin/audit/{theirs.id}").status_code == 404
+    assert admin.get("/admin/audit/999999").status_code == 404
+
+
+def test_csv_streams_every_matching_event_and_no_other_partners(
+    app: Flask, acme: Partner, acme_admin: User, trail: User
+) -> None:
+    set_feature(acme, "audit_export", True)
+    admin = logged_in(app, acme_admin)
+    response = admin.get("/admin/audit/export.csv?target=bob@acme.test")
+    assert response.is_streamed and response.status_code == 200
+    exported = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["action"] for r in exported] == ["user.deactivate", "user.role_change", "user.create"]
+    assert {r["target"] for r in exported} == {"user bob@acme.test"}
+    assert exported[0]["action_description"] == "User deactivated"
+    everything = list(csv.DictReader(io.StringIO(admin.get("/admin/audit/export.csv").text)))
+    assert '"sessions": 7' not in str(everything)  # Globex's event
+    assert len(everything) == len([e for e in rows(AuditEvent) if e.partner_id == acme.id])

@@ -34,6 +34,7 @@ PUBLIC_PARTNER_ENDPOINTS = {
 PUBLIC_ROOT_ENDPOINTS = {
     "landing.index",
     "operator.login",
+    "monitoring.metrics",  # a bearer token or an allowed network instead (tests/test_ops.py)
     "mail_dev.outbox",
     "health.healthz",
     "health.readyz",

@@ -15,7 +15,7 @@ append-only audit table
   comment on the function), so the other migration's copy is left alone.
 
 Revision ID: 0014_privacy
-Revises: 0012_api
+Revises: 0013_ops
 Create Date: 2026-11-30 16:20:00
 
 """
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 
 revision = '0014_privacy'
-down_revision = '0012_api'
+down_revision = '0013_ops'
 branch_labels = None
 depends_on = None
 
@@ -37,14 +37,16 @@ MARK = 'created by 0014_privacy'
 APPEND_ONLY_FUNCTION = """
 CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$
 BEGIN
-    IF current_setting('portal.audit_maintenance', true) = 'on' THEN
+    IF coalesce(current_setting('portal.audit_maintenance', true), '') = 'on' THEN
         IF TG_OP = 'DELETE' THEN
             RETURN OLD;
         END IF;
         RETURN NEW;
     END IF;
-    RAISE EXCEPTION 'audit events are append-only (% refused)', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
+    RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'Only a maintenance service may change the audit trail, after '
+                     'SELECT set_config(''portal.audit_maintenance'', ''on'', true).';
 END;
 $$ LANGUAGE plpgsql
 """

@@ -32,6 +32,8 @@ class AuditEvent(TenantOwned, db.Model):
         sa.Index("ix_audit_events_partner_time", "partner_id", "created_at"),
         # "About this user" on the support summary.
         sa.Index("ix_audit_events_partner_target", "partner_id", "target_type", "target_id"),
+        # The audit log filtered by action, newest first (migration 0013).
+        sa.Index("ix_audit_events_partner_action_time", "partner_id", "action", "created_at"),
         # "Done while impersonating" in the audit log: only the few events support made.
         sa.Index(
             "ix_audit_events_partner_support",

@@ -1,47 +1,59 @@
-"""/admin/audit: the partner's audit trail, filterable, and its CSV export (a feature)."""
+"""/admin/audit: the partner's audit trail — filters that work with and without JavaScript,
+keyset pages, one event's detail page, and the CSV export (a feature), streamed."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Iterator
 
-from flask import Blueprint, Response, render_template, request
-from sqlalchemy import Select, distinct, func, select
+from flask import Blueprint, Response, current_app, g, make_response, render_template, request
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.audit.models import AuditEvent
+from portal.audit.presentation import (
+    ACTIONS,
+    AuditFilter,
+    describe,
+    detail_items,
+    encode_cursor,
+    page_of,
+    stream,
+    target_label,
+    target_names,
+)
 from portal.extensions import db
 from portal.features.evaluation import feature
 from portal.roles.permissions import Permission
 from portal.roles.policy import requires
 from portal.support.models import Impersonation
-from portal.users.queries import contains_pattern
+from portal.tenancy.models import Partner
+from portal.tenancy.scope import partner_scope
+from portal.web import is_htmx
 
 bp = Blueprint("audit_admin", __name__, subdomain="<partner>", url_prefix="/admin/audit")
 PER_PAGE = 50
-EXPORT_LIMIT = 50_000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")  # what a spreadsheet may evaluate
-
-
-def _filtered() -> tuple[Select, dict[str, str]]:
-    filters = {
-        "action": request.args.get("action", "").strip()[:80],
-        "actor": request.args.get("actor", "").strip()[:100],
-        "target": request.args.get("target", "").strip()[:64],
-        "support": "1" if request.args.get("support") == "1" else "",
-    }
-    stmt = select(AuditEvent)
-    if filters["action"]:
-        stmt = stmt.where(AuditEvent.action == filters["action"])
-    if filters["actor"]:
-        pattern = contains_pattern(filters["actor"].lower())
-        stmt = stmt.where(func.lower(AuditEvent.actor_label).like(pattern, escape="\\"))
-    if filters["target"]:
-        stmt = stmt.where(AuditEvent.target_id == filters["target"])
-    if filters["support"]:  # done while a support agent acted as a user
-        stmt = stmt.where(AuditEvent.impersonation_id.is_not(None))
-    return stmt, filters
+CSV_COLUMNS = [
+    "time_utc",
+    "actor_type",
+    "actor",
+    "on_behalf_of_id",
+    "on_behalf_of",
+    "impersonation_id",
+    "support_reason",
+    "support_ticket",
+    "action",
+    "action_description",
+    "target_type",
+    "target_id",
+    "target",
+    "details",
+    "ip",
+    "request_id",
+]
 
 
 def _impersonations(events: list[AuditEvent]) -> dict[int, Impersonation]:
@@ -57,93 +69,105 @@ def _impersonations(events: list[AuditEvent]) -> dict[int, Impersonation]:
     return {i.id: i for i in found}
 
 
+def _presented(events: list[AuditEvent]) -> dict:
+    return {
+        "impersonations": _impersonations(events),
+        "names": target_names(events),
+        "describe": describe,
+        "target_label": target_label,
+        "detail_items": detail_items,
+    }
+
+
 @bp.get("/")
 @requires(Permission.AUDIT_VIEW)
-def index() -> str:
-    stmt, filters = _filtered()
-    try:
-        page = max(1, min(int(request.args.get("page", 1)), 100_000))
-    except ValueError:
-        page = 1
-    events = (
-        db.session.execute(
-            stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
-            .limit(PER_PAGE + 1)
-            .offset((page - 1) * PER_PAGE)
-        )
-        .scalars()
-        .all()
-    )
-    actions = (
-        db.session.execute(select(distinct(AuditEvent.action)).order_by(AuditEvent.action))
-        .scalars()
-        .all()
-    )
-    return render_template(
-        "audit/index.html",
-        events=events[:PER_PAGE],
-        impersonations=_impersonations(events),
-        has_next=len(events) > PER_PAGE,
-        page=page,
-        filters=filters,
-        actions=actions,
-    )
+def index() -> Response:
+    filters = AuditFilter.from_args(request.args)
+    cursor = request.args.get("before", "")[:200]
+    events, has_next = ([], False) if filters.errors else page_of(filters, cursor, PER_PAGE)
+    context = {
+        "events": events,
+        "filters": filters,
+        "args": filters.args(),
+        "actions": ACTIONS,
+        "first_page": not cursor,
+        "next_cursor": encode_cursor(events[-1]) if has_next else None,
+        **_presented(events),
+    }
+    # htmx asks for the results only; the same address without it gives the whole page.
+    template = "audit/_results.html" if is_htmx() else "audit/index.html"
+    response = make_response(render_template(template, **context), 422 if filters.errors else 200)
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@bp.get("/<int:event_id>")
+@requires(Permission.AUDIT_VIEW)
+def detail(event_id: int) -> str:
+    event = db.get_or_404(AuditEvent, event_id)
+    return render_template("audit/detail.html", event=event, **_presented([event]))
 
 
 @bp.get("/export.csv")
 @feature("audit_export")
 @requires(Permission.AUDIT_VIEW)
 def export() -> Response:
-    """The filtered trail as CSV (newest first, at most 50,000 rows)."""
-    stmt, _filters = _filtered()
-    rows = list(
-        db.session.execute(
-            stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(EXPORT_LIMIT)
-        ).scalars()
-    )
-    impersonations = _impersonations(rows)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        [
-            "time_utc",
-            "actor_type",
-            "actor",
-            "on_behalf_of_id",
-            "on_behalf_of",
-            "impersonation_id",
-            "support_reason",
-            "support_ticket",
-            "action",
-            "target_type",
-            "target_id",
-            "details",
-            "ip",
-            "request_id",
-        ]
-    )
-    for e in rows:
-        acting = impersonations.get(e.impersonation_id or 0)
-        cells = [
-            e.created_at.isoformat(),
-            e.actor_type.value,
-            e.actor_label,
-            e.on_behalf_of_id or "",
-            acting.target.email if acting and e.on_behalf_of_id else "",
-            e.impersonation_id or "",
-            acting.reason if acting else "",
-            (acting.ticket or "") if acting else "",
-            e.action,
-            e.target_type or "",
-            e.target_id or "",
-            json.dumps(e.details, sort_keys=True),
-            e.ip or "",
-            e.request_id or "",
-        ]
-        # Every cell, not only the ones that look free-form today: a spreadsheet runs any.
-        writer.writerow([neutralise(str(cell)) for cell in cells])
+    """The filtered trail as CSV, newest first, written out batch by batch (never whole in
+    memory).
+
+    The rows are read while the response is sent, in an app context of the generator's own,
+    scoped to this partner: nothing stays open if the client goes away before the first row.
+    """
+    filters = AuditFilter.from_args(request.args)
+    app, partner_id = current_app._get_current_object(), g.partner.id
+
+    def rows() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+
+        def flush() -> str:
+            text = out.getvalue()
+            out.seek(0)
+            out.truncate()
+            return text
+
+        writer.writerow(CSV_COLUMNS)
+        yield flush()
+        if filters.errors:
+            return
+        with app.app_context(), partner_scope(db.session.get(Partner, partner_id)):
+            yield from _batches(writer, flush)
+
+    def _batches(writer, flush) -> Iterator[str]:
+        for batch in stream(filters):
+            impersonations = _impersonations(batch)
+            names = target_names(batch)
+            for e in batch:
+                acting = impersonations.get(e.impersonation_id or 0)
+                cells = [
+                    e.created_at.isoformat(),
+                    e.actor_type.value,
+                    e.actor_label,
+                    e.on_behalf_of_id or "",
+                    acting.target.email if acting and e.on_behalf_of_id else "",
+                    e.impersonation_id or "",
+                    acting.reason if acting else "",
+                    (acting.ticket or "") if acting else "",
+                    e.action,
+                    describe(e.action),
+                    e.target_type or "",
+                    e.target_id or "",
+                    target_label(e, names),
+                    json.dumps(e.details, sort_keys=True),
+                    e.ip or "",
+                    e.request_id or "",
+                ]
+                # Every cell, not only the ones that look free-form today: a spreadsheet runs any.
+                writer.writerow([neutralise(str(cell)) for cell in cells])
+            yield flush()
+
     return Response(
-        out.getvalue(),
+        rows(),
         mimetype="text/csv",
         headers={"Content-Disposition": "attachment; filename=audit.csv"},
     )

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from portal.audit.models import ActorType, AuditEvent
 from portal.extensions import db
+from portal.monitoring import metrics
 
 log = logging.getLogger("portal.audit")
 
@@ -111,7 +112,9 @@ def record_audit(
         request_id=g.get("request_id") if has_request_context() else None,
     )
     db.session.add(event)
-    log.debug(
+    metrics.audit_recorded(action)
+    # The event's action, target and actor, never its details (they may name what was typed).
+    log.info(
         "audit %s",
         action,
         extra={

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.clock import utcnow
-from portal.extensions import db
+from portal.extensions import db, str_enum
 from portal.tenancy.models import TenantOwned
+
+
+class MailStatus(enum.StrEnum):
+    """Where a message is on its way: the mail worker delivers pending ones after commit."""
+
+    PENDING = "pending"  # waiting for the mail worker (again, after a failed attempt)
+    SENT = "sent"  # the SMTP server accepted it
+    FAILED = "failed"  # every attempt failed; an operator may retry it
+    KEPT = "kept"  # no SMTP server configured: kept in the outbox only (development)
 
 
 class OutboxMessage(TenantOwned, db.Model):
     """One email; partner-less for platform mail (operator notices)."""
 
     __tablename__ = "outbox_messages"
-    __table_args__ = {"implicit_returning": False}  # see AuditEvent: platform rows, RLS
+    __table_args__ = (
+        # What the mail worker claims: pending messages whose next attempt is due.
+        sa.Index("ix_outbox_messages_due", "status", "next_attempt_at"),
+        {"implicit_returning": False},  # see AuditEvent: platform rows, RLS
+    )
     allows_platform_rows = True
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -32,3 +46,9 @@ class OutboxMessage(TenantOwned, db.Model):
     transport: Mapped[str] = mapped_column(sa.String(20), default="outbox")
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(sa.String(500))
+    status: Mapped[MailStatus] = mapped_column(str_enum(MailStatus), default=MailStatus.KEPT)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    # A worker's lease: until then the message is being delivered; a crashed worker's
+    # messages are claimed again once it passes.
+    claimed_until: Mapped[datetime | None]

@@ -13,8 +13,11 @@ from portal.features.catalogue import CATALOGUE
 from portal.features.models import Lock
 from portal.features.services import lock_feature
 from portal.operator.services import (
+    create_operator,
+    deactivate_operator,
     grant_admin,
     onboard_partner,
+    operators,
     partner_counts,
     reactivate_partner,
     suspend_partner,
@@ -23,6 +26,7 @@ from portal.tenancy.context import partner_by_slug
 from portal.tenancy.models import Partner
 
 partner_cli = AppGroup("partner", help="Onboard, list, suspend and configure partners.")
+operator_cli = AppGroup("operator", help="Platform operator accounts (the root domain's console).")
 
 
 @partner_cli.command("list")
@@ -94,3 +98,41 @@ def lock(slug: str, feature: str, lock: str) -> str:
 def grant_admin_command(slug: str, email: str) -> str:
     """Give a partner an admin again: an existing user becomes one, or EMAIL is invited."""
     return grant_admin(None, partner_by_slug(slug), email)
+
+
+@operator_cli.command("create")
+@click.argument("email")
+@click.option("--name", default="", help="The name shown in the console.")
+@click.password_option(
+    "--password",
+    prompt="Password for the new operator",
+    help="Prompted (hidden, twice) when not given; at least 10 characters.",
+)
+@transactional
+def create_operator_command(email: str, name: str, password: str) -> str:
+    """Create a platform operator, who signs in at the root domain's /login."""
+    operator = create_operator(None, email, password, display_name=name)
+    server = current_app.config["SERVER_NAME"]
+    scheme = current_app.config["PREFERRED_URL_SCHEME"]
+    return f"{operator.email} is an operator; sign in at {scheme}://{server}/login"
+
+
+@operator_cli.command("list")
+def list_operators() -> None:
+    """Every operator: email, active or not, last sign-in."""
+    found = operators()
+    if not found:
+        click.echo("There are no operators yet: flask operator create EMAIL")
+    for o in found:
+        last = o.last_login_at.strftime("%Y-%m-%d %H:%M") if o.last_login_at else "never"
+        state = "active" if o.active else "deactivated"
+        click.echo(f"{o.email:<40} {state:<12} last sign-in {last}  {o.display_name}")
+
+
+@operator_cli.command("deactivate")
+@click.argument("email")
+@transactional
+def deactivate_operator_command(email: str) -> str:
+    """Deactivate an operator; their sessions end at once."""
+    ended = deactivate_operator(None, email)
+    return f"{email} is deactivated; {ended} session(s) ended."

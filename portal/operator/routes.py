@@ -17,6 +17,7 @@ from portal.features.catalogue import CATALOGUE
 from portal.features.evaluation import evaluate
 from portal.features.models import Lock
 from portal.features.services import FeatureError, lock_feature
+from portal.mail.services import failed_messages, retry_message
 from portal.operator.models import Operator
 from portal.operator.services import (
     grant_admin,
@@ -170,3 +171,24 @@ def branding(partner_id: int) -> str | Response:
         notes=contrast_notes(partner.theme),
         logo=logo,
     )
+
+
+@bp.get("/operator/mail")
+def mail() -> str:
+    """Messages every delivery attempt failed for, with their last error, and Retry."""
+    return render_template(
+        "operator/mail.html",
+        messages=failed_messages(),
+        smtp=bool(current_app.config.get("SMTP_URL")),
+    )
+
+
+@bp.post("/operator/mail/<int:message_id>/retry")
+def retry_mail(message_id: int) -> Response:
+    def act() -> str:
+        message = retry_message(_operator(), message_id)
+        return (
+            f"The message to {message.to_address} is queued again; the mail worker sends it next."
+        )
+
+    return perform(act, back=url_for("operator.mail"))

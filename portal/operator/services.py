@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.audit.services import record_audit
+from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from portal.clock import utcnow
 from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.roles.models import Role
-from portal.sessions.models import UserSession
+from portal.sessions.models import OperatorSession, UserSession
 from portal.sessions.services import revoke_partner_sessions
 from portal.subscriptions.models import HELD_STATES, Subscription
 from portal.tenancy.models import Partner, PartnerStatus, Theme, slug_problem
 from portal.tenancy.scope import partner_scope, unscoped
-from portal.unit_of_work import lock_partner
+from portal.unit_of_work import lock_operator, lock_partner
 from portal.users.models import User, UserStatus
 from portal.users.services import (
     UserError,
@@ -155,3 +156,53 @@ def partner_counts() -> dict[int, dict[str, int]]:
             for partner_id, count in db.session.execute(stmt).all():
                 counts.setdefault(partner_id, {})[name] = count
     return counts
+
+
+class OperatorAccountError(PortalError):
+    """An operator account cannot be created or changed so."""
+
+
+def create_operator(
+    actor: Operator | None, email: str, password: str, *, display_name: str = ""
+) -> Operator:
+    """A new platform operator who signs in on the root domain with `password`."""
+    address = clean_email(email)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise OperatorAccountError(
+            f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
+        )
+    taken = db.session.execute(select(Operator.id).where(Operator.email == address)).first()
+    if taken:
+        raise OperatorAccountError(f"{address} is already an operator.", status=409)
+    name = " ".join(display_name.split())[:120]
+    operator = Operator(email=address, display_name=name, password_hash=hash_password(password))
+    db.session.add(operator)
+    db.session.flush()
+    record_audit("operator.create", target=operator, actor=actor, details={"email": address})
+    return operator
+
+
+def operators() -> list[Operator]:
+    return list(db.session.execute(select(Operator).order_by(Operator.email)).scalars())
+
+
+def deactivate_operator(actor: Operator | None, email: str) -> int:
+    """Deactivate an operator and end their sessions; how many sessions ended."""
+    address = clean_email(email)
+    operator = db.session.execute(
+        select(Operator).where(Operator.email == address)
+    ).scalar_one_or_none()
+    if operator is None:
+        raise OperatorAccountError(f"There is no operator {address}.", status=404)
+    lock_operator(operator.id)
+    if not operator.active:
+        raise OperatorAccountError(f"{address} is already deactivated.", status=409)
+    operator.active = False
+    ended = db.session.execute(
+        update(OperatorSession)
+        .where(OperatorSession.operator_id == operator.id, OperatorSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason="operator deactivated")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    record_audit("operator.deactivate", target=operator, actor=actor, details={"sessions": ended})
+    return ended

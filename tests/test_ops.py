@@ -1,0 +1,326 @@
+"""Running it in production: request log lines, /metrics, `flask operator`, gunicorn."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import PASSWORD, host_client, rows
+from flask import Flask
+
+from portal.audit.models import AuditEvent
+from portal.auth.passwords import hash_password
+from portal.extensions import db
+from portal.observability import JsonFormatter
+from portal.operator.models import Operator
+from portal.sessions.models import OperatorSession
+from portal.tenancy.models import Partner
+from portal.users.models import User
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "metrics-token-for-tests-0123456789"
+
+
+def json_lines(caplog: pytest.LogCaptureFixture) -> list[dict]:
+    """Every record as the JSON line the portal writes on stderr."""
+    formatter = JsonFormatter()
+    return [json.loads(formatter.format(record)) for record in caplog.records]
+
+
+# --- Request log ---------------------------------------------------------------------------
+
+
+def test_each_request_writes_one_json_line_with_request_id_and_partner(
+    acme_client, acme_user: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    acme_client.login("alice@acme.test")
+    caplog.clear()
+    response = acme_client.get("/account/profile", headers={"X-Request-ID": "req-1234abcd"})
+    assert response.status_code == 200
+    [line] = [e for e in json_lines(caplog) if e["logger"] == "portal.request"]
+    assert line["request_id"] == "req-1234abcd" == response.headers["X-Request-ID"]
+    assert line["partner"] == "acme"
+    assert line["user"] == f"user:{acme_user.id}"
+    assert line["method"] == "GET"
+    assert line["endpoint"] == "account.profile"
+    assert line["route"] == "/account/profile"
+    assert line["status"] == 200
+    assert line["duration_ms"] >= 0
+    assert "impersonator" not in line
+
+
+def test_a_request_for_nothing_logs_unmatched_not_its_path(
+    acme_client, acme: Partner, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    acme_client.get("/no/such/page-with-secret-abc123")
+    [line] = [e for e in json_lines(caplog) if e["logger"] == "portal.request"]
+    assert line["endpoint"] == "unmatched" and line["status"] == 404
+    assert "secret-abc123" not in json.dumps(json_lines(caplog))
+
+
+def test_no_password_token_or_cookie_is_ever_logged(
+    acme_client, acme_user: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret_password = "Zebra-Typed-Secret-9931"
+    refused = acme_client.login("alice@acme.test", secret_password)
+    assert refused.status_code == 422 or refused.status_code == 200
+    ok = acme_client.login("alice@acme.test")
+    assert ok.status_code == 302
+    acme_client.get("/account/profile")
+    reset = acme_client.post_form("/password/forgot", {"email": "alice@acme.test"})
+    assert reset.status_code in (200, 302)
+    text = "\n".join(json.dumps(line) for line in json_lines(caplog))
+    cookies = [c.value for c in acme_client._cookies.values()]
+    assert cookies and all(len(value) >= 16 for value in cookies)
+    csrf = acme_client.csrf_token("/account/profile")
+    for secret in [secret_password, PASSWORD, csrf, *cookies]:
+        assert secret not in text
+    # The reset link's token is in the stored mail, never in the log.
+    [mail] = [m for m in rows_outbox() if m.to_address == "alice@acme.test"]
+    token = re.search(r"/password/reset/([A-Za-z0-9_-]{20,})", mail.body_text).group(1)
+    assert token not in text
+    assert '"endpoint": "auth.login"' in text  # the sign-ins were logged, without the secrets
+
+
+def rows_outbox():
+    from portal.mail.models import OutboxMessage
+
+    return rows(OutboxMessage)
+
+
+# --- /metrics -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def metrics_app(make_app, data: Flask) -> Flask:
+    return make_app(METRICS_TOKEN=TOKEN, METRICS_PARTNER_TIERS={"acme": "enterprise"})
+
+
+def scrape(client, token: str | None = TOKEN):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.get("/metrics", headers=headers)
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The sum of the series of `name` with these labels in Prometheus text (0 when none)."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_need_the_token_and_the_root_domain(metrics_app: Flask, acme: Partner) -> None:
+    root = host_client(metrics_app, None)
+    assert scrape(root, None).status_code == 401
+    assert scrape(root, "wrong-token").status_code == 401
+    assert scrape(root).status_code == 200
+    partner = host_client(metrics_app, "acme")
+    assert scrape(partner).status_code == 404  # partners never see the platform's numbers
+    assert b"portal_requests" not in scrape(partner).data
+
+
+def test_metrics_from_an_allowed_network_without_a_token(make_app, data: Flask) -> None:
+    app = make_app(METRICS_ALLOWED_NETWORKS=["10.0.0.0/8"])
+    root = host_client(app, None)
+    inside = root.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    outside = root.get("/metrics", environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert inside.status_code == 200 and outside.status_code == 401
+
+
+def test_counters_move_after_requests(metrics_app: Flask, acme: Partner, acme_user: User) -> None:
+    root = host_client(metrics_app, None)
+    before = scrape(root).get_data(as_text=True)
+    client = host_client(metrics_app, "acme")
+    assert client.login("alice@acme.test", "not-the-password").status_code != 302
+    assert client.login("alice@acme.test").status_code == 302
+    client.get("/account/profile")
+    after = scrape(root).get_data(as_text=True)
+
+    def moved(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert moved("portal_sign_ins_total", kind="user", result="failed") == 1
+    assert moved("portal_sign_ins_total", kind="user", result="success") == 1
+    labels = {"endpoint": "account.profile", "status": "200", "tier": "enterprise"}
+    labels_of_latency = {"endpoint": "account.profile", "tier": "enterprise"}
+    assert moved("portal_requests_total", method="GET", **labels) == 1
+    assert moved("portal_request_duration_seconds_count", **labels_of_latency) == 1
+    assert 'tier="acme"' not in after and "alice" not in after
+    assert sample(after, "portal_active_sessions", kind="user") == 1
+    assert "portal_db_pool_connections_in_use" in after
+    assert sample(after, "portal_mail_outbox", status="failed") == 0
+
+
+# --- flask operator ---------------------------------------------------------------------------
+
+
+def test_operator_create_then_sign_in_on_the_root_domain(app: Flask, data: Flask) -> None:
+    runner = app.test_cli_runner()
+    created = runner.invoke(
+        args=["operator", "create", "Ops@Portal.test", "--name", "Olga Ops"],
+        input="a-long-operator-pass\na-long-operator-pass\n",
+    )
+    assert created.exit_code == 0, created.output
+    assert "ops@portal.test is an operator" in created.output
+    assert "a-long-operator-pass" not in created.output.split("\n")[-2]
+    [operator] = rows(Operator)
+    assert operator.email == "ops@portal.test" and operator.display_name == "Olga Ops"
+    root = host_client(app, None)
+    signed_in = root.login("ops@portal.test", "a-long-operator-pass")
+    assert signed_in.status_code == 302
+    assert "Partners" in root.get("/operator/").get_data(as_text=True)
+    assert [e.action for e in rows(AuditEvent, action="operator.create")] == ["operator.create"]
+
+    listed = runner.invoke(args=["operator", "list"])
+    assert "ops@portal.test" in listed.output and "active" in listed.output
+
+    again = runner.invoke(
+        args=["operator", "create", "ops@portal.test"], input="another-password\nanother-password\n"
+    )
+    assert again.exit_code == 1 and "already an operator" in again.output
+    short = runner.invoke(args=["operator", "create", "b@portal.test"], input="short\nshort\n")
+    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    assert len(rows(Operator)) == 1
+
+    ended = runner.invoke(args=["operator", "deactivate", "ops@portal.test"])
+    assert ended.exit_code == 0 and "1 session(s) ended" in ended.output
+    assert root.get("/operator/").status_code == 302  # signed out at once
+    assert all(s.revoked_at is not None for s in rows(OperatorSession))
+    assert root.login("ops@portal.test", "a-long-operator-pass").status_code != 302
+
+
+# --- gunicorn ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    for port in range(5102, 5113):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port in 5102-5112")
+
+
+def test_metrics_add_up_across_two_gunicorn_workers(
+    database_url: str, data: Flask, tmp_path
+) -> None:
+    db.session.add(Operator(email="op@portal.test", password_hash=hash_password(PASSWORD)))
+    db.session.commit()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PORTAL_ENV": "production",
+        "PORTAL_SECRET_KEY": "gunicorn-test-key-kT9-x2Qa7LmPz0Rv_4WbYc8NdE5fGh1J",
+        "PORTAL_SERVER_NAME": f"localhost:{port}",
+        "PORTAL_DATABASE_URL": database_url,
+        "PORTAL_METRICS_TOKEN": TOKEN,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+    }
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    host = {"Host": f"localhost:{port}"}
+    try:
+        for _ in range(300):  # up to 30 s for two workers to import the portal
+            try:
+                if requests.get(f"{base}/healthz", headers=host, timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail("gunicorn did not start")
+        for _ in range(40):
+            # A new connection each time, so that both workers take some.
+            answer = requests.get(
+                f"{base}/healthz", headers={**host, "Connection": "close"}, timeout=5
+            )
+            assert answer.status_code == 200
+        unauthorised = requests.get(f"{base}/metrics", headers=host, timeout=5)
+        assert unauthorised.status_code == 401
+        scraped = requests.get(
+            f"{base}/metrics", headers={**host, "Authorization": f"Bearer {TOKEN}"}, timeout=5
+        )
+        assert scraped.status_code == 200
+        text = scraped.text
+        healthz = sample(text, "portal_requests_total", endpoint="health.healthz", status="200")
+        # The first answers while starting also count: at least the 40, from both workers.
+        assert healthz >= 40
+        files = os.listdir(tmp_path / "metrics")
+        assert len({f.rsplit("_", 1)[-1] for f in files if f.startswith("counter_")}) >= 2
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        output = server.communicate(timeout=30)[0].decode()
+    assert server.returncode == 0, output[-3000:]
+    request_lines = [
+        json.loads(line) for line in output.splitlines() if '"logger": "portal.request"' in line
+    ]
+    assert any(line["endpoint"] == "monitoring.metrics" for line in request_lines)
+    assert TOKEN not in output
+
+
+# --- The append-only audit trail ---------------------------------------------------------------
+
+
+def test_the_audit_trail_refuses_update_and_delete_on_postgresql(acme: Partner) -> None:
+    """Only a transaction that set portal.audit_maintenance may change or remove events."""
+    import sqlalchemy as sa
+
+    from portal.audit.services import record_audit
+    from portal.tenancy.scope import partner_scope, raw_sql
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the trigger is PostgreSQL's; SQLite has only the app's own discipline")
+    with partner_scope(acme):
+        record_audit("test.event", actor=None, details={"n": 1})
+        db.session.commit()
+        with raw_sql():
+            for statement in (
+                "UPDATE audit_events SET action = 'test.forged'",
+                "DELETE FROM audit_events",
+            ):
+                with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+                    db.session.execute(sa.text(statement))
+                db.session.rollback()
+            assert db.session.execute(
+                sa.text("SELECT action FROM audit_events")
+            ).scalars().all() == ["test.event"]
+            # A maintenance service (retention, erasure) sets the switch for its transaction.
+            db.session.execute(sa.text("SELECT set_config('portal.audit_maintenance', 'on', true)"))
+            db.session.execute(sa.text("UPDATE audit_events SET details = '{}'"))
+            db.session.commit()
+            # ... and only for that transaction.
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+                db.session.execute(sa.text("DELETE FROM audit_events"))
+            db.session.rollback()
+            db.session.execute(sa.text("SELECT set_config('portal.audit_maintenance', 'on', true)"))
+            db.session.execute(sa.text("DELETE FROM audit_events"))
+            db.session.commit()
+            assert db.session.execute(sa.text("SELECT count(*) FROM audit_events")).scalar() == 0
