@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+import secrets
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, Self
@@ -150,6 +151,11 @@ class Partner(db.Model):
         sa.String(32), default="guest", server_default="guest"
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Stamped anew by every change to the partner or its configuration rows
+    # (`PartnerConfiguration`); what processes cache of the configuration is keyed by it.
+    config_version: Mapped[int] = mapped_column(
+        sa.BigInteger, default=lambda: secrets.randbits(62), server_default="1"
+    )
 
     @property
     def theme(self) -> Theme:
@@ -177,6 +183,11 @@ class TenantOwned:
     @declared_attr
     def partner_id(cls) -> Mapped[int]:
         return mapped_column(sa.ForeignKey("partners.id", ondelete="CASCADE"), index=True)
+
+
+class PartnerConfiguration:
+    """Mixin for tenant models that configure the partner (roles, features): every write to
+    one gives the partner a new `config_version` (`portal/tenancy/configuration.py`)."""
 
 
 def same_partner(

@@ -1,0 +1,32 @@
+"""partners.config_version: what processes cache of a partner's configuration is keyed by
+
+Every change to a partner or to its role and feature settings stamps a new version in the
+same transaction (portal/tenancy/configuration.py); the one statement that starts a partner's
+request reads it with the partner.
+
+Revision ID: 0016_perf
+Revises: 0011_sso
+Create Date: 2026-11-30 16:30:00
+
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = "0016_perf"
+down_revision = "0011_sso"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("partners") as batch_op:
+        batch_op.add_column(
+            sa.Column("config_version", sa.BigInteger(), server_default="1", nullable=False)
+        )
+
+
+def downgrade():
+    with op.batch_alter_table("partners") as batch_op:
+        batch_op.drop_column("config_version")
