@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.scale import (  # noqa: E402
     BIG_ADMIN_TOKEN,
-    SMALL_ADMIN_TOKEN,
     Dataset,
+    admin_token,
     postgres_dataset,
     sqlite_dataset,
 )
@@ -60,7 +60,7 @@ PAGES = [
     ("home (small partner)", "p001", "/"),
     ("/admin/users/ (small)", "p001", "/admin/users/"),
 ]
-TOKENS = {"big": BIG_ADMIN_TOKEN, "p001": SMALL_ADMIN_TOKEN}
+TOKENS = {"big": admin_token("big"), "p001": admin_token("p001")}
 
 
 def missing_tools() -> list[str]:

@@ -7,6 +7,8 @@ process's copy for the partner's configuration version. A page's own data comes 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from conftest import host_client, logged_in, make_user, set_feature
 from flask import Flask
@@ -217,3 +219,17 @@ def test_no_page_grows_with_its_rows(app: Flask, acme: Partner, acme_admin: User
     _fill(acme, 20, "many")
     after = _counts(app, admin, paths) | _counts(app, user, own)
     assert after == before
+
+
+def test_last_seen_costs_one_statement_a_minute(
+    app: Flask, acme: Partner, acme_admin: User, frozen_clock
+) -> None:
+    admin = logged_in(app, acme_admin)
+    admin.get("/")
+    frozen_clock.advance(timedelta(seconds=59))
+    assert_budget(admin, app, "/", 1)  # within the minute: nothing written
+    frozen_clock.advance(timedelta(seconds=2))
+    with counted(app) as statements:
+        assert admin.get("/").status_code == 200
+    assert len(statements) == 2, statements.report()
+    assert statements[1].lstrip().upper().startswith("UPDATE USER_SESSIONS SET LAST_SEEN_AT")

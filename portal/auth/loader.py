@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from flask import Flask, Request, flash, g
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.wrappers import Response
 
@@ -60,19 +61,10 @@ def load_partner_and_session(slug: str) -> Partner | None:
     hold the session and the user to it, and the joins say so again.
     """
     token = read_token()
-    by_slug = Partner.slug == slug
     if token is None:
-        return db.session.execute(select(Partner).where(by_slug)).scalar_one_or_none()
-    stmt = (
-        select(Partner, UserSession, User, signed_entitlements(User.id))
-        .outerjoin(
-            UserSession,
-            and_(UserSession.partner_id == Partner.id, UserSession.token_hash == hash_token(token)),
-        )
-        .outerjoin(User, and_(User.partner_id == Partner.id, User.id == UserSession.user_id))
-        .where(by_slug)
-    )
-    row = db.session.execute(stmt).one_or_none()
+        return db.session.execute(_partner_only(), {"slug": slug}).scalar_one_or_none()
+    params = {"slug": slug, "token_hash": hash_token(token)}
+    row = db.session.execute(_partner_and_session(), params).one_or_none()
     if row is None:
         return None
     partner, record, user, entitlements = row
@@ -81,6 +73,28 @@ def load_partner_and_session(slug: str) -> Partner | None:
         g.presented = (token, presented(partner, record, user=user))
         preload_entitlements(user.id, entitlements)
     return partner
+
+
+@cache
+def _partner_only() -> Select:
+    return select(Partner).where(Partner.slug == bindparam("slug"))
+
+
+@cache
+def _partner_and_session() -> Select:
+    """Built once: each request only binds its host's slug and its cookie's token hash."""
+    return (
+        select(Partner, UserSession, User, signed_entitlements(User.id))
+        .outerjoin(
+            UserSession,
+            and_(
+                UserSession.partner_id == Partner.id,
+                UserSession.token_hash == bindparam("token_hash"),
+            ),
+        )
+        .outerjoin(User, and_(User.partner_id == Partner.id, User.id == UserSession.user_id))
+        .where(Partner.slug == bindparam("slug"))
+    )
 
 
 def _presented(partner: Partner, token: str) -> Presented | None:

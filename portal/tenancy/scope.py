@@ -14,6 +14,7 @@ it. Below this layer, PostgreSQL's row-level security scopes whatever gets throu
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -205,20 +206,34 @@ def _tenant_tables_read(state: ORMExecuteState) -> tuple[bool, frozenset[Table]]
     return touches, frozenset(t for t in named if t not in covered)
 
 
+# What `_scope_statement` found out about a statement object, for statements built once and
+# run on every request (the partner and session lookup): the same object, the same answer.
+_SEEN: weakref.WeakKeyDictionary[Any, tuple[str | None, bool, frozenset[Table]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _analysis(state: ORMExecuteState) -> tuple[str | None, bool, frozenset[Table]]:
+    statement = state.statement
+    found = _SEEN.get(statement)
+    if found is None:
+        found = (_opaque(statement), *_tenant_tables_read(state))
+        _SEEN[statement] = found
+    return found
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
-    if not allows_raw_sql():
-        opaque = _opaque(state.statement)
-        if opaque is not None:
-            raise TenantScopeError(
-                f"{opaque} through the session cannot be scoped to a partner: use the ORM "
-                "models, or wrap it in raw_sql() and check it yourself"
-            )
+    opaque, touches, bare = _analysis(state)
+    if not allows_raw_sql() and opaque is not None:
+        raise TenantScopeError(
+            f"{opaque} through the session cannot be scoped to a partner: use the ORM "
+            "models, or wrap it in raw_sql() and check it yourself"
+        )
     if not (state.is_select or state.is_update or state.is_delete):
         return
     if state.is_column_load or state.is_relationship_load:
         return  # the criteria added to the parent statement propagate to these loads
-    touches, bare = _tenant_tables_read(state)
     if not touches:
         return
     partner_id = scoped_partner_id()
