@@ -8,6 +8,7 @@ workers each, and drives each page with wrk at concurrency 1 and 8, every page r
 after a run of the baseline, so each ratio compares two runs a few seconds apart.
 
     PORTAL_BENCH_QUICK=1        3-second runs instead of 10 (a smoke test of the whole thing)
+    PORTAL_BENCH_SCALE=0.01     a hundredth of the dataset (to try the benchmark itself out)
     PORTAL_BENCH_DURATION=N     N-second runs
     PORTAL_BENCH_PORT=N         the portal on N, the baseline on N+1 (default 5113)
     PORTAL_BENCH_DATABASE_URL   also PostgreSQL

@@ -65,7 +65,7 @@ def allows_raw_sql() -> bool:
 # Per-request views of one partner's settings, kept in `g`; they follow the partner in scope.
 # The configuration versions read at the start of the request go too: after a change, or
 # under the partner's write lock, configuration is read as it is now (tenancy/configuration.py).
-PARTNER_CACHES = ("policy", "feature_settings", "partner_config_versions")
+PARTNER_CACHES = ("policy", "feature_settings", "partner_config_versions", "navigation")
 
 
 def forget_partner_caches() -> None:
