@@ -7,7 +7,7 @@ import io
 import json
 
 from flask import Blueprint, Response, render_template, request
-from sqlalchemy import Select, distinct, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
 from portal.audit.models import AuditEvent
@@ -57,6 +57,21 @@ def _impersonations(events: list[AuditEvent]) -> dict[int, Impersonation]:
     return {i.id: i for i in found}
 
 
+def _actions() -> list[str]:
+    """The partner's distinct actions, in order: a walk from each to the next one up the
+    (partner, action) index, not a scan of every event (a million in a large partner)."""
+    smallest = select(func.min(AuditEvent.action).label("action"))
+    walk = smallest.cte("actions", recursive=True)
+    following = (
+        select(func.min(AuditEvent.action))
+        .where(AuditEvent.action > walk.c.action)
+        .scalar_subquery()
+    )
+    walk = walk.union_all(select(following).where(walk.c.action.is_not(None)))
+    stmt = select(walk.c.action).where(walk.c.action.is_not(None)).order_by(walk.c.action)
+    return list(db.session.execute(stmt).scalars())
+
+
 @bp.get("/")
 @requires(Permission.AUDIT_VIEW)
 def index() -> str:
@@ -74,11 +89,7 @@ def index() -> str:
         .scalars()
         .all()
     )
-    actions = (
-        db.session.execute(select(distinct(AuditEvent.action)).order_by(AuditEvent.action))
-        .scalars()
-        .all()
-    )
+    actions = _actions()
     return render_template(
         "audit/index.html",
         events=events[:PER_PAGE],
