@@ -6,7 +6,7 @@ PORT ?= 5000
 # The demo is development (PORTAL_ENV defaults to production, which needs real settings).
 FLASK := PORTAL_ENV=development PORTAL_SERVER_NAME=localhost:$(PORT) $(BIN)/flask --app wsgi
 
-.PHONY: run serve test lint db seed clean
+.PHONY: run serve test lint db seed clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,18 @@ test: lint
 	else \
 		echo "PostgreSQL pass skipped: set PORTAL_TEST_DATABASE_URL to run the suite against it too."; \
 	fi
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	@echo "Installing the project's bench extra (gunicorn) into $(VENV)"
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
+# The scale dataset (built once, cached under instance/bench/), the portal and the baseline app
+# under gunicorn, wrk at concurrency 1 and 8. PostgreSQL too when PORTAL_BENCH_DATABASE_URL is
+# set; PORTAL_BENCH_QUICK=1 for 3-second runs. wrk is not installed here: the target says so.
+bench: $(VENV)/.installed-bench
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk" >&2; exit 2; }
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

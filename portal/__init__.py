@@ -36,6 +36,7 @@ from portal.extensions import csrf, db, migrate
 from portal.features import evaluation as features
 from portal.features.routes import bp as features_bp
 from portal.health import routes as health
+from portal.home import navigation
 from portal.home.routes import bp as home_bp
 from portal.home.routes import landing_bp
 from portal.mail import cli as mail_cli
@@ -125,6 +126,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     guards.init_app(app)
     policy.init_app(app)
     features.init_app(app)
+    navigation.init_app(app)
     theming.init_app(app, ROOT / "templates")
     errors.init_app(app)
     security_headers.init_app(app)

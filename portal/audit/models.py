@@ -30,6 +30,8 @@ class AuditEvent(TenantOwned, db.Model):
     # the row-level security policy's WITH CHECK but, rightly, not readable back there.
     __table_args__ = (
         sa.Index("ix_audit_events_partner_time", "partner_id", "created_at"),
+        # The log's list of actions, one index probe per action (audit/routes.py).
+        sa.Index("ix_audit_events_partner_action", "partner_id", "action"),
         # "About this user" on the support summary.
         sa.Index("ix_audit_events_partner_target", "partner_id", "target_type", "target_id"),
         # The audit log filtered by action, newest first (migration 0013).

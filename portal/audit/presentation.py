@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Select, String, cast, func, or_, select, tuple_
+from sqlalchemy.orm import joinedload
 
 from portal.audit.models import AuditEvent
 from portal.clock import utcnow
@@ -250,7 +251,8 @@ def target_names(events: Iterable[AuditEvent]) -> dict[tuple[str, str], str]:
         ),
         "plans": lambda ids: ((p.id, f"plan {p.name}") for p in _load(Plan, ids)),
         "subscriptions": lambda ids: (
-            (s.id, f"subscription #{s.id} ({s.plan.name})") for s in _load(Subscription, ids)
+            (s.id, f"subscription #{s.id} ({s.plan.name})")
+            for s in _load(Subscription, ids, joinedload(Subscription.plan))
         ),
         "partners": lambda ids: ((p.id, f"partner {p.name}") for p in _load(Partner, ids)),
         "operators": lambda ids: ((o.id, f"operator {o.email}") for o in _load(Operator, ids)),
@@ -262,8 +264,9 @@ def target_names(events: Iterable[AuditEvent]) -> dict[tuple[str, str], str]:
     return names
 
 
-def _load(model: type, ids: set[int]) -> list[Any]:
-    return list(db.session.execute(select(model).where(model.id.in_(ids))).scalars())
+def _load(model: type, ids: set[int], *options: Any) -> list[Any]:
+    stmt = select(model).where(model.id.in_(ids)).options(*options)
+    return list(db.session.execute(stmt).scalars())
 
 
 def target_label(event: AuditEvent, names: dict[tuple[str, str], str]) -> str:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from flask import Flask, Request, flash, g
+from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.wrappers import Response
 
 from portal import unit_of_work
@@ -23,16 +26,22 @@ from portal.auth.cookies import (
     read_token,
     set_auth_cookie,
 )
-from portal.extensions import login_manager
+from portal.extensions import db, login_manager
+from portal.sessions.models import UserSession
 from portal.sessions.services import (
     Presented,
     authenticate_operator_session,
+    presented,
     presented_session,
     touch_user_session,
 )
+from portal.subscriptions.services import preload_entitlements, signed_entitlements
 from portal.support import services as support
 from portal.support.models import Impersonation
+from portal.tenancy.context import load_partner_with
 from portal.tenancy.models import Partner
+from portal.tokens.generation import hash_token
+from portal.users.models import User
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,58 @@ class CookieSwap:
     expires: datetime | None = None
 
 
+def load_partner_and_session(slug: str) -> Partner | None:
+    """The host's partner and, in the same statement, the session record the cookie names with
+    its user and the entitlements of the user's plan: a page's first statement.
+
+    Runs scoped to the partner's id (`resolving_partner`); the ORM layer and row-level security
+    hold the session and the user to it, and the joins say so again.
+    """
+    token = read_token()
+    if token is None:
+        return db.session.execute(_partner_only(), {"slug": slug}).scalar_one_or_none()
+    params = {"slug": slug, "token_hash": hash_token(token)}
+    row = db.session.execute(_partner_and_session(), params).one_or_none()
+    if row is None:
+        return None
+    partner, record, user, entitlements = row
+    if record is not None and user is not None:
+        set_committed_value(record, "user", user)  # loaded: no second statement for it
+        g.presented = (token, presented(partner, record, user=user))
+        preload_entitlements(user.id, entitlements)
+    return partner
+
+
+@cache
+def _partner_only() -> Select:
+    return select(Partner).where(Partner.slug == bindparam("slug"))
+
+
+@cache
+def _partner_and_session() -> Select:
+    """Built once: each request only binds its host's slug and its cookie's token hash."""
+    return (
+        select(Partner, UserSession, User, signed_entitlements(User.id))
+        .outerjoin(
+            UserSession,
+            and_(
+                UserSession.partner_id == Partner.id,
+                UserSession.token_hash == bindparam("token_hash"),
+            ),
+        )
+        .outerjoin(User, and_(User.partner_id == Partner.id, User.id == UserSession.user_id))
+        .where(Partner.slug == bindparam("slug"))
+    )
+
+
+def _presented(partner: Partner, token: str) -> Presented | None:
+    """The record the cookie names: loaded with the partner when it was resolved, else now."""
+    loaded = g.pop("presented", None)
+    if loaded is not None and loaded[0] == token and loaded[1].record.partner_id == partner.id:
+        return loaded[1]
+    return presented_session(partner, token)
+
+
 def load_principal(_request: Request) -> Any:
     """The user (partner host) or operator (root domain) whose live session the cookie names."""
     token = read_token()
@@ -53,7 +114,7 @@ def load_principal(_request: Request) -> Any:
         partner = g.get("partner")
         if partner is None:
             return None
-        found = presented_session(partner, token)
+        found = _presented(partner, token)
         if found is None:
             return None
         if found.record.impersonator_id is not None:
@@ -133,4 +194,5 @@ def init_app(app: Flask) -> None:
     login_manager.request_loader(load_principal)
     # Principals never come from Flask's cookie session, only from a session record.
     login_manager.user_loader(lambda _id: None)
+    load_partner_with(app, load_partner_and_session)
     app.after_request(swap_cookies)

@@ -1,7 +1,8 @@
 """Whether a feature is on, and why: operator lock -> partner switch -> plan entitlement.
 
-Evaluated from the database once per request (no per-process cache), so a change made in one
-process applies on the very next request in every other.
+Read once per request from this process's copy for the partner's configuration version (the
+database when the version changed), so a change made in one process applies on the very next
+request in every other.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, abort, g
 from flask_login import current_user
@@ -19,6 +20,8 @@ from portal.extensions import db
 from portal.features.catalogue import CATALOGUE, Feature, Scope
 from portal.features.models import FeatureSetting, Lock
 from portal.subscriptions.services import entitlements_of
+from portal.tenancy.configuration import derived
+from portal.tenancy.scope import forget_partner_caches
 from portal.users.models import User
 
 
@@ -57,16 +60,27 @@ def decide(feature: Feature, lock: Lock, switch: bool | None, entitled: bool | N
     return Evaluation(feature, True, reason, lock, True)
 
 
-def _settings() -> dict[str, FeatureSetting]:
+class Switch(NamedTuple):
+    """A partner's stored setting of one feature, as plain values."""
+
+    lock: Lock
+    enabled: bool | None
+
+
+def load_settings() -> dict[str, Switch]:
+    rows = db.session.execute(select(FeatureSetting)).scalars()
+    return {row.key: Switch(row.lock, row.enabled) for row in rows}
+
+
+def _settings() -> dict[str, Switch]:
     if "feature_settings" not in g:
-        rows = db.session.execute(select(FeatureSetting)).scalars()
-        g.feature_settings = {row.key: row for row in rows}
+        g.feature_settings = derived("feature_settings", load_settings)
     return g.feature_settings
 
 
 def forget_settings() -> None:
     """Drop this request's view of the settings after changing them."""
-    g.pop("feature_settings", None)
+    forget_partner_caches()
 
 
 def evaluate(key: str, user: User | None = None) -> Evaluation:

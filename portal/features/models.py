@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.clock import utcnow
 from portal.extensions import db, str_enum
-from portal.tenancy.models import TenantOwned
+from portal.tenancy.models import PartnerConfiguration, TenantOwned
 
 
 class Lock(enum.StrEnum):
@@ -19,7 +19,7 @@ class Lock(enum.StrEnum):
     OFF = "off"
 
 
-class FeatureSetting(TenantOwned, db.Model):
+class FeatureSetting(PartnerConfiguration, TenantOwned, db.Model):
     """One feature of one partner. No row means: the catalogue default, not locked."""
 
     __tablename__ = "feature_settings"

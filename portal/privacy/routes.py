@@ -14,6 +14,7 @@ from portal.privacy.services import (
     cancel_closure,
     downloadable_export,
     erase_user,
+    is_downloadable,
     latest_export,
     request_closure,
     request_export,
@@ -45,11 +46,12 @@ def _me() -> User:
 @owner_only("download or close the account")
 def index() -> str:
     user = _me()
+    export = latest_export(user)
     return render_template(
         "privacy/account_data.html",
         user=user,
-        export=latest_export(user),
-        ready=downloadable_export(user),
+        export=export,
+        ready=export if is_downloadable(export) else None,
         keep_hours=current_app.config["EXPORT_KEEP_HOURS"],
         cooling_off=g.partner.retention.closing_days,
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import Text, cast, delete, exists, false, func, or_, select, update
+from sqlalchemy.orm import defer
 
 from portal.account.services import check_current_password
 from portal.audit.maintenance import audit_maintenance
@@ -209,13 +210,12 @@ def build_export(user: User) -> dict[str, Any]:
     }
 
 
-def latest_export(user: User) -> DataExport | None:
-    return db.session.execute(
-        select(DataExport)
-        .where(DataExport.user_id == user.id)
-        .order_by(DataExport.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+def latest_export(user: User, *, with_content: bool = False) -> DataExport | None:
+    """The user's latest copy; its content (the whole JSON) only when it is to be sent."""
+    stmt = select(DataExport).where(DataExport.user_id == user.id)
+    if not with_content:
+        stmt = stmt.options(defer(DataExport.content))
+    return db.session.execute(stmt.order_by(DataExport.id.desc()).limit(1)).scalar_one_or_none()
 
 
 def request_export(user: User) -> DataExport:
@@ -241,11 +241,13 @@ def prepare_export(export: DataExport) -> None:
     record_audit("privacy.export_ready", actor=None, target=user)
 
 
+def is_downloadable(export: DataExport | None) -> bool:
+    return export is not None and export.is_ready and export.expires_at > utcnow()  # type: ignore[operator]
+
+
 def downloadable_export(user: User) -> DataExport | None:
-    export = latest_export(user)
-    if export is None or not export.is_ready or export.expires_at <= utcnow():  # type: ignore[operator]
-        return None
-    return export
+    export = latest_export(user, with_content=True)
+    return export if is_downloadable(export) else None
 
 
 # --- Closing one's own account ----------------------------------------------------------------

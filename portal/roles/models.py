@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db, str_enum
-from portal.tenancy.models import TenantOwned
+from portal.tenancy.models import PartnerConfiguration, TenantOwned
 
 
 class Role(enum.StrEnum):
@@ -31,7 +31,7 @@ class Role(enum.StrEnum):
         return self is Role.ADMIN
 
 
-class RoleSetting(TenantOwned, db.Model):
+class RoleSetting(PartnerConfiguration, TenantOwned, db.Model):
     """One role of one partner. Absent rows mean the catalogue defaults."""
 
     __tablename__ = "role_settings"
@@ -44,7 +44,7 @@ class RoleSetting(TenantOwned, db.Model):
     permissions: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
 
 
-class RoleTransition(TenantOwned, db.Model):
+class RoleTransition(PartnerConfiguration, TenantOwned, db.Model):
     """An allowed role change (from → to) and the lowest role that may make it."""
 
     __tablename__ = "role_transitions"

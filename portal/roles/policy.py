@@ -19,6 +19,7 @@ from portal.roles.permissions import (
     Permission,
     default_transitions,
 )
+from portal.tenancy.configuration import derived
 from portal.users.models import User, UserStatus
 
 
@@ -92,9 +93,11 @@ def load_policy() -> PartnerPolicy:
 
 
 def current_policy() -> PartnerPolicy:
-    """Loaded at most once per request, so a change applies on the very next request."""
+    """Read once per request from this process's copy for the partner's configuration
+    version (the database when the version changed), so a change applies on the very next
+    request in every process."""
     if "policy" not in g:
-        g.policy = load_policy()
+        g.policy = derived("policy", load_policy)
     return g.policy
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import g
 from sqlalchemy import delete, func, select
 
 from portal.audit.services import record_audit
@@ -14,6 +13,7 @@ from portal.roles.models import Role, RoleSetting, RoleTransition
 from portal.roles.permissions import ADMIN_FLOOR, Permission
 from portal.roles.policy import PartnerPolicy, RoleConfig, current_policy
 from portal.tenancy.context import current_partner
+from portal.tenancy.scope import forget_partner_caches
 from portal.unit_of_work import lock_partner
 from portal.users.models import User, UserStatus
 
@@ -137,4 +137,4 @@ def _write(roles: dict[Role, RoleInput], edges: dict[tuple[Role, Role], Role]) -
     for (frm, to), min_role in edges.items():
         db.session.add(RoleTransition(from_role=frm, to_role=to, min_role=min_role))
     db.session.flush()
-    g.pop("policy", None)  # the new configuration applies from here on
+    forget_partner_caches()  # the new configuration applies from here on

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm import contains_eager, joinedload
 from werkzeug.wrappers import Response
 
 from portal.clock import utcnow
@@ -112,7 +113,12 @@ def revoke_others() -> Response | str:
 def _partner_sessions(email: str, sort: str) -> list[UserSession]:
     now = utcnow()
     idle = timedelta(minutes=current_partner.session_policy.idle_minutes)
-    stmt = live_sessions_query(now, idle).join(User, User.id == UserSession.user_id)
+    stmt = (
+        live_sessions_query(now, idle)
+        .join(User, User.id == UserSession.user_id)
+        # The user and any support agent of each row in the same statement.
+        .options(contains_eager(UserSession.user), joinedload(UserSession.impersonator))
+    )
     if email:
         stmt = stmt.where(User.email.like(contains_pattern(email.lower()), escape="\\"))
     order = UserSession.last_seen_at.asc() if sort == "oldest" else UserSession.last_seen_at.desc()

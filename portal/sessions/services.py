@@ -56,6 +56,15 @@ def is_live(now: datetime, idle: timedelta) -> ColumnElement[bool]:
     )
 
 
+def is_live_record(record: UserSession, now: datetime, idle: timedelta) -> bool:
+    """`is_live` for a record in hand (the request's own session, loaded with its partner)."""
+    return (
+        record.revoked_at is None
+        and record.expires_at > now
+        and (record.remember or record.last_seen_at > now - idle)
+    )
+
+
 def live_sessions_query(now: datetime, idle: timedelta) -> Select:
     """Sessions that still authenticate."""
     return select(UserSession).where(is_live(now, idle))
@@ -169,9 +178,22 @@ def presented_session(partner: Partner, token: str) -> Presented | None:
     ).one_or_none()
     if found is None:
         return None
-    record = found.UserSession
-    user = record.user
-    live = bool(found.live) and user.partner_id == partner.id and user.status == UserStatus.ACTIVE
+    return presented(partner, found.UserSession, record_live=bool(found.live))
+
+
+def presented(
+    partner: Partner,
+    record: UserSession,
+    *,
+    user: User | None = None,
+    record_live: bool | None = None,
+) -> Presented:
+    """The record a cookie named, loaded with its partner (and user): live or not."""
+    user = user if user is not None else record.user
+    if record_live is None:
+        idle = timedelta(minutes=partner.session_policy.idle_minutes)
+        record_live = is_live_record(record, utcnow(), idle)
+    live = record_live and user.partner_id == partner.id and user.status == UserStatus.ACTIVE
     return Presented(record, live)
 
 

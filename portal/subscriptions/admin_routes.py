@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager, joinedload
 from werkzeug.wrappers import Response
 
 from portal.exceptions import PortalError
@@ -186,7 +187,8 @@ def subscriptions_index() -> str:
         select(func.count()).select_from(stmt.with_only_columns(Subscription.id).subquery())
     ).scalar_one()
     subs = db.session.execute(
-        stmt.order_by(Subscription.updated_at.desc(), Subscription.id.desc())
+        stmt.options(contains_eager(Subscription.user), joinedload(Subscription.plan))
+        .order_by(Subscription.updated_at.desc(), Subscription.id.desc())
         .limit(PER_PAGE)
         .offset((page - 1) * PER_PAGE)
     ).scalars()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import contains_eager
 from werkzeug.wrappers import Response
 
 from portal.extensions import db
@@ -17,9 +18,7 @@ from portal.subscriptions.services import (
     ActorKind,
     SubscriptionRefused,
     accept_terms,
-    held_subscription,
-    pending_subscription,
-    plan_offers,
+    overview,
     start_signing,
     transition,
 )
@@ -42,15 +41,18 @@ def index() -> str:
     history = db.session.execute(
         select(SubscriptionEvent)
         .join(Subscription, Subscription.id == SubscriptionEvent.subscription_id)
+        .join(Plan, Plan.id == Subscription.plan_id)
         .where(Subscription.user_id == me.id)
+        .options(contains_eager(SubscriptionEvent.subscription).contains_eager(Subscription.plan))
         .order_by(SubscriptionEvent.created_at.desc(), SubscriptionEvent.id.desc())
         .limit(50)
     ).scalars()
+    page = overview(me)
     return render_template(
         "subscriptions/account.html",
-        held=held_subscription(me),
-        pending=pending_subscription(me),
-        offers=plan_offers(me),
+        held=page.held,
+        pending=page.pending,
+        offers=page.offers,
         history=list(history),
     )
 

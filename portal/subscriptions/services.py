@@ -9,9 +9,14 @@ same state exactly one wins; each is recorded as a SubscriptionEvent and audited
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, update
+from flask import g
+from sqlalchemy import ScalarSelect, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.audit.services import record_audit
 from portal.clock import utcnow
@@ -200,6 +205,7 @@ def transition(
 ) -> Subscription:
     """Move `sub` to `to`, if the table, the actor and the rules allow it; compare-and-set."""
     reason = " ".join(reason.split())[:300]
+    g.pop(_PRELOADED, None)  # what the request read of entitlements may change here
     frm = sub.state
     allowed = MOVES.get((frm, to))
     if allowed is None:
@@ -313,8 +319,34 @@ def suspend_for_role(user: User, actor: User, old_role: Role) -> Subscription | 
     return transition(held, S.SUSPENDED, actor=actor, kind=ActorKind.SYSTEM, reason=reason)
 
 
+_PRELOADED = "preloaded_entitlements"
+
+
+def signed_entitlements(user_id: Any) -> ScalarSelect[Any]:
+    """A column: the entitlements of the plan that `user_id`'s signed subscription is on
+    (NULL when none), for the statement that loads the request's session and user."""
+    return (
+        select(Plan.entitlements)
+        .join(
+            Subscription,
+            and_(Subscription.plan_id == Plan.id, Subscription.partner_id == Plan.partner_id),
+        )
+        .where(Subscription.user_id == user_id, Subscription.state == S.SIGNED)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def preload_entitlements(user_id: int, entitlements: list[str] | None) -> None:
+    """What `signed_entitlements` read for the request's user, kept for this request."""
+    g.setdefault(_PRELOADED, {})[user_id] = frozenset(entitlements or ())
+
+
 def entitlements_of(user: User) -> frozenset[str]:
     """Feature keys the user's signed subscription unlocks."""
+    preloaded = g.get(_PRELOADED)
+    if preloaded is not None and user.id in preloaded:
+        return preloaded[user.id]
     held = held_subscription(user)
     if held is None or held.state != S.SIGNED:
         return frozenset()
@@ -323,10 +355,50 @@ def entitlements_of(user: User) -> frozenset[str]:
 
 def plan_offers(user: User) -> list[tuple[Plan, str | None]]:
     """Every active plan, with the reason it is not open to `user` (None when it is)."""
-    label = current_policy().label
     plans = db.session.execute(
         select(Plan).where(Plan.status == PlanStatus.ACTIVE).order_by(Plan.position, Plan.name)
     ).scalars()
+    return _offers(user, plans)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What the user's subscription page shows: held, being signed, and the plans on offer."""
+
+    held: Subscription | None
+    pending: Subscription | None
+    offers: list[tuple[Plan, str | None]]
+
+
+def overview(user: User) -> Overview:
+    """The user's open subscriptions and the active plans, in one statement."""
+    rows = db.session.execute(
+        select(Plan, Subscription)
+        .outerjoin(
+            Subscription,
+            and_(
+                Subscription.plan_id == Plan.id,
+                Subscription.partner_id == Plan.partner_id,
+                Subscription.user_id == user.id,
+                Subscription.state.in_((*HELD_STATES, S.SIGNING)),
+            ),
+        )
+        .where(or_(Plan.status == PlanStatus.ACTIVE, Subscription.id.is_not(None)))
+        .order_by(Plan.position, Plan.name)
+    ).all()
+    subs = [sub for _plan, sub in rows if sub is not None]
+    for plan, sub in rows:
+        if sub is not None:
+            set_committed_value(sub, "plan", plan)
+    return Overview(
+        held=next((s for s in subs if s.state in HELD_STATES), None),
+        pending=next((s for s in subs if s.state == S.SIGNING), None),
+        offers=_offers(user, dict.fromkeys(p for p, _ in rows if p.status == PlanStatus.ACTIVE)),
+    )
+
+
+def _offers(user: User, plans: Iterable[Plan]) -> list[tuple[Plan, str | None]]:
+    label = current_policy().label
     offers = []
     for plan in plans:
         reason = None

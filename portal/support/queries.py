@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from portal.audit.models import AuditEvent
 from portal.audit.queries import events_about
@@ -41,7 +41,7 @@ def accesses_to(user: User, limit: int = 50) -> list[Impersonation]:
     """Support's accesses to `user`'s account, newest first."""
     stmt = (
         select(Impersonation)
-        .options(selectinload(Impersonation.agent))
+        .options(joinedload(Impersonation.agent))  # in the same statement
         .where(Impersonation.target_id == user.id)
         .order_by(Impersonation.started_at.desc(), Impersonation.id.desc())
         .limit(limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask, abort, current_app, g, request
@@ -13,7 +14,9 @@ from werkzeug.local import LocalProxy
 from portal.exceptions import NotFound
 from portal.extensions import db
 from portal.tenancy import scope  # noqa: F401  - importing registers the ORM scoping hooks
+from portal.tenancy.configuration import remember_version
 from portal.tenancy.models import Partner, PartnerStatus, Site, TenantOwned, slug_problem
+from portal.tenancy.scope import resolving_partner
 
 M = TypeVar("M", bound=TenantOwned)
 log = logging.getLogger("portal.tenancy")
@@ -87,9 +90,10 @@ def resolve_partner(endpoint: str | None, values: dict[str, Any] | None) -> None
     g.partner_slug = slug[:40]  # for log lines, even if the lookup below fails
     if slug_problem(slug) is not None or request.host != request.host.lower():
         abort(404)
-    partner = db.session.execute(select(Partner).where(Partner.slug == slug)).scalar_one_or_none()
+    partner = _host_partner(slug)
     if partner is None:
         abort(404)
+    remember_version(partner)
     if not partner.is_active:
         g.unavailable_partner = partner.name  # plain: the page is drawn after a rollback
         g.unavailable_theme = partner.theme  # its support contact, on that page
@@ -98,6 +102,42 @@ def resolve_partner(endpoint: str | None, values: dict[str, Any] | None) -> None
         raise PartnerUnavailable()
     g.partner = partner
     g.site = Site.of(partner)
+
+
+PartnerLoader = Callable[[str], "Partner | None"]
+_LOADER = "portal_partner_loader"
+_IDS = "portal_partner_ids"
+
+
+def load_partner_with(app: Flask, loader: PartnerLoader) -> None:
+    """Have `loader(slug)` resolve the host's partner: it finds the partner by its address and,
+    in the same statement, whatever else every request of the partner needs (the session the
+    request presents, `auth/loader.py`), scoped to the partner by its id."""
+    app.extensions[_LOADER] = loader
+
+
+def _host_partner(slug: str) -> Partner | None:
+    """The partner `slug` names, by the registered loader in one statement once this process
+    knows its id (learnt from the first request: one statement more)."""
+    loader: PartnerLoader | None = current_app.extensions.get(_LOADER)
+    ids: dict[str, int] = current_app.extensions.setdefault(_IDS, {})
+    known = ids.get(slug)
+    if loader is not None and known is not None:
+        with resolving_partner(known):
+            partner = loader(slug)
+        if partner is None or partner.id == known:
+            return partner
+        # Another partner holds the address now: scoped to the old id, the statement found
+        # none of its rows. Learn the new id and ask again.
+    partner = db.session.execute(select(Partner).where(Partner.slug == slug)).scalar_one_or_none()
+    if partner is None:
+        ids.pop(slug, None)
+        return None
+    ids[slug] = partner.id
+    if loader is None:
+        return partner
+    with resolving_partner(partner.id):
+        return loader(slug)
 
 
 def partner_by_slug(slug: str) -> Partner:

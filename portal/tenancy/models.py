@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+import secrets
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, Self
@@ -205,6 +206,12 @@ class Partner(db.Model):
     closed_at: Mapped[datetime | None]
     delete_after: Mapped[datetime | None]
 
+    # Stamped anew by every change to the partner or its configuration rows
+    # (`PartnerConfiguration`); what processes cache of the configuration is keyed by it.
+    config_version: Mapped[int] = mapped_column(
+        sa.BigInteger, default=lambda: secrets.randbits(62), server_default="1"
+    )
+
     @property
     def retention(self) -> RetentionPolicy:
         return RetentionPolicy.from_dict(self.retention_settings)
@@ -235,6 +242,11 @@ class TenantOwned:
     @declared_attr
     def partner_id(cls) -> Mapped[int]:
         return mapped_column(sa.ForeignKey("partners.id", ondelete="CASCADE"), index=True)
+
+
+class PartnerConfiguration:
+    """Mixin for tenant models that configure the partner (roles, features): every write to
+    one gives the partner a new `config_version` (`portal/tenancy/configuration.py`)."""
 
 
 def same_partner(

@@ -2,13 +2,14 @@
 
 Migration 0006 enables and forces a policy on every tenant table that lets a statement see and
 write only the rows of the partner named by the transaction-local setting `portal.partner_id`,
-or every row when `portal.scope` is `all`. Before every statement the app sets both from the
-scope the ORM layer uses: inside a partner's request (or `partner_scope`) the partner, so a raw
-SQL query that forgets its filter still returns only that partner's rows; `all` only inside an
-explicit `unscoped()` (the operator console's counts, commands that say so); anywhere else
-(the root domain, health checks, a command that named no partner) `none`: the database shows
-no tenant rows at all, default-deny. A connection that never sets them (a console session as
-the app's role) sees no tenant rows either.
+or every row when `portal.scope` is `all`. The app sets both from the scope the ORM layer uses,
+with the first statement of each transaction and again whenever that scope changes within it
+(never a statement under another scope than the running code's): inside a partner's request (or
+`partner_scope`) the partner, so a raw SQL query that forgets its filter still returns only
+that partner's rows; `all` only inside an explicit `unscoped()` (the operator console's counts,
+commands that say so); anywhere else (the root domain, health checks, a command that named no
+partner) `none`: the database shows no tenant rows at all, default-deny. A connection that
+never sets them (a console session as the app's role) sees no tenant rows either.
 
 What this protects against: a forgotten filter, in ORM or hand-written SQL. What it does not:
 code running as the app's role can call `set_config` itself and name any partner (or `all`);
@@ -24,6 +25,7 @@ start-up when it is not.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -53,23 +55,43 @@ def current_settings() -> dict[str, str]:
 
 
 TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "BEGIN")
+# Kept in the pooled connection's info: the settings this transaction already carries.
+_SENT = "portal_scope_sent"
+_TOUCHED = "portal_scope_touched"
+# Told of every settings query sent (the query-budget helper of the tests counts them).
+SETTINGS_SENT: list[Callable[[str], None]] = []
 
 
 def _set_before_statement(
     conn: Connection, cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
 ) -> None:
-    # Transaction-local, set again before every statement: a change of scope inside one
-    # transaction (partner_scope in a CLI command) is followed, and nothing survives a commit
-    # or a rollback into the next use of the pooled connection. Transaction control reads no
-    # rows, and after a failed statement (a lost race on a unique index, inside a savepoint)
-    # the only thing PostgreSQL accepts is the ROLLBACK TO SAVEPOINT that follows.
-    if statement.lstrip()[:9].upper().startswith(TRANSACTION_CONTROL):
+    # Transaction-local, sent with the first statement of every transaction and again
+    # whenever the scope changes inside one (partner_scope in a CLI command): nothing
+    # survives a commit or a rollback into the next use of the pooled connection, and a
+    # statement never runs under a scope other than the running code's. Transaction control
+    # reads no rows; a ROLLBACK (to a savepoint) may undo settings made since, so they are
+    # sent again. After a failed statement (a lost race on a unique index, inside a
+    # savepoint) the only thing PostgreSQL accepts is the ROLLBACK TO SAVEPOINT that follows.
+    info = conn.info
+    if info.pop(_TOUCHED, False):
+        info.pop(_SENT, None)  # the last statement named the settings itself
+    head = statement.lstrip()[:9].upper()
+    if head.startswith(TRANSACTION_CONTROL):
+        if head.startswith("ROLLBACK"):
+            info.pop(_SENT, None)
         return
-    if cursor.connection.info.transaction_status == TransactionStatus.INERROR:
+    if "portal." in statement:
+        info[_TOUCHED] = True
+    status = cursor.connection.info.transaction_status
+    if status == TransactionStatus.INERROR:
+        return
+    settings = current_settings()
+    key = (settings["partner_id"], settings["scope"])
+    if status == TransactionStatus.INTRANS and info.get(_SENT) == key:
         return
     # On a client cursor of the same connection: a server-side cursor (stream_results,
     # yield_per) would only DECLARE the settings query, never run it.
-    settings = current_settings()
+    info.pop(_SENT, None)
     try:
         cursor.connection.execute(SETTINGS_SQL, settings)
     except psycopg.Error as exc:
@@ -87,6 +109,9 @@ def _set_before_statement(
             connection_invalidated=disconnect,
             dialect=conn.dialect,
         ) from exc
+    info[_SENT] = key
+    for listener in SETTINGS_SENT:
+        listener(statement)
 
 
 def rls_active(conn: Connection) -> bool:
@@ -107,11 +132,24 @@ def rls_active(conn: Connection) -> bool:
     return not escapes
 
 
+def _transaction_ended(conn: Connection) -> None:
+    conn.info.pop(_SENT, None)
+
+
+def _checked_out(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    record.info.pop(_SENT, None)
+
+
 def watch(engine: Engine) -> None:
     if engine.dialect.name != "postgresql":
         return
     if not event.contains(engine, "before_cursor_execute", _set_before_statement):
         event.listen(engine, "before_cursor_execute", _set_before_statement)
+        # Belt and braces next to the transaction status: whatever ends a transaction, or
+        # hands the connection to other code, forgets what the transaction carried.
+        event.listen(engine, "commit", _transaction_ended)
+        event.listen(engine, "rollback", _transaction_ended)
+        event.listen(engine, "checkout", _checked_out)
 
 
 def init_app(app: Flask) -> None:

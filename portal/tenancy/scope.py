@@ -14,6 +14,7 @@ it. Below this layer, PostgreSQL's row-level security scopes whatever gets throu
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -36,12 +37,17 @@ class TenantScopeError(RuntimeError):
 
 _UNSCOPED = "tenancy_unscoped"
 _RAW_SQL = "tenancy_raw_sql"
+_RESOLVING = "tenancy_resolving_partner_id"
 
 
 def scoped_partner_id() -> int | None:
-    partner = g.get("partner") if has_app_context() else None
-    if partner is None:
+    if not has_app_context():
         return None
+    partner = g.get("partner")
+    if partner is None:
+        # While the host's partner is being resolved, with what the request presented, in
+        # one statement (`resolving_partner`).
+        return g.get(_RESOLVING)
     # The identity key, not `partner.id`: an expired instance would otherwise be refreshed,
     # a query issued from inside the hooks that scope queries.
     identity = inspect(partner).identity
@@ -57,7 +63,9 @@ def allows_raw_sql() -> bool:
 
 
 # Per-request views of one partner's settings, kept in `g`; they follow the partner in scope.
-PARTNER_CACHES = ("policy", "feature_settings")
+# The configuration versions read at the start of the request go too: after a change, or
+# under the partner's write lock, configuration is read as it is now (tenancy/configuration.py).
+PARTNER_CACHES = ("policy", "feature_settings", "partner_config_versions", "navigation")
 
 
 def forget_partner_caches() -> None:
@@ -87,6 +95,23 @@ def partner_scope(partner: Partner) -> Iterator[Partner]:
         g.partner, g.site = previous, previous_site
         if previous_unscoped:
             g.setdefault(_UNSCOPED, previous_unscoped)
+
+
+@contextmanager
+def resolving_partner(partner_id: int) -> Iterator[None]:
+    """Scope the one statement that loads the host's partner, by the id its address had when
+    this process last looked it up, together with the session the request presents.
+
+    The statement must still name the partner by its address: should the id be out of date,
+    it finds the partner but none of that partner's rows, and the caller asks again.
+    """
+    if g.get("partner") is not None or is_unscoped():
+        raise TenantScopeError("a partner is resolved only at the start of its request")
+    g.setdefault(_RESOLVING, partner_id)
+    try:
+        yield
+    finally:
+        g.pop(_RESOLVING, None)
 
 
 @contextmanager
@@ -120,10 +145,24 @@ def raw_sql() -> Iterator[None]:
             g.pop(_RAW_SQL, None)
 
 
+_TENANT_TABLES: dict[int, tuple[frozenset[Table], frozenset[str]]] = {}
+
+
 def _tenant_tables() -> frozenset[Table]:
-    return frozenset(
-        m.local_table for m in db.Model.registry.mappers if issubclass(m.class_, TenantOwned)
-    )
+    return _tenant_catalogue()[0]
+
+
+def _tenant_catalogue() -> tuple[frozenset[Table], frozenset[str]]:
+    """The tenant tables and their names in lower case, worked out once per set of mappers
+    (every statement asks; models are all registered before the first one)."""
+    mappers = db.Model.registry.mappers
+    found = _TENANT_TABLES.get(len(mappers))
+    if found is None:
+        tables = frozenset(m.local_table for m in mappers if issubclass(m.class_, TenantOwned))
+        found = (tables, frozenset(t.name.lower() for t in tables))
+        _TENANT_TABLES.clear()
+        _TENANT_TABLES[len(mappers)] = found
+    return found
 
 
 def _opaque(statement: Any) -> str | None:
@@ -133,8 +172,7 @@ def _opaque(statement: Any) -> str | None:
     databases compare table names without case). None when it sees every table it reads."""
     if isinstance(statement, TextClause):
         return "textual SQL"
-    tenant = _tenant_tables()
-    tenant_names = {t.name.lower() for t in tenant}
+    tenant, tenant_names = _tenant_catalogue()
     for element in visitors.iterate(statement):
         if isinstance(element, TextClause):
             return "a textual SQL fragment"
@@ -168,20 +206,34 @@ def _tenant_tables_read(state: ORMExecuteState) -> tuple[bool, frozenset[Table]]
     return touches, frozenset(t for t in named if t not in covered)
 
 
+# What `_scope_statement` found out about a statement object, for statements built once and
+# run on every request (the partner and session lookup): the same object, the same answer.
+_SEEN: weakref.WeakKeyDictionary[Any, tuple[str | None, bool, frozenset[Table]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _analysis(state: ORMExecuteState) -> tuple[str | None, bool, frozenset[Table]]:
+    statement = state.statement
+    found = _SEEN.get(statement)
+    if found is None:
+        found = (_opaque(statement), *_tenant_tables_read(state))
+        _SEEN[statement] = found
+    return found
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
-    if not allows_raw_sql():
-        opaque = _opaque(state.statement)
-        if opaque is not None:
-            raise TenantScopeError(
-                f"{opaque} through the session cannot be scoped to a partner: use the ORM "
-                "models, or wrap it in raw_sql() and check it yourself"
-            )
+    opaque, touches, bare = _analysis(state)
+    if not allows_raw_sql() and opaque is not None:
+        raise TenantScopeError(
+            f"{opaque} through the session cannot be scoped to a partner: use the ORM "
+            "models, or wrap it in raw_sql() and check it yourself"
+        )
     if not (state.is_select or state.is_update or state.is_delete):
         return
     if state.is_column_load or state.is_relationship_load:
         return  # the criteria added to the parent statement propagate to these loads
-    touches, bare = _tenant_tables_read(state)
     if not touches:
         return
     partner_id = scoped_partner_id()
