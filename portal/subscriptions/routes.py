@@ -50,7 +50,8 @@ def index() -> str:
         "subscriptions/account.html",
         held=held_subscription(me),
         pending=pending_subscription(me),
-        offers=plan_offers(me),
+        # The plans the user can choose first, then the others with the reason they cannot.
+        offers=sorted(plan_offers(me), key=lambda offer: offer[1] is not None),
         history=list(history),
     )
 
