@@ -219,3 +219,33 @@ def test_accepting_an_invitation_leads_to_sign_in_with_the_address_filled_in(
     page = client.get("/login").text
     assert 'value="invited@acme.test"' in page
     assert re.search(r'id="password"[^>]*autofocus', page)
+
+
+# --- Error pages on a partner host ---------------------------------------------------------------
+
+ASSET_RE = re.compile(r'(?:src|href)="([^"]+\.(?:js|css))"')
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/no-such-page"), ("DELETE", "/account/profile")])
+def test_error_pages_keep_the_partners_look_navigation_and_own_assets(
+    app: Flask, acme_user: User, method: str, path: str
+) -> None:
+    client = logged_in(app, acme_user)
+    page = client.open(path, method=method, headers={"X-CSRFToken": client.csrf_token("/")})
+    assert page.status_code in (404, 405)
+    assert "<title>Page not found · Acme Corp</title>" in page.text or (
+        "· Acme Corp</title>" in page.text
+    )
+    assert "--brand: #2563eb" in page.text  # the partner's colour
+    assert 'aria-label="Main"' in page.text and ">Home</a>" in page.text  # the navigation
+    assets = ASSET_RE.findall(page.text)
+    assert assets and all(a.startswith("/static/") for a in assets), assets
+
+
+def test_an_unknown_partners_404_loads_assets_from_its_own_host(app: Flask) -> None:
+    page = host_client(app, "nobody").get("/anything")
+    assert page.status_code == 404
+    assets = ASSET_RE.findall(page.text)
+    assert assets and all(a.startswith("/static/") for a in assets), assets
+    with host_client(app, "nobody").get(assets[0]) as asset:
+        assert asset.status_code == 200
