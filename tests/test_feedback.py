@@ -17,6 +17,7 @@ from portal.operator.services import reactivate_partner, suspend_partner
 from portal.roles.models import Role
 from portal.sessions.models import UserSession
 from portal.sessions.services import revoke_user_session
+from portal.subscriptions.models import Subscription
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
 from portal.users.models import User, UserStatus
@@ -249,3 +250,107 @@ def test_an_unknown_partners_404_loads_assets_from_its_own_host(app: Flask) -> N
     assert assets and all(a.startswith("/static/") for a in assets), assets
     with host_client(app, "nobody").get(assets[0]) as asset:
         assert asset.status_code == 200
+
+
+# --- Subscription history, plan cards, plan list labels ---------------------------------------
+
+
+def _history_plans(page: str) -> list[str]:
+    table = page[page.index("<h2>History</h2>") :]
+    return re.findall(r"<tr><td>[^<]*</td><td>([^<]*)</td>", table)
+
+
+def test_history_names_the_plan_and_cancelling_says_what_ended(app: Flask, acme: Partner) -> None:
+    from dataclasses import replace
+
+    from test_subscriptions import plan
+
+    from portal.roles.policy import current_policy
+    from portal.roles.services import RoleInput, save_roles
+
+    user = make_user(acme, "b@acme.test", role=Role.BASIC)
+    with partner_scope(acme):
+        company = plan("company", roles=(Role.COMPANY,))
+        free = plan("free", roles=(Role.BASIC,))
+        company.position, free.position = 0, 1  # the one the user cannot buy comes first
+        policy = current_policy()
+        roles = {
+            r: RoleInput(c.enabled, c.label, frozenset(c.permissions))
+            for r, c in policy.roles.items()
+        }
+        save_roles({**roles, Role.BASIC: replace(roles[Role.BASIC], label="Starter")})
+        db.session.commit()
+    client = logged_in(app, user)
+    page = client.get("/account/subscription/").text
+    cards = re.findall(r'<article class="plan-card[^"]*">\s*<header><strong>([^<]*)', page)
+    assert cards == ["Free", "Company"]  # what the user can choose first
+    client.post_form("/account/subscription/start", {"plan_id": free.id})
+    [sub] = rows(Subscription)
+    client.post_form(f"/account/subscription/{sub.id}/confirm", {"accept_terms": "1"})
+    client.post_form(f"/account/subscription/{sub.id}/cancel")
+    page = client.get("/account/subscription/").text
+    assert _history_plans(page) == ["Free", "Free", "Free"]
+    assert "You have no subscription yet" not in page
+    assert re.search(r"You have no subscription now: <strong>Free</strong> ended on \d{4}-", page)
+    admin = make_user(acme, "root@acme.test", role=Role.ADMIN)
+    plans = logged_in(app, admin).get("/admin/plans/").text
+    assert "<td>Starter</td>" in plans and "<td>basic</td>" not in plans
+
+
+# --- Every form error at once -------------------------------------------------------------------
+
+
+def test_the_session_policy_form_flags_every_bad_value(app: Flask, acme: Partner) -> None:
+    admin = logged_in(app, make_user(acme, "root@acme.test", role=Role.ADMIN))
+    values = {
+        "idle_minutes": "1",
+        "absolute_hours": "9999",
+        "max_concurrent": "lots",
+        "remember_me_days": "14",
+        "at_limit": "evict_oldest",
+    }
+    page = admin.post_form("/admin/settings/sessions", values)
+    assert page.status_code == 422
+    flagged = re.findall(r'<small class="field-error" id="([a-z_]+)-error">', page.text)
+    assert flagged == ["idle_minutes", "absolute_hours", "max_concurrent"]
+    assert "3 values below need changing" in page.text
+    values.update(idle_minutes="30", absolute_hours="12", max_concurrent="5")
+    assert admin.post_form("/admin/settings/sessions", values).status_code == 302
+
+
+def test_the_plan_form_flags_every_bad_field(app: Flask, acme: Partner) -> None:
+    admin = logged_in(app, make_user(acme, "root@acme.test", role=Role.ADMIN))
+    page = admin.post_form(
+        "/admin/plans/new",
+        {"code": "X!", "name": "", "price": "abc", "currency": "euro", "interval": "month"},
+    )
+    assert page.status_code == 422
+    flagged = set(re.findall(r'<small id="([a-z_]+)-error" class="field-error">', page.text))
+    assert flagged == {"code", "name", "price", "currency", "allowed_roles"}
+
+
+def test_the_invitation_form_keeps_the_passwords_when_only_the_name_is_missing(
+    app: Flask, acme: Partner
+) -> None:
+    from portal.tokens.models import TokenPurpose
+    from portal.tokens.services import issue_token
+
+    invited = make_user(acme, "invited@acme.test", password=None, status=UserStatus.INVITED)
+    with partner_scope(acme):
+        token = issue_token(db.session.get(User, invited.id), TokenPurpose.INVITE)
+        db.session.commit()
+    client = host_client(app, "acme")
+    csrf = client.csrf_token(f"/invite/{token}")
+    new = "invited-password-2026"
+    page = client.post(
+        f"/invite/{token}",
+        data={"csrf_token": csrf, "display_name": "", "password": new, "confirm": new},
+    )
+    assert page.status_code == 422
+    assert "Enter your name." in page.text
+    assert page.text.count(f'value="{new}"') == 2
+    short = client.post(
+        f"/invite/{token}",
+        data={"csrf_token": csrf, "display_name": "", "password": "x", "confirm": "x"},
+    )
+    assert 'value="x"' not in short.text  # a refused password is typed again
