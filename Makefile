@@ -6,7 +6,7 @@ PORT ?= 5000
 # The demo is development (PORTAL_ENV defaults to production, which needs real settings).
 FLASK := PORTAL_ENV=development PORTAL_SERVER_NAME=localhost:$(PORT) $(BIN)/flask --app wsgi
 
-.PHONY: run test lint db seed clean
+.PHONY: run test lint db seed reset-demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ db: $(VENV)/.installed
 
 seed: db
 	$(FLASK) seed-demo
+
+# Start the demo over: its database is deleted and made again (the demo's only; nothing else).
+reset-demo: $(VENV)/.installed
+	rm -f instance/portal.sqlite3
+	$(MAKE) --no-print-directory seed
 
 run: seed
 	@echo

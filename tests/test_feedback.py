@@ -354,3 +354,16 @@ def test_the_invitation_form_keeps_the_passwords_when_only_the_name_is_missing(
         data={"csrf_token": csrf, "display_name": "", "password": "x", "confirm": "x"},
     )
     assert 'value="x"' not in short.text  # a refused password is typed again
+
+
+def test_a_new_guest_is_shown_what_to_do(app: Flask, acme: Partner) -> None:
+    guest = logged_in(app, make_user(acme, "g@acme.test", role=Role.GUEST))
+    home = guest.get("/").text
+    assert "What you can do here" in home
+    assert "gives access to your own account. If you need more, ask an administrator" in home
+    links = re.findall(r'<li><a href="([^"]+)"', home[home.index("What you can do here") :])
+    assert links and all(guest.get(link).status_code == 200 for link in links), links
+    basic = logged_in(app, make_user(acme, "b@acme.test", role=Role.BASIC))
+    home = basic.get("/").text
+    for link in re.findall(r'<li><a href="([^"]+)"', home[home.index("What you can do") :]):
+        assert basic.get(link).status_code == 200, link
