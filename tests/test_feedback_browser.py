@@ -26,8 +26,8 @@ def test_bulk_role_change_redraws_the_rows_and_clears_the_ticks(
     page.goto(live_server.url("acme", "/admin/users/?q=user"))
     page.check("input[aria-label='Select user0@acme.test']")
     page.check("input[aria-label='Select user1@acme.test']")
-    page.select_option("select[name=action]", "role")
-    page.select_option("select[name=role]", "advanced")
+    page.select_option("#bulk-form select[name=action]", "role")
+    page.select_option("#bulk-form select[name=role]", "advanced")
     page.click("#bulk-form button:has-text('Apply')")
     page.wait_for_selector("#bulk-results article")
     assert "2 of 2 done" in page.locator("#bulk-results").inner_text(), page.locator(
@@ -57,7 +57,7 @@ def test_bulk_and_single_deactivation_ask_first(
     page.on("dialog", answer)
     page.goto(live_server.url("acme", "/admin/users/"))
     page.check("input[aria-label='Select leaver@acme.test']")
-    page.select_option("select[name=action]", "deactivate")
+    page.select_option("#bulk-form select[name=action]", "deactivate")
     page.click("#bulk-form button:has-text('Apply')")
     for _ in range(100):  # the dialog is answered by Playwright's event loop: let it run
         if questions:
