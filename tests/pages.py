@@ -120,3 +120,16 @@ def serious_violations(page: Any, source: str) -> list[dict[str, Any]]:
     the DevTools protocol, so the page's Content-Security-Policy stays as it is."""
     page.evaluate(source)
     return page.evaluate(AXE_RUN)
+
+
+OFF_SCREEN = """() => [...document.querySelectorAll(
+    "main button, main a, main input:not([type=hidden]), main select, main summary")]
+  .filter(e => { const r = e.getBoundingClientRect();
+                 return r.width > 0 && (r.right > window.innerWidth + 1 || r.left < -1); })
+  .map(e => e.outerHTML.slice(0, 100))"""
+
+
+def off_screen(page: Any) -> list[str]:
+    """The controls of the page that lie past its left or right edge (cut off or only reached
+    by scrolling a table sideways): none may, at any width."""
+    return page.evaluate(OFF_SCREEN)

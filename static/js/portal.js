@@ -57,7 +57,10 @@
     var question = form.getAttribute("data-confirm");
     if (question) return question;
     var action = form.elements && form.elements.namedItem("action");
-    if (action && action.value) return form.getAttribute("data-confirm-" + action.value);
+    // A bulk action asks only when something is ticked; with nothing ticked the server says so.
+    if (action && action.value && form.querySelector("input[type=checkbox]:checked")) {
+      return form.getAttribute("data-confirm-" + action.value);
+    }
     return null;
   }
 
