@@ -22,6 +22,7 @@ from pages import (
 )
 
 pytestmark = pytest.mark.browser
+WIDE_BY_DESIGN = {"/admin/roles/", "/admin/roles/transitions"}
 
 
 def check_pages(
@@ -39,7 +40,9 @@ def check_pages(
         for path in paths:
             page.goto(base + path)
             problems = serious_violations(page, source)
-            cut_off = off_screen(page)
+            # The role pages are matrices (roles by permissions, roles by roles): on a phone
+            # they scroll sideways inside their table, by design.
+            cut_off = [] if path in WIDE_BY_DESIGN else off_screen(page)
             if cut_off:
                 problems.append({"id": "off-screen", "impact": "serious", "nodes": cut_off[:4]})
             if problems:
