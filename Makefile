@@ -6,7 +6,7 @@ PORT ?= 5000
 # The demo is development (PORTAL_ENV defaults to production, which needs real settings).
 FLASK := PORTAL_ENV=development PORTAL_SERVER_NAME=localhost:$(PORT) $(BIN)/flask --app wsgi
 
-.PHONY: run serve test lint db seed clean bench
+.PHONY: run serve test lint db seed reset-demo screenshots clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ db: $(VENV)/.installed
 
 seed: db
 	$(FLASK) seed-demo
+
+# Start the demo over: its database is deleted and made again (the demo's only; nothing else).
+reset-demo: $(VENV)/.installed
+	rm -f instance/portal.sqlite3
+	$(MAKE) --no-print-directory seed
 
 run: seed
 	@echo
@@ -48,7 +53,17 @@ lint: $(VENV)/.installed-dev
 
 # SQLite always; PostgreSQL too when PORTAL_TEST_DATABASE_URL is set (required when
 # PORTAL_REQUIRE_POSTGRES=1, as on CI).
-test: lint
+# axe-core for the accessibility browser tests, from the npm registry (pinned in
+# tests/package-lock.json). Without npm the tests that need it are skipped with the reason
+# (failed when PORTAL_REQUIRE_CHROMIUM=1, as on CI).
+tests/node_modules/.installed: tests/package.json tests/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else \
+		echo "npm not found: the accessibility (axe-core) browser tests will be skipped."; \
+	fi
+
+test: lint tests/node_modules/.installed
 	PORTAL_TEST_DB=sqlite $(BIN)/pytest
 	@if [ -n "$$PORTAL_TEST_DATABASE_URL" ]; then \
 		PORTAL_TEST_DB=postgres $(BIN)/pytest; \
@@ -70,5 +85,10 @@ bench: $(VENV)/.installed-bench
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk" >&2; exit 2; }
 	$(BIN)/python benchmarks/bench.py
 
+# The screenshots in docs/screenshots/ (the guides and the README show them): the persona
+# journeys in the browser, on the demo data, saving as they go.
+screenshots: $(VENV)/.installed-dev
+	PORTAL_SCREENSHOTS=docs/screenshots PORTAL_TEST_DB=sqlite $(BIN)/pytest -q tests/test_journeys_browser.py
+
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache tests/node_modules

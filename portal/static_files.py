@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g, url_for
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, url_for
 from werkzeug.wrappers import Response
 
 from portal.auth.guards import public
@@ -24,10 +26,10 @@ def root_static(filename: str) -> Response:
 
 
 def asset_url(filename: str) -> str:
-    """URL of a static file on the current host."""
-    if g.get("on_partner_host") and g.get("partner") is not None:
-        return url_for("partner_static", filename=filename)
-    return url_for("static", filename=filename)
+    """URL of a static file on the current host: a path, never another origin, which the
+    Content-Security-Policy ('self') would block. Every host serves /static/, also the host
+    of a partner that does not exist (its 404 page)."""
+    return urlsplit(url_for("static", filename=filename)).path
 
 
 def register(app: Flask) -> None:

@@ -149,3 +149,17 @@ def test_client_stops_when_its_admin_can_no_longer_manage_clients(
         db.session.commit()
     refused = api.get("/users")
     assert refused.status_code == 403 and error_code(refused) == "forbidden"
+
+
+def test_wrong_secrets_are_throttled_per_address_on_the_host(
+    app: Flask, acme: Partner, acme_admin: User
+):
+    client_id, secret, _ = api_client_for(acme, acme_admin)
+    browser = host_client(app, "acme")
+    answers = [token_response(browser, client_id, f"guess-{i}").status_code for i in range(31)]
+    assert answers == [401] * 30 + [429]
+    # Now even the right secret waits; nothing was issued.
+    refused = token_response(browser, client_id, secret)
+    assert refused.status_code == 429 and refused.json["error"] == "slow_down"
+    assert int(refused.headers["Retry-After"]) == 300
+    assert rows(ApiToken) == []

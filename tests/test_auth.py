@@ -151,15 +151,23 @@ def test_login_errors_are_identical(
     assert {e.partner_id for e in failures} == {acme_user.partner_id}
 
 
-def test_deactivated_user_cannot_log_in_and_gets_the_same_error(
+def test_deactivated_user_cannot_log_in_and_is_told_so_only_with_the_right_password(
     acme_client: HostClient, acme_user: User
 ) -> None:
     acme_user.status = UserStatus.DEACTIVATED
     db.session.commit()
+    # Whoever knows the password learns the account is deactivated (and whom to ask) ...
     assert _login_error(acme_client, "alice@acme.test", PASSWORD) == (
+        403,
+        "This account has been deactivated. Ask your Acme Corp administrator if you need "
+        "access again.",
+    )
+    # ... anyone else gets the answer an unknown address gets.
+    assert _login_error(acme_client, "alice@acme.test", "wrong-password-here") == (
         422,
         "Incorrect email or password.",
     )
+    assert rows(UserSession) == []
 
 
 def test_email_is_case_insensitive(acme_client: HostClient, acme_user: User) -> None:

@@ -11,6 +11,7 @@ from conftest import PASSWORD, across_partners, host_client, make_user, rows, se
 from flask import Flask
 from test_support import acting_as
 
+from portal.api.models import ApiClient, ApiToken, IdempotentRequest
 from portal.audit.models import AuditEvent
 from portal.auth.passwords import hash_password
 from portal.clock import clock
@@ -171,6 +172,25 @@ def test_erasure_leaves_no_personal_data_in_any_table(
     maintenance(app)
     admin = client_from(app, acme_admin, ADMIN_IP)
     admin.post_form(f"/admin/users/{acme_user.id}/password-reset")
+    with partner_scope(acme):  # an API client's stored answer about her (Idempotency-Key)
+        client = ApiClient(
+            name="Back office",
+            client_id="pp_test",
+            secret_hash="0" * 64,
+            created_by_id=acme_admin.id,
+        )
+        db.session.add(client)
+        db.session.flush()
+        db.session.add(
+            IdempotentRequest(
+                api_client_id=client.id,
+                key="k1",
+                request_hash="0" * 64,
+                status=200,
+                body={"email": "alice@acme.test", "display_name": "Zelda Zyx"},
+            )
+        )
+        db.session.commit()
     before = scan_everything(owner_engine)
     assert "alice@acme.test" in before and USER_IP in before and "zelda zyx" in before
     events_before = len(rows(AuditEvent))
@@ -323,6 +343,51 @@ def test_tokens_are_deleted_after_their_days(app: Flask, acme: Partner, acme_use
         db.session.commit()
     maintenance(app)
     assert len(rows(ActionToken)) == 2
+
+
+def test_api_tokens_and_idempotency_keys_go_after_the_tokens_days(
+    app: Flask, acme: Partner, acme_admin: User
+) -> None:
+    now = clock.now()
+    with partner_scope(acme):
+        client = ApiClient(
+            name="Back office",
+            client_id="pp_test",
+            secret_hash="0" * 64,
+            created_by_id=acme_admin.id,
+        )
+        db.session.add(client)
+        db.session.flush()
+        for i, (expires, revoked) in enumerate(
+            [
+                (now - timedelta(days=31), None),  # expired long ago: deleted
+                (now + timedelta(hours=1), now - timedelta(days=31)),  # revoked long ago: deleted
+                (now - timedelta(days=29), None),  # expired recently: kept
+            ]
+        ):
+            db.session.add(
+                ApiToken(
+                    api_client_id=client.id,
+                    token_hash=f"a{i}".ljust(64, "0"),
+                    expires_at=expires,
+                    revoked_at=revoked,
+                )
+            )
+        for i, age in enumerate((31, 29)):
+            db.session.add(
+                IdempotentRequest(
+                    api_client_id=client.id,
+                    key=f"k{i}",
+                    request_hash="0" * 64,
+                    status=201,
+                    body={"email": "new@acme.test"},
+                    created_at=now - timedelta(days=age),
+                )
+            )
+        db.session.commit()
+    maintenance(app)
+    assert [t.token_hash[:2] for t in rows(ApiToken)] == ["a2"]
+    assert [k.key for k in rows(IdempotentRequest)] == ["k1"]
 
 
 # --- Offboarding --------------------------------------------------------------------------------

@@ -153,8 +153,13 @@ def test_disabling_a_role_that_would_strand_users_is_refused(
     # With a way out (advanced -> basic) the same change is accepted.
     edges["edge_advanced_basic"] = "admin"
     assert admin.post_form("/admin/roles/transitions", edges).status_code == 302
-    assert admin.post_form("/admin/roles/", form).status_code == 302
+    saved = admin.post_form("/admin/roles/", form, follow_redirects=True)
     assert {s.role: s.enabled for s in rows(RoleSetting)}[Role.ADVANCED] is False
+    # ... and the admin is told who still holds it (issue 16)
+    assert (
+        "1 user still holds Advanced, which is disabled: they keep its permissions until you "
+        "give them another role"
+    ) in saved.text
 
 
 def test_permission_change_applies_on_next_request(

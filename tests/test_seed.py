@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from conftest import host_client, rows
 from flask import Flask
 
+from portal.auth.passwords import hash_password
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.roles.models import Role
 from portal.tenancy.models import Partner
-from portal.users.models import User
+from portal.tenancy.scope import partner_scope
+from portal.users.models import User, UserStatus
 
 ROLES = ["guest", "basic", "advanced", "company", "admin"]
 
@@ -55,3 +59,31 @@ def test_seed_refuses_in_production(data: Flask, monkeypatch) -> None:
     assert result.exit_code != 0
     assert "refuses to run with PORTAL_ENV=production" in result.output
     assert db.session.execute(sa.select(sa.func.count()).select_from(Partner)).scalar_one() == 0
+
+
+def test_the_account_table_tells_the_accounts_as_they_are_now(app: Flask, data: Flask) -> None:
+    """`make run` prints this table: after people changed the demo, it says so (issue 16)."""
+    runner = data.test_cli_runner()
+    first = runner.invoke(args=["seed-demo"]).output
+    assert re.search(r"basic@acme\.test\s+portal-demo-2026\s+Basic\n", first)
+    assert re.search(r"support@acme\.test\s+portal-demo-2026\s+Basic, support agent", first)
+    acme = next(p for p in rows(Partner) if p.slug == "acme")
+    with partner_scope(acme):
+        basic = db.session.execute(
+            sa.select(User).where(User.email == "basic@acme.test")
+        ).scalar_one()
+        basic.role = Role.ADVANCED
+        advanced = db.session.execute(
+            sa.select(User).where(User.email == "advanced@acme.test")
+        ).scalar_one()
+        advanced.status = UserStatus.DEACTIVATED
+        guest = db.session.execute(
+            sa.select(User).where(User.email == "guest@acme.test")
+        ).scalar_one()
+        guest.password_hash = hash_password("someone-else-2026")
+        db.session.commit()
+    again = runner.invoke(args=["seed-demo"]).output
+    assert re.search(r"basic@acme\.test\s+portal-demo-2026\s+Advanced\n", again)
+    assert re.search(r"advanced@acme\.test\s+portal-demo-2026\s+Advanced, DEACTIVATED", again)
+    assert re.search(r"guest@acme\.test\s+\(changed\)\s+Guest, PASSWORD CHANGED", again)
+    assert re.search(r"basic@globex\.test\s+portal-demo-2026\s+Basic\n", again)

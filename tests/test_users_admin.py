@@ -190,7 +190,7 @@ def test_deactivation_kills_live_sessions_on_next_request(app: Flask, admin, acm
     assert response.status_code == 302
     assert victim.get("/").status_code == 302  # the very next request
     assert all(s.revoked_at is not None for s in rows(UserSession, user_id=acme_user.id))
-    assert victim.login("alice@acme.test").status_code == 422
+    assert victim.login("alice@acme.test").status_code == 403  # "This account has been deactivated"
     admin.post_form(f"/admin/users/{acme_user.id}/reactivate")
     assert rows(User, id=acme_user.id)[0].status == UserStatus.ACTIVE
     assert victim.login("alice@acme.test").status_code == 302

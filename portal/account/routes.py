@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -102,13 +102,14 @@ def reset_password(token: str) -> Page:
     if form.validate_on_submit():
         try:
             with attempt():
-                services.reset_password(token, form.password.data)
+                user = services.reset_password(token, form.password.data)
         except TokenInvalid:
             return link_invalid(TokenPurpose.PASSWORD_RESET)
         except PortalError as exc:
             attach_error(form, exc)
         else:
             flash("Your password has been changed. Sign in with your new password.", "info")
+            session["sign_in_as"] = user.email
             return redirect(url_for("auth.login"))
     return page("account/reset_password.html", form)
 
@@ -161,6 +162,7 @@ def verify_signup(token: str) -> Page:
             attach_error(form, exc)
         else:
             flash("Your account is ready. Sign in with the password you chose.", "info")
+            session["sign_in_as"] = record.user.email
             return redirect(url_for("auth.login"))
     return page("account/verify_signup.html", form, email=record.user.email)
 

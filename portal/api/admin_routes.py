@@ -3,7 +3,7 @@ authorization server), /developers and /api/v1/openapi.json (the API described).
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, current_app, g, jsonify, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -11,6 +11,7 @@ from portal.api import schema, services
 from portal.api.models import SCOPE_DESCRIPTIONS, ApiClient, Scope
 from portal.api.oauth import authorization_server
 from portal.auth.guards import public
+from portal.auth.throttle import LoginThrottled, throttle
 from portal.demo.seed import DEMO_API_CLIENT_ID, DEMO_API_SECRET
 from portal.exceptions import NotFound, PortalError
 from portal.extensions import csrf
@@ -89,7 +90,23 @@ def token() -> Response:
     """Client credentials in, a bearer token of this partner out (RFC 6749 §4.4)."""
     if not evaluate("api_access").on:
         raise NotFound("The partner API is not switched on for this portal.")
-    return authorization_server().create_token_response()
+    # Wrong client credentials count like failed sign-ins from this address on this host.
+    scope, ip = str(g.partner.id), request.remote_addr
+    try:
+        throttle().check_client(scope, ip)
+    except LoginThrottled:
+        refused = jsonify(
+            error="slow_down",
+            error_description="Too many failed attempts from this address; try again later.",
+        )
+        refused.status_code = 429
+        refused.headers["Retry-After"] = str(throttle().limits.login_per_ip.get_expiry())
+        refused.headers["Cache-Control"] = "no-store"
+        return refused
+    response = authorization_server().create_token_response()
+    if response.status_code == 401:
+        throttle().client_failed(scope, ip)
+    return response
 
 
 @oauth_bp.get("/developers")

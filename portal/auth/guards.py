@@ -8,6 +8,8 @@ from flask import Flask, current_app, g, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from portal.redirects import local_path
+
 
 def public(view: Any) -> Any:
     """Mark a view that anonymous visitors may reach (login page, health checks)."""
@@ -33,9 +35,29 @@ def principal_kind() -> str | None:
     return current_user.kind
 
 
+def return_path() -> str | None:
+    """The page to come back to after signing in: this one when it is a page (GET), else the
+    page the browser shows (htmx says which; a form post's referrer on this host). A form's
+    target is never the `next`: after signing in it would be a "method not allowed" page."""
+    if request.headers.get("HX-Request"):
+        return same_host_path(request.headers.get("HX-Current-URL"))
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    return same_host_path(request.referrer)
+
+
+def same_host_path(url: str | None) -> str | None:
+    """The path (and query) of `url` when it is an address on this host, else None."""
+    origin = request.host_url.rstrip("/")
+    if not url or not url.startswith(origin + "/"):
+        return None
+    return local_path(url[len(origin) :], "") or None
+
+
 def login_redirect() -> Response:
     endpoint = "auth.login" if g.get("on_partner_host") else "operator.login"
-    target = url_for(endpoint, next=request.full_path.rstrip("?"))
+    back = return_path()
+    target = url_for(endpoint, next=back) if back and back != "/" else url_for(endpoint)
     if request.headers.get("HX-Request"):
         return Response(
             "Your session has ended. Please sign in again.", 401, {"HX-Redirect": target}

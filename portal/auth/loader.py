@@ -26,6 +26,7 @@ from portal.auth.cookies import (
     read_token,
     set_auth_cookie,
 )
+from portal.auth.signout import ended_reason
 from portal.extensions import db, login_manager
 from portal.sessions.models import UserSession
 from portal.sessions.services import (
@@ -120,6 +121,7 @@ def load_principal(_request: Request) -> Any:
         if found.record.impersonator_id is not None:
             return _support_session(partner, found)
         if not found.live:
+            _session_over(partner, found)
             return None
         return _signed_in(found)
     operator_record = authenticate_operator_session(token)
@@ -128,6 +130,15 @@ def load_principal(_request: Request) -> Any:
     g.operator_session = operator_record
     g.principal_ref = f"operator:{operator_record.operator_id}"
     return operator_record.operator
+
+
+def _session_over(partner: Partner, found: Presented) -> None:
+    """The browser presents a session that is over: say why on the page it lands on (the
+    sign-in page, for a page that needs one) and forget the cookie, so it is said once."""
+    reason = ended_reason(partner, found.record)
+    if reason:
+        flash(reason, "info")
+    g.cookie_swap = CookieSwap(None)
 
 
 def _signed_in(found: Presented) -> Any:

@@ -42,6 +42,19 @@ class LoginFailed(Invalid):
         super().__init__(LOGIN_FAILED)
 
 
+class AccountDeactivated(Invalid):
+    """The right password of a deactivated account. Only someone who knows the password learns
+    that the account exists (docs/security.md, "finding out which addresses have accounts")."""
+
+    status = 403
+
+    def __init__(self, brand: str) -> None:
+        super().__init__(
+            f"This account has been deactivated. Ask your {brand} administrator if you need "
+            "access again."
+        )
+
+
 def _check_password(account: User | Operator | None, password: str) -> bool:
     ok = verify_password(account.password_hash if account else None, password)
     if ok and account is not None and needs_rehash(account.password_hash):
@@ -76,9 +89,12 @@ def login_with_password(
         # the failures counted before it, so a burst cannot slip past the limits together.
         lock_user(user.id)
     _throttled(scope, address, client, "auth.login_throttled")
-    if not _check_password(user, password) or user is None or user.status != UserStatus.ACTIVE:
+    right = _check_password(user, password)
+    if not right or user is None or user.status != UserStatus.ACTIVE:
         throttle().login_failed(scope, address, client.ip)
         record_audit("auth.login_failed", target=("email", address[:64]), actor="anonymous")
+        if right and user is not None and user.status == UserStatus.DEACTIVATED:
+            raise AccountDeactivated(current_partner.brand_name)
         raise LoginFailed()
     record, token = start_user_session(user, client, method=LoginMethod.PASSWORD, remember=remember)
     # Bookkeeping, not a change to the account: no new version, so an admin looking at the

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from portal.api.models import ApiClient, Scope, digest
 from portal.audit.services import record_audit
-from portal.auth.passwords import hash_password
+from portal.auth.passwords import hash_password, verify_password
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.features.catalogue import PLAN_GATED
@@ -17,6 +17,7 @@ from portal.features.models import FeatureSetting
 from portal.features.services import switch_feature
 from portal.operator.models import Operator
 from portal.roles.models import Role
+from portal.roles.policy import current_policy
 from portal.sso.crypto import secret_box
 from portal.sso.demo_provider import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_issuer
 from portal.sso.models import SsoConnection
@@ -24,7 +25,7 @@ from portal.subscriptions.models import BillingInterval, Plan
 from portal.subscriptions.plans import PlanInput, create_plan
 from portal.tenancy.models import Partner, Theme
 from portal.tenancy.scope import partner_scope
-from portal.users.models import User
+from portal.users.models import User, UserStatus
 from portal.users.services import create_user, email_taken
 
 DEMO_PASSWORD = "portal-demo-2026"
@@ -74,6 +75,23 @@ def _ensure_user(email: str, password: str, role: Role, *, support: bool = False
         actor=None,
         source="seed-demo",
     )
+
+
+def _described(slug: str, email: str, password: str, extra: str = "") -> DemoAccount:
+    """The demo account as it is now, not as it was seeded: its role's label, support agent
+    or not, deactivated, or a password someone changed (`make reset-demo` starts over)."""
+    user = db.session.execute(select(User).where(User.email == email)).scalar_one()
+    notes = [current_policy().label(user.role)]
+    if user.is_support:
+        notes.append("support agent: /support")
+    if user.status != UserStatus.ACTIVE:
+        notes.append(user.status.value.upper())
+    if not verify_password(user.password_hash, password):
+        notes.append("PASSWORD CHANGED")
+        password = "(changed)"
+    if extra:
+        notes.append(extra)
+    return DemoAccount(slug, email, password, ", ".join(notes))
 
 
 def _ensure_support_on() -> None:
@@ -218,17 +236,10 @@ def seed_demo() -> list[DemoAccount]:
             for role in Role:
                 email = f"{role.value}@{slug}.test"
                 _ensure_user(email, DEMO_PASSWORD, role)
-                accounts.append(DemoAccount(slug, email, DEMO_PASSWORD, f"role {role.value}"))
+                accounts.append(_described(slug, email, DEMO_PASSWORD))
             _ensure_user(f"support@{slug}.test", DEMO_PASSWORD, Role.BASIC, support=True)
             _ensure_support_on()
-            accounts.append(
-                DemoAccount(
-                    slug,
-                    f"support@{slug}.test",
-                    DEMO_PASSWORD,
-                    "role basic, support agent: /support",
-                )
-            )
+            accounts.append(_described(slug, f"support@{slug}.test", DEMO_PASSWORD))
             shared_password = f"{slug}-shared-2026"
             _ensure_user(SHARED_EMAIL, shared_password, Role.BASIC)
             _ensure_plans("USD" if slug == "globex" else "EUR")
@@ -236,7 +247,7 @@ def seed_demo() -> list[DemoAccount]:
                 _ensure_demo_sso()
                 _ensure_demo_api_client()
             accounts.append(
-                DemoAccount(slug, SHARED_EMAIL, shared_password, "same email, own password")
+                _described(slug, SHARED_EMAIL, shared_password, "same email, own password")
             )
     if (
         db.session.execute(

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, delete, exists, func, or_, select
 from sqlalchemy.exc import OperationalError
 
 from portal import unit_of_work
+from portal.api.models import ApiToken, IdempotentRequest
 from portal.audit.maintenance import audit_maintenance
 from portal.audit.models import AuditEvent
 from portal.extensions import db
@@ -139,6 +140,23 @@ POLICIES = (
             ActionToken.expires_at <= now - _days(p.tokens_days),
         ),
         _delete(ActionToken),
+    ),
+    Policy(
+        "api_tokens_deleted",
+        ApiToken,
+        lambda p, now: or_(
+            ApiToken.revoked_at <= now - _days(p.tokens_days),
+            ApiToken.expires_at <= now - _days(p.tokens_days),
+        ),
+        _delete(ApiToken),
+    ),
+    Policy(
+        # A stored answer holds what the request created (an invited address, say); a retry
+        # after these days runs again.
+        "idempotency_keys_deleted",
+        IdempotentRequest,
+        lambda p, now: IdempotentRequest.created_at <= now - _days(p.tokens_days),
+        _delete(IdempotentRequest),
     ),
     Policy(
         "email_bodies_deleted",

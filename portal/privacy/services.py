@@ -16,6 +16,7 @@ from sqlalchemy import Text, cast, delete, exists, false, func, or_, select, upd
 from sqlalchemy.orm import defer
 
 from portal.account.services import check_current_password
+from portal.api.models import IdempotentRequest
 from portal.audit.maintenance import audit_maintenance
 from portal.audit.models import ActorType, AuditEvent
 from portal.audit.services import record_audit
@@ -436,6 +437,13 @@ def erase_user(user: User, *, by: User | None, reason: str = "erasure request") 
     counts["tokens"] = db.session.execute(
         delete(ActionToken)
         .where(ActionToken.user_id == user.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    # An API client's stored answers that name the person (an invitation made through the API):
+    # a retry with that key then runs again, as after the key's retention.
+    counts["api_answers"] = db.session.execute(
+        delete(IdempotentRequest)
+        .where(_mentions(IdempotentRequest.body, people))
         .execution_options(synchronize_session=False)
     ).rowcount
     counts["identities"] = db.session.execute(

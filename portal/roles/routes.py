@@ -10,7 +10,12 @@ from portal.exceptions import PortalError
 from portal.roles.models import Role
 from portal.roles.permissions import DESCRIPTIONS, Permission
 from portal.roles.policy import current_policy, requires
-from portal.roles.services import RoleInput, save_roles, save_transitions
+from portal.roles.services import (
+    RoleInput,
+    holders_of_disabled_roles,
+    save_roles,
+    save_transitions,
+)
 from portal.unit_of_work import attempt
 
 bp = Blueprint("roles_admin", __name__, subdomain="<partner>", url_prefix="/admin/roles")
@@ -50,6 +55,14 @@ def index() -> tuple[str, int] | Response:
             error = str(exc)
         else:
             flash("Roles saved. The change applies to everyone's next request.", "info")
+            policy = current_policy()
+            for role, count in holders_of_disabled_roles().items():
+                people = "1 user still holds" if count == 1 else f"{count} users still hold"
+                flash(
+                    f"{people} {policy.label(role)}, which is disabled: they keep its "
+                    "permissions until you give them another role (Users, filter by role).",
+                    "warning",
+                )
             return redirect(url_for("roles_admin.index"))
     roles = _parse_roles(request.form) if error else None
     return render_template(

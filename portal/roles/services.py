@@ -38,6 +38,17 @@ def _users_per_role() -> dict[Role, int]:
     return {role: count for role, count in rows}
 
 
+def holders_of_disabled_roles() -> dict[Role, int]:
+    """How many users (not deactivated) hold each disabled role: they keep its permissions
+    until an admin moves them, which the roles page says after saving."""
+    policy = current_policy()
+    return {
+        role: count
+        for role, count in _users_per_role().items()
+        if count and not policy.roles[role].enabled
+    }
+
+
 def _stranded(enabled: dict[Role, bool], edges: dict[tuple[Role, Role], Role]) -> list[str]:
     """Messages for every disabled role whose users could never be moved to an enabled one."""
     problems = []

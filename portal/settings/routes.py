@@ -10,11 +10,13 @@ from portal.roles.models import Role
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy, requires
 from portal.settings.services import (
+    PolicyProblems,
     SettingsError,
     update_default_role,
     update_session_policy,
     update_support_policy,
 )
+from portal.tenancy.models import SessionPolicy
 from portal.unit_of_work import attempt
 
 bp = Blueprint("settings_admin", __name__, subdomain="<partner>", url_prefix="/admin/settings")
@@ -66,10 +68,16 @@ def sessions() -> tuple[str, int] | Response:
                 errors[name] = f"{label}: enter a whole number."
         values["at_limit"] = request.form.get("at_limit", "")
         values["remember_me_allowed"] = request.form.get("remember_me_allowed") == "1"
-        if not errors:
+        if errors:
+            # The numbers that are numbers are checked too: every problem is flagged at once.
+            whole = {k: v for k, v in values.items() if k not in errors}
+            errors.update(PolicyProblems(SessionPolicy.problems_of(whole)).fields)
+        else:
             try:
                 with attempt():
                     update_session_policy(values)
+            except PolicyProblems as exc:
+                errors.update(exc.fields)
             except PortalError as exc:
                 errors["form"] = str(exc)
             else:

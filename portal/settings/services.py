@@ -17,6 +17,14 @@ class SettingsError(Invalid):
     """A setting that cannot be saved, with the reason."""
 
 
+class PolicyProblems(SettingsError):
+    """Settings with several bad values: each field's reason, all at once."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.fields = {name: message.capitalize() + "." for name, message in problems.items()}
+        super().__init__(" ".join(self.fields.values()))
+
+
 def update_default_role(default_role: Role) -> None:
     """Choose the role new self-registered users get (sign-up itself is a feature switch)."""
     lock_partner()  # the role's state is read as it is now, not as a concurrent save left it
@@ -37,6 +45,10 @@ def update_default_role(default_role: Role) -> None:
 
 def update_session_policy(values: dict[str, object]) -> SessionPolicy:
     """Validate and store the partner's session policy; applies to every next request."""
+    known = {name: value for name, value in values.items() if name in SessionPolicy.FIELDS}
+    problems = SessionPolicy.problems_of(known)
+    if problems:
+        raise PolicyProblems(problems)
     try:
         policy = SessionPolicy.from_dict(values)
     except (TypeError, ValueError) as exc:

@@ -67,18 +67,24 @@ def index() -> str:
 
 
 def _parse_plan(form) -> PlanInput:
+    """The plan the form describes; every field that cannot be read or saved is named at once
+    (PlanError with all of them), so the admin corrects them in one go."""
+    problems: dict[str, str] = {}
     try:
         price = round(float(form.get("price", "0").replace(",", ".") or 0) * 100)
     except (ValueError, OverflowError):  # "abc", or "inf" and "1e400"
-        raise PlanError("price", "Enter the price as a number, for example 9.90.") from None
+        problems["price"] = "Enter the price as a number, for example 9.90."
+        price = 0
     try:
         position = int(form.get("position", "0") or 0)
     except ValueError:
-        raise PlanError("position", "Enter the order as a whole number.") from None
+        problems["position"] = "Enter the order as a whole number."
+        position = 0
     interval = form.get("interval", "")
     if interval not in BillingInterval._value2member_map_:
-        raise PlanError("interval", "Choose how often the price is charged.")
-    return PlanInput(
+        problems["interval"] = "Choose how often the price is charged."
+        interval = BillingInterval.MONTH.value
+    data = PlanInput(
         code=form.get("code", "")[:100],
         name=form.get("name", "")[:200],
         description=form.get("description", "")[:5000],
@@ -92,6 +98,10 @@ def _parse_plan(form) -> PlanInput:
         needs_approval=form.get("needs_approval") == "1",
         position=position,
     )
+    problems = {**data.problems(PLAN_GATED), **problems}
+    if problems:
+        raise PlanError.of(problems)
+    return data
 
 
 def _plan_form(plan: Plan | None) -> tuple[str, int] | Response:

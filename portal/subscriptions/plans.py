@@ -24,6 +24,15 @@ class PlanError(Invalid):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+        self.fields = {field: message}
+
+    @classmethod
+    def of(cls, problems: dict[str, str]) -> PlanError:
+        """Several fields at fault at once: each keeps its message (`field` is the first)."""
+        field, message = next(iter(problems.items()))
+        error = cls(field, message)
+        error.fields = dict(problems)
+        return error
 
 
 @dataclass(frozen=True)
@@ -39,27 +48,35 @@ class PlanInput:
     needs_approval: bool
     position: int
 
-    def validated(self, known_entitlements: frozenset[str]) -> PlanInput:
-        code = self.code.strip().lower()
-        if not CODE_RE.match(code):
-            raise PlanError("code", "Use 2 to 40 lowercase letters, digits, - or _ for the code.")
-        name = " ".join(self.name.split())
-        if not 1 <= len(name) <= 80:
-            raise PlanError("name", "The name must be 1 to 80 characters.")
+    def problems(self, known_entitlements: frozenset[str]) -> dict[str, str]:
+        """Every field that cannot be saved, with its reason (all of them, not the first)."""
+        problems: dict[str, str] = {}
+        if not CODE_RE.match(self.code.strip().lower()):
+            problems["code"] = "Use 2 to 40 lowercase letters, digits, - or _ for the code."
+        if not 1 <= len(" ".join(self.name.split())) <= 80:
+            problems["name"] = "The name must be 1 to 80 characters."
         if len(self.description) > 2000:
-            raise PlanError("description", "The description must be at most 2,000 characters.")
+            problems["description"] = "The description must be at most 2,000 characters."
         if not 0 <= self.price_cents <= 100_000_000:
-            raise PlanError("price", "The price must be between 0 and 1,000,000.")
-        currency = self.currency.strip().upper()
-        if not CURRENCY_RE.match(currency):
-            raise PlanError("currency", "Use a three-letter currency code such as EUR.")
+            problems["price"] = "The price must be between 0 and 1,000,000."
+        if not CURRENCY_RE.match(self.currency.strip().upper()):
+            problems["currency"] = "Use a three-letter currency code such as EUR."
         if not self.allowed_roles:
-            raise PlanError("allowed_roles", "Choose at least one role that may subscribe.")
+            problems["allowed_roles"] = "Choose at least one role that may subscribe."
         unknown = [k for k in self.entitlements if k not in known_entitlements]
         if unknown:
-            raise PlanError("entitlements", f"Unknown feature(s): {', '.join(unknown)}.")
+            problems["entitlements"] = f"Unknown feature(s): {', '.join(unknown)}."
         if not -1000 <= self.position <= 1000:
-            raise PlanError("position", "The order must be between -1000 and 1000.")
+            problems["position"] = "The order must be between -1000 and 1000."
+        return problems
+
+    def validated(self, known_entitlements: frozenset[str]) -> PlanInput:
+        problems = self.problems(known_entitlements)
+        if problems:
+            raise PlanError.of(problems)
+        code = self.code.strip().lower()
+        name = " ".join(self.name.split())
+        currency = self.currency.strip().upper()
         return PlanInput(
             code,
             name,

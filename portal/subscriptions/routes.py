@@ -52,7 +52,8 @@ def index() -> str:
         "subscriptions/account.html",
         held=page.held,
         pending=page.pending,
-        offers=page.offers,
+        # The plans the user can choose first, then the others with the reason they cannot.
+        offers=sorted(page.offers, key=lambda offer: offer[1] is not None),
         history=list(history),
     )
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask, abort, current_app, g, request
+from flask.globals import request_ctx
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
@@ -81,6 +82,10 @@ def _view(endpoint: str | None) -> Any:
 def resolve_partner(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """url_value_preprocessor: turn the `<partner>` subdomain into `g.partner` or a 404."""
     g.partner = None
+    if endpoint is None and values is None:
+        # No route matched (404, 405): the page that says so is still the partner's, in its
+        # colours, with its navigation and its own assets (the root domain's are other-origin).
+        values = _partner_of_host()
     g.on_partner_host = bool(values) and "partner" in values
     if not g.on_partner_host:
         return
@@ -138,6 +143,17 @@ def _host_partner(slug: str) -> Partner | None:
         return partner
     with resolving_partner(partner.id):
         return loader(slug)
+
+
+def _partner_of_host() -> dict[str, Any] | None:
+    """The `<partner>` value the host would give a partner route, or None on the root domain."""
+    if request_ctx.url_adapter is None:  # the host itself was refused
+        return None
+    root = current_app.config.get("SERVER_NAME") or ""
+    host = request.host
+    if not root or not host.endswith("." + root):
+        return None
+    return {"partner": host[: -len(root) - 1]}
 
 
 def partner_by_slug(slug: str) -> Partner:

@@ -7,7 +7,7 @@ import re
 import secrets
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
@@ -130,18 +130,47 @@ class SessionPolicy:
     impersonation_notify: bool = True
 
     def __post_init__(self) -> None:
-        if not 5 <= self.idle_minutes <= 24 * 60:
-            raise ValueError("idle timeout must be between 5 minutes and 24 hours")
-        if not 1 <= self.absolute_hours <= 24 * 30:
-            raise ValueError("absolute lifetime must be between 1 hour and 30 days")
-        if not 1 <= self.max_concurrent <= 100:
-            raise ValueError("maximum concurrent sessions must be between 1 and 100")
-        if self.at_limit not in {a.value for a in AtLimit}:
-            raise ValueError("behaviour at the limit must be evict_oldest or deny_new")
-        if not 1 <= self.remember_me_days <= 90:
-            raise ValueError("remember-me must last between 1 and 90 days")
-        if not 5 <= self.impersonation_minutes <= 240:
-            raise ValueError("a support session must last between 5 minutes and 4 hours")
+        problems = self.problems_of(asdict(self))
+        if problems:
+            raise ValueError(next(iter(problems.values())))
+
+    FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "idle_minutes",
+            "absolute_hours",
+            "max_concurrent",
+            "at_limit",
+            "remember_me_allowed",
+            "remember_me_days",
+            "impersonation_minutes",
+            "impersonation_notify",
+        }
+    )
+
+    @staticmethod
+    def problems_of(values: dict[str, Any]) -> dict[str, str]:
+        """Every field of `values` that breaks its rule, with the message (all at once, so a
+        form can flag each one)."""
+        rules = [
+            ("idle_minutes", 5, 24 * 60, "idle timeout must be between 5 minutes and 24 hours"),
+            ("absolute_hours", 1, 24 * 30, "absolute lifetime must be between 1 hour and 30 days"),
+            ("max_concurrent", 1, 100, "maximum concurrent sessions must be between 1 and 100"),
+            ("remember_me_days", 1, 90, "remember-me must last between 1 and 90 days"),
+            (
+                "impersonation_minutes",
+                5,
+                240,
+                "a support session must last between 5 minutes and 4 hours",
+            ),
+        ]
+        problems = {}
+        for name, low, high, message in rules:
+            value = values.get(name, low)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                problems[name] = message
+        if values.get("at_limit", AtLimit.EVICT_OLDEST.value) not in {a.value for a in AtLimit}:
+            problems["at_limit"] = "behaviour at the limit must be evict_oldest or deny_new"
+        return problems
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Self:

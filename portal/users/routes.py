@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import (
     Blueprint,
@@ -13,9 +14,11 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from portal.account.services import send_password_reset
@@ -46,19 +49,21 @@ def _actor() -> User:
     return current_user._get_current_object()
 
 
-@bp.get("/")
-@requires(Permission.USERS_VIEW)
-def index() -> Response:
-    query = UserQuery.from_args(request.args)
-    page = search_users(query)
-    context = {
-        "page": page,
+def _list_context(query: UserQuery) -> dict:
+    return {
+        "page": search_users(query),
         "query": query,
         "sorts": SORTS,
         "roles": list(Role),
         "statuses": list(UserStatus),
         "policy": current_policy(),
     }
+
+
+@bp.get("/")
+@requires(Permission.USERS_VIEW)
+def index() -> Response:
+    context = _list_context(UserQuery.from_args(request.args))
     # htmx asks for the table only (search, filters, sorting, pagination).
     template = (
         "users/_table.html"
@@ -254,20 +259,20 @@ BULK_ACTIONS = {
 
 @bp.post("/bulk")
 @requires(Permission.USERS_VIEW)
-def bulk() -> tuple[str, int]:
+def bulk() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     action = request.form.get("action", "")
     if action not in BULK_ACTIONS:
-        return render_template("users/_bulk_results.html", error="Choose an action."), 422
+        return _bulk_refused("Choose an action.")
     if not can(BULK_ACTIONS[action]):
         abort(403, "You do not have permission to do this.")
     ids = parse_ids(request.form.getlist("user_ids"))
     if not ids:
-        return render_template("users/_bulk_results.html", error="Select at least one user."), 422
+        return _bulk_refused("Select at least one user.")
     actor = _actor()
     if action == "role":
         value = request.form.get("role", "")
         if value not in Role._value2member_map_:
-            return render_template("users/_bulk_results.html", error="Choose a role."), 422
+            return _bulk_refused("Choose a role.")
 
         def apply(user: User) -> str:
             services.change_role(actor, user, Role(value))
@@ -285,7 +290,18 @@ def bulk() -> tuple[str, int]:
 
     with attempt():
         results = services.bulk_apply(actor, ids, apply)
-    return render_template("users/_bulk_results.html", results=results, error=None), 200
+    # The list drawn again as the admin was looking at it (htmx names its address; without
+    # script, the first page): rows as stored now, nothing ticked, the results above them.
+    shown = urlsplit(request.headers.get("HX-Current-URL", "")).query
+    context = _list_context(UserQuery.from_args(MultiDict(parse_qsl(shown))))
+    template = "users/_table.html" if is_htmx() else "users/list.html"
+    return render_template(template, results=results, **context), 200
+
+
+def _bulk_refused(message: str) -> tuple[str, int, dict[str, str]]:
+    """A bulk request that cannot start: the message beside the bar, the ticks kept."""
+    page = render_template("users/_bulk_results.html", error=message)
+    return page, 422, {"HX-Retarget": "#bulk-results", "HX-Reswap": "innerHTML"}
 
 
 @invitations_bp.route("/invite/<token>", methods=["GET", "POST"])
@@ -309,6 +325,7 @@ def accept(token: str) -> tuple[str, int] | Response:
             field.errors.append(str(exc))
         else:
             flash(f"Welcome, {user.label}! Your account is ready. Sign in to continue.", "info")
+            session["sign_in_as"] = user.email
             return redirect(url_for("auth.login"))
     status = 422 if form.errors else 200
     return render_template("users/accept.html", form=form, invitation=invitation), status

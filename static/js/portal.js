@@ -49,11 +49,44 @@
   });
 
   // No inline handlers (the Content-Security-Policy allows scripts from /static only):
-  // <form data-confirm="Question?"> asks before submitting; <select data-autosubmit> (or a
+  // <form data-confirm="Question?"> asks before submitting; <form data-confirm-deactivate=
+  // "Question?"> asks when its "action" field says deactivate; <select data-autosubmit> (or a
   // checkbox) submits its form when changed.
+  function questionFor(form) {
+    if (!form || !form.getAttribute) return null;
+    var question = form.getAttribute("data-confirm");
+    if (question) return question;
+    var action = form.elements && form.elements.namedItem("action");
+    // A bulk action asks only when something is ticked; with nothing ticked the server says so.
+    if (action && action.value && form.querySelector("input[type=checkbox]:checked")) {
+      return form.getAttribute("data-confirm-" + action.value);
+    }
+    return null;
+  }
+
   document.addEventListener("submit", function (event) {
-    var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
+    // htmx forms ask through htmx:confirm below (htmx has taken the submit already).
+    if (event.defaultPrevented || event.target.hasAttribute("hx-post")) return;
+    var question = questionFor(event.target);
     if (question && !window.confirm(question)) event.preventDefault();
+  });
+
+  document.addEventListener("htmx:confirm", function (event) {
+    var elt = event.detail.elt;
+    var question = questionFor(elt.tagName === "FORM" ? elt : null);
+    if (!question) return;
+    event.preventDefault();
+    if (window.confirm(question)) event.detail.issueRequest(true);
+  });
+
+  // Escape closes an open menu (the Manage dropdown) and puts the focus back on its button.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    document.querySelectorAll("details.dropdown[open]").forEach(function (menu) {
+      menu.removeAttribute("open");
+      var summary = menu.querySelector("summary");
+      if (summary && menu.contains(document.activeElement)) summary.focus();
+    });
   });
 
   document.addEventListener("change", function (event) {
