@@ -16,27 +16,22 @@ def read_token() -> str | None:
     return request.cookies.get(cookie_name()) or None
 
 
+def _attributes() -> dict[str, object]:
+    # No Domain attribute: a cookie stays on the exact host that issued it.
+    return {
+        "path": "/",
+        "secure": current_app.config["SESSION_COOKIE_SECURE"],
+        "httponly": True,
+        "samesite": "Lax",
+    }
+
+
 def set_auth_cookie(response: Response, token: str, *, expires: datetime | None = None) -> None:
-    # No Domain attribute: the cookie stays on the exact host that issued it.
-    response.set_cookie(
-        cookie_name(),
-        token,
-        expires=expires,
-        path="/",
-        secure=current_app.config["SESSION_COOKIE_SECURE"],
-        httponly=True,
-        samesite="Lax",
-    )
+    response.set_cookie(cookie_name(), token, expires=expires, **_attributes())
 
 
 def clear_auth_cookie(response: Response) -> None:
-    response.delete_cookie(
-        cookie_name(),
-        path="/",
-        secure=current_app.config["SESSION_COOKIE_SECURE"],
-        httponly=True,
-        samesite="Lax",
-    )
+    response.delete_cookie(cookie_name(), **_attributes())
 
 
 # While a support agent acts as a user, the auth cookie carries that support session and this
@@ -51,22 +46,8 @@ def read_return_token() -> str | None:
 
 
 def set_return_cookie(response: Response, token: str, *, expires: datetime | None = None) -> None:
-    response.set_cookie(
-        return_cookie_name(),
-        token,
-        expires=expires,
-        path="/",
-        secure=current_app.config["SESSION_COOKIE_SECURE"],
-        httponly=True,
-        samesite="Lax",
-    )
+    response.set_cookie(return_cookie_name(), token, expires=expires, **_attributes())
 
 
 def clear_return_cookie(response: Response) -> None:
-    response.delete_cookie(
-        return_cookie_name(),
-        path="/",
-        secure=current_app.config["SESSION_COOKIE_SECURE"],
-        httponly=True,
-        samesite="Lax",
-    )
+    response.delete_cookie(return_cookie_name(), **_attributes())
