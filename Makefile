@@ -51,8 +51,6 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
-# SQLite always; PostgreSQL too when PORTAL_TEST_DATABASE_URL is set (required when
-# PORTAL_REQUIRE_POSTGRES=1, as on CI).
 # axe-core for the accessibility browser tests, from the npm registry (pinned in
 # tests/package-lock.json). Without npm the tests that need it are skipped with the reason
 # (failed when PORTAL_REQUIRE_CHROMIUM=1, as on CI).
@@ -63,13 +61,26 @@ tests/node_modules/.installed: tests/package.json tests/package-lock.json
 		echo "npm not found: the accessibility (axe-core) browser tests will be skipped."; \
 	fi
 
+# SQLite always; PostgreSQL too when PORTAL_TEST_DATABASE_URL is set (required when
+# PORTAL_REQUIRE_POSTGRES=1, as on CI). The two passes run at once, one per core: SQLite in
+# the foreground, PostgreSQL's output kept and shown when it ends; either failing fails the
+# target. The browser tests (marker `browser`) run in the SQLite pass only: they drive pages,
+# and what differs between the databases (row-level security, locks, two writers at once) is
+# proven below the browser, on both.
 test: lint tests/node_modules/.installed
-	PORTAL_TEST_DB=sqlite $(BIN)/pytest
 	@if [ -n "$$PORTAL_TEST_DATABASE_URL" ]; then \
-		PORTAL_TEST_DB=postgres $(BIN)/pytest; \
+		log=$$(mktemp); \
+		PORTAL_TEST_DB=postgres $(BIN)/pytest -p no:cacheprovider -m "not browser" >$$log 2>&1 & \
+		postgres=$$!; trap 'kill $$postgres 2>/dev/null' INT TERM; \
+		PORTAL_TEST_DB=sqlite $(BIN)/pytest; sqlite=$$?; \
+		wait $$postgres; pg=$$?; \
+		echo; echo "----- the PostgreSQL pass (run alongside) -----"; cat $$log; rm -f $$log; \
+		echo "SQLite pass: exit $$sqlite; PostgreSQL pass: exit $$pg"; \
+		[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]; \
 	elif [ "$$PORTAL_REQUIRE_POSTGRES" = "1" ]; then \
 		echo "PORTAL_REQUIRE_POSTGRES=1 but PORTAL_TEST_DATABASE_URL is not set" >&2; exit 1; \
 	else \
+		PORTAL_TEST_DB=sqlite $(BIN)/pytest || exit 1; \
 		echo "PostgreSQL pass skipped: set PORTAL_TEST_DATABASE_URL to run the suite against it too."; \
 	fi
 
