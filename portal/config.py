@@ -199,6 +199,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "MAIL_LIMIT_PER_PARTNER": _rate("MAIL_LIMIT_PER_PARTNER", "200/hour"),
         "MAIL_LIMIT_PER_ADDRESS": _rate("MAIL_LIMIT_PER_ADDRESS", "3/hour"),
         "SIGNUP_NOTICE_PER_ADDRESS": _rate("SIGNUP_NOTICE_PER_ADDRESS", "1/hour"),
+        # Invitations admins send (new or again, pages and API alike).
+        "INVITE_LIMIT_PER_PARTNER": _rate("INVITE_LIMIT_PER_PARTNER", "100/hour"),
+        "INVITE_LIMIT_PER_ADDRESS": _rate("INVITE_LIMIT_PER_ADDRESS", "3/hour"),
         # Partner API: requests per API client, and how long a bearer token lives.
         "API_LIMIT_PER_CLIENT": _rate("API_LIMIT_PER_CLIENT", "300/minute"),
         "API_TOKEN_LIFETIME": _seconds("API_TOKEN_LIFETIME", 3600),

@@ -11,11 +11,12 @@ import pytest
 from conftest import PASSWORD, HostClient, host_client, logged_in, make_user, rows
 from flask import Flask
 
+from portal.auth.passwords import hash_password
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.operator.services import reactivate_partner, suspend_partner
 from portal.roles.models import Role
-from portal.sessions.models import UserSession
+from portal.sessions.models import OperatorSession, UserSession
 from portal.sessions.services import revoke_user_session
 from portal.subscriptions.models import Subscription
 from portal.tenancy.models import Partner
@@ -367,3 +368,59 @@ def test_a_new_guest_is_shown_what_to_do(app: Flask, acme: Partner) -> None:
     home = basic.get("/").text
     for link in re.findall(r'<li><a href="([^"]+)"', home[home.index("What you can do") :]):
         assert basic.get(link).status_code == 200, link
+
+
+# --- Operators on the root domain -------------------------------------------------------------
+
+
+@pytest.fixture
+def operator_console(app: Flask, data: Flask) -> HostClient:
+    """An operator signed in on the root domain."""
+    db.session.add(Operator(email="op@portal.test", password_hash=hash_password(PASSWORD)))
+    db.session.commit()
+    client = host_client(app, None)
+    assert client.login("op@portal.test").status_code == 302
+    return client
+
+
+def test_an_operator_signed_out_by_time_is_told_why(
+    app: Flask, operator_console: HostClient, frozen_clock
+) -> None:
+    frozen_clock.advance(timedelta(minutes=31))
+    where, said = landing(operator_console, "/operator/")
+    assert where.startswith("/login")
+    assert said == "You were signed out after 30 minutes without activity. Please sign in again."
+    assert FLASH_RE.findall(operator_console.get("/login").text) == []  # said once
+
+    assert operator_console.login("op@portal.test").status_code == 302
+    for _ in range(25):  # busy all the time, until the session's lifetime is over
+        frozen_clock.advance(timedelta(minutes=29))
+        operator_console.get("/operator/")
+    _where, said = landing(operator_console, "/operator/")
+    assert said == "Your session reached its limit of 12 hours. Please sign in again."
+
+
+def test_a_deactivated_operator_is_told_why_and_signing_out_says_nothing(
+    app: Flask, operator_console: HostClient
+) -> None:
+    # A session the operator signed out of themselves, presented again: nothing to explain.
+    second = host_client(app, None)
+    assert second.login("op@portal.test").status_code == 302
+    token = second.get_cookie("portal_auth", domain="localhost").value
+    signed_out = second.post_form("/logout")
+    assert "You have signed out." in second.get(signed_out.headers["Location"]).text
+    second.set_cookie("portal_auth", token, domain="localhost")
+    where, said = landing(second, "/operator/")
+    assert where.startswith("/login") and said == ""
+
+    result = app.test_cli_runner().invoke(args=["operator", "deactivate", "op@portal.test"])
+    assert result.exit_code == 0, result.output
+    _where, said = landing(operator_console, "/operator/")
+    assert said == (
+        "Your operator account has been deactivated, so you were signed out. Ask another "
+        "operator if you need access again."
+    )
+    assert sorted(s.revoked_reason for s in rows(OperatorSession)) == [
+        "logout",
+        "operator deactivated",
+    ]

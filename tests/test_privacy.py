@@ -217,6 +217,48 @@ def test_erasure_leaves_no_personal_data_in_any_table(
     assert any(e.target_id == str(acme_user.id) for e in rows(AuditEvent, action="auth.login"))
 
 
+def test_erasure_scrubs_the_operators_rows_and_failed_sign_ins_that_name_the_person(
+    app: Flask, acme: Partner, globex: Partner, acme_user: User, acme_admin: User
+) -> None:
+    runner = app.test_cli_runner()
+    for args in (
+        ["partner", "grant-admin", "acme", "alice@acme.test"],
+        ["partner", "suspend", "acme", "--reason", "complaint by Alice Acme"],
+        ["partner", "reactivate", "acme"],
+        ["partner", "grant-admin", "globex", "alice@acme.test"],  # another partner's business
+    ):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 0, result.output
+    host_client(app, "acme").login("alice@acme.test", "not-her-password")
+
+    def platform_rows(partner: Partner) -> list[AuditEvent]:
+        events = rows(AuditEvent, target_type="partners", target_id=str(partner.id))
+        return [e for e in events if e.partner_id is None]
+
+    named = [e for e in platform_rows(acme) if "alice" in json.dumps(e.details).lower()]
+    assert {e.action for e in named} == {"partner.admin_granted", "partner.suspend"}
+    [failed] = rows(AuditEvent, action="auth.login_failed")
+    assert failed.target_id == "alice@acme.test"
+
+    admin = client_from(app, acme_admin, ADMIN_IP)
+    done = admin.post_form(f"/admin/users/{acme_user.id}/erase", {"confirm": "erase"})
+    assert done.status_code == 302
+
+    for event in platform_rows(acme):
+        assert "alice" not in json.dumps(event.details).lower(), event.action
+    granted = [e for e in platform_rows(acme) if e.action == "partner.admin_granted"]
+    assert [e.details for e in granted] == [{"email": "[erased]"}]
+    suspended = [e.details for e in platform_rows(acme) if e.action == "partner.suspend"]
+    assert {"reason": "[erased]", "sessions": 0} in suspended
+    [failed] = rows(AuditEvent, action="auth.login_failed")
+    assert failed.target_id == f"erased-{acme_user.id}@erased.invalid"
+    # Globex's record of its own admin, who has the same address, is Globex's.
+    [other] = [e for e in platform_rows(globex) if e.action == "partner.admin_granted"]
+    assert other.details == {"email": "alice@acme.test"}
+    [erasure] = rows(AuditEvent, action="privacy.erasure")
+    assert erasure.details["audit_events"] >= 4
+
+
 def test_erasure_from_the_command_line(app: Flask, acme: Partner, acme_user: User) -> None:
     result = app.test_cli_runner().invoke(
         args=["privacy", "erase", "acme", "alice@acme.test", "--yes"]

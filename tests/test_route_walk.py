@@ -34,6 +34,7 @@ PUBLIC_PARTNER_ENDPOINTS = {
 PUBLIC_ROOT_ENDPOINTS = {
     "landing.index",
     "operator.login",
+    "operator.set_password",  # a signed one-time link (tests/test_operator_password_link.py)
     "monitoring.metrics",  # a bearer token or an allowed network instead (tests/test_ops.py)
     "mail_dev.outbox",
     "health.healthz",
@@ -135,4 +136,12 @@ def test_public_partner_routes_answer_anonymously(app: Flask, acme: Partner, end
     response.close()  # static files are streamed from disk
     # Reachable without a login: the page itself answers (a sample token may be invalid: 404).
     assert response.status_code in (200, 404)
+    assert "Location" not in response.headers
+
+
+def test_the_operator_set_password_link_answers_anonymously(app: Flask) -> None:
+    """The one public root route with an argument: a sample link is simply not valid."""
+    [rule] = [r for r in app.url_map.iter_rules() if r.endpoint == "operator.set_password"]
+    response = host_client(app, None).get(sample_path(app, rule))
+    assert response.status_code == 404 and "invalid or has expired" in response.text
     assert "Location" not in response.headers

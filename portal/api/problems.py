@@ -94,11 +94,8 @@ def refusal_response(error: PortalError) -> Response:
     state = getattr(error, "state", None)
     if state is not None:
         details["state"] = getattr(state, "value", str(state))
-    if isinstance(error, ApiRefusal):
-        headers = error.headers
-    else:
-        headers = {}
-        if "X-Subscription-State" in error.headers:
-            details.setdefault("state", error.headers["X-Subscription-State"])
+    headers = error.headers  # api_error passes on Retry-After, WWW-Authenticate and ETag
+    if not isinstance(error, ApiRefusal) and "X-Subscription-State" in headers:
+        details.setdefault("state", headers["X-Subscription-State"])
     code = CODES_BY_REFUSAL.get(type(error).__name__)
     return api_error(error.status, error.message, code=code, details=details, headers=headers)

@@ -28,7 +28,7 @@ from portal.api.http import (
     with_etag,
 )
 from portal.api.models import Scope
-from portal.api.problems import ApiRefusal
+from portal.api.problems import ApiRefusal, refusal_response
 from portal.api.schema import documented
 from portal.audit.models import AuditEvent
 from portal.extensions import csrf, db
@@ -98,12 +98,17 @@ def get_user(user_id: int) -> Response:
 @documented("inviteUser", "Invite a user", "User", request="Invitation", status=201, etag=True)
 def invite_user() -> Response:
     data = body()
-    user = users.invite_user(
-        acting(),
-        text_field(data, "email"),
-        _role(data.get("role")),
-        text_field(data, "display_name", required=False),
-    )
+    try:
+        user = users.invite_user(
+            acting(),
+            text_field(data, "email"),
+            _role(data.get("role")),
+            text_field(data, "display_name", required=False),
+        )
+    except users.InvitationLimited as exc:
+        # Answered here, not by the error handler (which rolls back): the refusal's audit
+        # event goes with this request's commit; nothing else was written.
+        return refusal_response(exc)
     db.session.flush()
     response = _user_answer(user, 201)
     response.headers["Location"] = url_for("api.get_user", user_id=user.id)

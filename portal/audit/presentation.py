@@ -58,6 +58,7 @@ ACTIONS: dict[str, str] = {
     "invitation.resend": "Invitation sent again",
     "invitation.accept": "Invitation accepted",
     "invitation.revoke": "Invitation revoked",
+    "invitation.limited": "Invitation refused: mail limit",
     "roles.update": "Roles changed",
     "roles.transitions_update": "Role transitions changed",
     "plan.create": "Plan created",

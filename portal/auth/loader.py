@@ -26,14 +26,16 @@ from portal.auth.cookies import (
     read_token,
     set_auth_cookie,
 )
-from portal.auth.signout import ended_reason
+from portal.auth.signout import ended_reason, operator_ended_reason
 from portal.extensions import db, login_manager
-from portal.sessions.models import UserSession
+from portal.sessions.models import OperatorSession, UserSession
 from portal.sessions.services import (
     Presented,
-    authenticate_operator_session,
+    operator_session_live,
     presented,
+    presented_operator_session,
     presented_session,
+    touch_operator_session,
     touch_user_session,
 )
 from portal.subscriptions.services import preload_entitlements, signed_entitlements
@@ -124,9 +126,13 @@ def load_principal(_request: Request) -> Any:
             _session_over(partner, found)
             return None
         return _signed_in(found)
-    operator_record = authenticate_operator_session(token)
+    operator_record = presented_operator_session(token)
     if operator_record is None:
         return None
+    if not operator_session_live(operator_record):
+        _operator_session_over(operator_record)
+        return None
+    touch_operator_session(operator_record)
     g.operator_session = operator_record
     g.principal_ref = f"operator:{operator_record.operator_id}"
     return operator_record.operator
@@ -136,6 +142,14 @@ def _session_over(partner: Partner, found: Presented) -> None:
     """The browser presents a session that is over: say why on the page it lands on (the
     sign-in page, for a page that needs one) and forget the cookie, so it is said once."""
     reason = ended_reason(partner, found.record)
+    if reason:
+        flash(reason, "info")
+    g.cookie_swap = CookieSwap(None)
+
+
+def _operator_session_over(record: OperatorSession) -> None:
+    """The same on the root domain, for an operator's session that is over."""
+    reason = operator_ended_reason(record)
     if reason:
         flash(reason, "info")
     g.cookie_swap = CookieSwap(None)

@@ -3,13 +3,15 @@
 A sign-out the user did not ask for (an administrator ended the session, the account was
 deactivated, the password was changed on another device, the session was idle or reached its
 lifetime, the portal was suspended) is said on the sign-in page the user lands on, so nobody
-is left on a bare sign-in page wondering what happened.
+is left on a bare sign-in page wondering what happened. The same holds for platform operators
+on the root domain.
 """
 
 from __future__ import annotations
 
 from portal.clock import utcnow
-from portal.sessions.models import UserSession
+from portal.sessions.models import OperatorSession, UserSession
+from portal.sessions.services import OPERATOR_IDLE, OPERATOR_LIFETIME
 from portal.tenancy.models import Partner
 from portal.users.models import UserStatus
 
@@ -73,3 +75,21 @@ def ended_reason(partner: Partner, record: UserSession) -> str | None:
         f"You were signed out after {duration(policy.idle_minutes)} without activity. "
         "Please sign in again."
     )
+
+
+def operator_ended_reason(record: OperatorSession) -> str | None:
+    """The same for an operator's session on the root domain; None after signing out."""
+    if not record.operator.active:
+        return (
+            "Your operator account has been deactivated, so you were signed out. Ask another "
+            "operator if you need access again."
+        )
+    if record.revoked_at is not None:
+        if record.revoked_reason == "logout":
+            return None
+        return "Your session was ended. Please sign in again."
+    if record.expires_at <= utcnow():
+        limit = duration(int(OPERATOR_LIFETIME.total_seconds()) // 60)
+        return f"Your session reached its limit of {limit}. Please sign in again."
+    idle = duration(int(OPERATOR_IDLE.total_seconds()) // 60)
+    return f"You were signed out after {idle} without activity. Please sign in again."

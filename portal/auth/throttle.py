@@ -1,5 +1,6 @@
-"""Throttling with the `limits` library (the engine behind Flask-Limiter): failed sign-ins, and
-the emails an anonymous visitor can make the portal send (sign-up, password reset).
+"""Throttling with the `limits` library (the engine behind Flask-Limiter): failed sign-ins, the
+emails an anonymous visitor can make the portal send (sign-up, password reset), and the
+invitations a partner's admins (or a stolen admin session, or API client) can make it send.
 
 Every key carries its host's scope, a partner's id or `operators` for the root domain, so
 what happens on one partner's host never counts on another's or on the operator console.
@@ -20,6 +21,10 @@ Mail: requests that may send a link count per client address and per partner (ev
 whether the address exists or not, so the limits answer the same for both), and the links and
 notices sent to one address count per address. A limited request sends nothing and gets the
 same answer as any other.
+
+Invitations an admin sends (new, or sent again) count per partner and per address; one too
+many is refused with the wait, nothing counted. The address is not secret there: the admin
+already sees every user of the partner.
 
 Storage is in-memory by default and Redis when `PORTAL_RATELIMIT_STORAGE_URL` is set, so the
 limits hold across processes. While Redis does not answer (refused, or silent past its short
@@ -97,6 +102,8 @@ class Limits:
     mail_per_partner: RateLimitItem
     mail_per_address: RateLimitItem
     notice_per_address: RateLimitItem
+    invite_per_partner: RateLimitItem
+    invite_per_address: RateLimitItem
     api_per_client: RateLimitItem
 
 
@@ -197,6 +204,27 @@ class Throttle:
             check = (self.limits.mail_per_address, ("mail-link", scope, address))
         return self._run(lambda limiter: limiter.hit(check[0], self.prefix, *check[1]))
 
+    def invitation(self, scope: str, address: str) -> tuple[str, RateLimitItem, int] | None:
+        """Count one invitation email to `address`; when it is one too many, the limit it
+        exceeds (`partner` or `address`), that limit and the seconds to wait, nothing counted.
+
+        Callers hold the partner's write lock, so the test and the count of one invitation
+        are not split by another of the same partner.
+        """
+        checks = [
+            ("partner", self.limits.invite_per_partner, ("invite-partner", scope)),
+            ("address", self.limits.invite_per_address, ("invite-address", scope, address)),
+        ]
+        for name, limit, key in checks:
+            if not self._test(limit, key):
+                return name, limit, self._wait(limit, key)
+        for name, limit, key in checks:
+            if not self._run(
+                lambda limiter, limit=limit, key=key: limiter.hit(limit, self.prefix, *key)
+            ):
+                return name, limit, self._wait(limit, key)
+        return None
+
     # --- Partner API ------------------------------------------------------------------------
 
     def api_request(self, scope: str, client_id: str) -> int | None:
@@ -206,10 +234,7 @@ class Throttle:
         key = ("api-client", scope, client_id)
         if self._run(lambda limiter: limiter.hit(limit, self.prefix, *key)):
             return None
-        reset, _remaining = self._run(
-            lambda limiter: limiter.get_window_stats(limit, self.prefix, *key)
-        )
-        return max(1, int(reset - time.time()) + 1)
+        return self._wait(limit, key)
 
     # --- Storage ------------------------------------------------------------------------------
 
@@ -222,6 +247,13 @@ class Throttle:
 
     def _test(self, limit: RateLimitItem, key: Key) -> bool:
         return self._run(lambda limiter: limiter.test(limit, self.prefix, *key))
+
+    def _wait(self, limit: RateLimitItem, key: Key) -> int:
+        """Seconds until `key` may count one more under `limit`."""
+        reset, _remaining = self._run(
+            lambda limiter: limiter.get_window_stats(limit, self.prefix, *key)
+        )
+        return max(1, int(reset - time.time()) + 1)
 
     def status(self) -> str:
         """For /readyz: `ok`, `degraded` (counting in memory for now) or `memory` (configured)."""
@@ -292,6 +324,8 @@ def init_app(app: Flask) -> None:
         mail_per_partner=parse(config["MAIL_LIMIT_PER_PARTNER"]),
         mail_per_address=parse(config["MAIL_LIMIT_PER_ADDRESS"]),
         notice_per_address=parse(config["SIGNUP_NOTICE_PER_ADDRESS"]),
+        invite_per_partner=parse(config["INVITE_LIMIT_PER_PARTNER"]),
+        invite_per_address=parse(config["INVITE_LIMIT_PER_ADDRESS"]),
         api_per_client=parse(config["API_LIMIT_PER_CLIENT"]),
     )
     app.extensions["portal_throttle"] = Throttle(

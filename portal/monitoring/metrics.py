@@ -54,6 +54,7 @@ THROTTLE_ACTIONS = {
     "auth.login_throttled": "sign_in",
     "operator.login_throttled": "sign_in",
     "account.signup_limited": "mail",
+    "invitation.limited": "invitation",
 }
 
 

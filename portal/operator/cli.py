@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
+from flask import current_app, url_for
 from flask.cli import AppGroup
 from sqlalchemy import select
 
@@ -20,6 +20,7 @@ from portal.operator.services import (
     operators,
     partner_counts,
     reactivate_partner,
+    set_password_link,
     suspend_partner,
 )
 from portal.tenancy.context import partner_by_slug
@@ -103,18 +104,48 @@ def grant_admin_command(slug: str, email: str) -> str:
 @operator_cli.command("create")
 @click.argument("email")
 @click.option("--name", default="", help="The name shown in the console.")
-@click.password_option(
+@click.option(
     "--password",
-    prompt="Password for the new operator",
-    help="Prompted (hidden, twice) when not given; at least 10 characters.",
+    help="Avoid: it stays in the shell's history. Without it and --link, it is prompted for "
+    "(hidden, twice); at least 10 characters.",
+)
+@click.option(
+    "--link",
+    is_flag=True,
+    help="Print a one-time link (24 hours) where the new operator chooses their password.",
 )
 @transactional
-def create_operator_command(email: str, name: str, password: str) -> str:
+def create_operator_command(email: str, name: str, password: str | None, link: bool) -> str:
     """Create a platform operator, who signs in at the root domain's /login."""
+    if link and password is not None:
+        raise click.UsageError("Give --password or --link, not both.")
+    if not link and password is None:
+        password = click.prompt(
+            "Password for the new operator", hide_input=True, confirmation_prompt=True
+        )
     operator = create_operator(None, email, password, display_name=name)
+    if link:
+        return _link_message(operator.email)
     server = current_app.config["SERVER_NAME"]
     scheme = current_app.config["PREFERRED_URL_SCHEME"]
     return f"{operator.email} is an operator; sign in at {scheme}://{server}/login"
+
+
+@operator_cli.command("link")
+@click.argument("email")
+@transactional
+def link_command(email: str) -> str:
+    """Print a new one-time set-password link for an operator (lost link, forgotten password)."""
+    return _link_message(email)
+
+
+def _link_message(email: str) -> str:
+    operator, token, expires = set_password_link(None, email)
+    url = url_for("operator.set_password", token=token, _external=True)
+    return (
+        f"{operator.email} is an operator. Give them this link to choose their password; it "
+        f"works once, until {expires:%Y-%m-%d %H:%M} UTC:\n{url}"
+    )
 
 
 @operator_cli.command("list")

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from portal.account.forms import ResetPasswordForm
 from portal.auth.guards import public
 from portal.auth.pages import end_login, password_login_page
+from portal.auth.passwords import MIN_PASSWORD_LENGTH
 from portal.auth.services import login_operator, logout_operator
 from portal.branding.services import current_logo, reset_partner_branding
 from portal.exceptions import PortalError
@@ -20,10 +32,13 @@ from portal.features.services import FeatureError, lock_feature
 from portal.mail.services import failed_messages, retry_message
 from portal.operator.models import Operator
 from portal.operator.services import (
+    OperatorLinkInvalid,
     grant_admin,
     onboard_partner,
+    operator_for_link,
     partner_counts,
     reactivate_partner,
+    set_password_by_link,
     suspend_partner,
 )
 from portal.roles.models import Role
@@ -49,6 +64,37 @@ def login() -> tuple[str, int] | Response:
 def logout() -> Response:
     operator = current_user._get_current_object()
     return end_login(lambda: logout_operator(g.operator_session, operator), "operator.login")
+
+
+@bp.route("/operator/password/<token>", methods=["GET", "POST"])
+@public
+def set_password(token: str) -> tuple[str, int] | Response:
+    """Where a new operator (or one who forgot theirs) chooses a password, from a CLI link."""
+    try:
+        operator = operator_for_link(token)
+    except OperatorLinkInvalid:
+        return render_template("operator/link_invalid.html"), 404
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            with attempt():
+                operator = set_password_by_link(token, form.password.data)
+        except OperatorLinkInvalid:
+            return render_template("operator/link_invalid.html"), 404
+        except PortalError as exc:
+            form.password.errors = [*form.password.errors, str(exc)]
+        else:
+            flash("Your password is set. Sign in with it.", "info")
+            session["sign_in_as"] = operator.email
+            return redirect(url_for("operator.login"))
+    status = 422 if form.errors else 200
+    page = render_template(
+        "operator/set_password.html",
+        form=form,
+        operator=operator,
+        min_password_length=MIN_PASSWORD_LENGTH,
+    )
+    return page, status
 
 
 @bp.get("/operator/")

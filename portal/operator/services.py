@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime, timedelta
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select, update
 
 from portal.audit.services import record_audit
 from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from portal.clock import utcnow
-from portal.exceptions import PortalError
+from portal.exceptions import NotFound, PortalError
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.roles.models import Role
@@ -16,6 +21,7 @@ from portal.sessions.services import revoke_partner_sessions
 from portal.subscriptions.models import HELD_STATES, Subscription
 from portal.tenancy.models import Partner, PartnerStatus, Theme, slug_problem
 from portal.tenancy.scope import partner_scope, unscoped
+from portal.tokens.generation import new_token
 from portal.unit_of_work import lock_operator, lock_partner
 from portal.users.models import User, UserStatus
 from portal.users.services import (
@@ -162,23 +168,116 @@ class OperatorAccountError(PortalError):
     """An operator account cannot be created or changed so."""
 
 
-def create_operator(
-    actor: Operator | None, email: str, password: str, *, display_name: str = ""
-) -> Operator:
-    """A new platform operator who signs in on the root domain with `password`."""
-    address = clean_email(email)
+def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise OperatorAccountError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
         )
+
+
+def create_operator(
+    actor: Operator | None, email: str, password: str | None, *, display_name: str = ""
+) -> Operator:
+    """A new platform operator who signs in on the root domain with `password`; without one,
+    with a password nobody knows until they choose theirs through a set-password link."""
+    address = clean_email(email)
+    if password is not None:
+        _check_password(password)
     taken = db.session.execute(select(Operator.id).where(Operator.email == address)).first()
     if taken:
         raise OperatorAccountError(f"{address} is already an operator.", status=409)
     name = " ".join(display_name.split())[:120]
-    operator = Operator(email=address, display_name=name, password_hash=hash_password(password))
+    operator = Operator(
+        email=address,
+        display_name=name,
+        password_hash=hash_password(password if password is not None else new_token()),
+    )
     db.session.add(operator)
     db.session.flush()
-    record_audit("operator.create", target=operator, actor=actor, details={"email": address})
+    details = {"email": address, "password": "given" if password is not None else "by link"}
+    record_audit("operator.create", target=operator, actor=actor, details=details)
+    return operator
+
+
+# --- Set-password links -----------------------------------------------------------------------
+# Operators are no partner's users, so the partner-scoped action tokens do not fit them: the
+# link is signed with the secret key instead, and names the operator, its expiry and a digest
+# of the password hash it replaces. Setting a password changes that hash, so a link works once
+# (and every earlier link dies with it); nothing is stored until it is used.
+
+SET_PASSWORD_LINK_LIFETIME = timedelta(hours=24)
+
+
+class OperatorLinkInvalid(NotFound):
+    """Unknown, tampered, expired or used: the same answer."""
+
+    def __init__(self) -> None:
+        super().__init__("This link is invalid or has expired.")
+
+
+def _links() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="operator-set-password")
+
+
+def _password_digest(operator: Operator) -> str:
+    return hashlib.sha256(operator.password_hash.encode()).hexdigest()[:32]
+
+
+def set_password_link(actor: Operator | None, email: str) -> tuple[Operator, str, datetime]:
+    """A one-time link token for an active operator to choose their password, and its expiry."""
+    address = clean_email(email)
+    operator = db.session.execute(
+        select(Operator).where(Operator.email == address)
+    ).scalar_one_or_none()
+    if operator is None:
+        raise OperatorAccountError(f"There is no operator {address}.", status=404)
+    if not operator.active:
+        raise OperatorAccountError(f"{address} is deactivated.", status=409)
+    expires = utcnow() + SET_PASSWORD_LINK_LIFETIME
+    token = _links().dumps(
+        {"op": operator.id, "pw": _password_digest(operator), "exp": int(expires.timestamp())}
+    )
+    record_audit("operator.password_link", target=operator, actor=actor)
+    return operator, token, expires
+
+
+def operator_for_link(token: str) -> Operator:
+    """The operator a set-password link is for, while it is usable; else OperatorLinkInvalid."""
+    try:
+        claims = _links().loads(token)
+    except BadSignature as exc:
+        raise OperatorLinkInvalid() from exc
+    if not isinstance(claims, dict) or not isinstance(claims.get("op"), int):
+        raise OperatorLinkInvalid()
+    if not isinstance(claims.get("exp"), int) or utcnow().timestamp() >= claims["exp"]:
+        raise OperatorLinkInvalid()
+    operator = db.session.get(Operator, claims["op"])
+    if operator is None or not operator.active or claims.get("pw") != _password_digest(operator):
+        raise OperatorLinkInvalid()
+    return operator
+
+
+def set_password_by_link(token: str, password: str) -> Operator:
+    """Set the operator's password with their link; their sessions end, the link is used up.
+
+    Under the operator's lock, the link is checked again against the password as it is now:
+    of two uses at once, the second finds it used.
+    """
+    _check_password(password)
+    operator = operator_for_link(token)
+    lock_operator(operator.id)
+    db.session.refresh(operator)
+    operator = operator_for_link(token)
+    operator.password_hash = hash_password(password)
+    ended = db.session.execute(
+        update(OperatorSession)
+        .where(OperatorSession.operator_id == operator.id, OperatorSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason="password set")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    record_audit(
+        "operator.password_set", target=operator, actor=operator, details={"sessions": ended}
+    )
     return operator
 
 

@@ -32,6 +32,7 @@ from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent
 from portal.support.models import EndReason, Impersonation
 from portal.support.services import end_impersonations_of
 from portal.tenancy.context import current_partner
+from portal.tenancy.scope import platform_scope
 from portal.tokens.models import ActionToken
 from portal.unit_of_work import lock_partner
 from portal.users.models import User, UserStatus
@@ -346,6 +347,32 @@ def _mentions(column: Any, secrets: list[str]) -> Any:
     return or_(*(func.lower(cast(column, Text)).contains(s.lower()) for s in secrets if s))
 
 
+def _scrub_platform_events(user: User, people: list[str], placeholder: str) -> int:
+    """The platform's audit rows (operator actions) about this user or their partner that name
+    the person (an admin granted by address, a suspension's reason): scrubbed like the
+    partner's own. Rows about other partners are left alone, whoever they name."""
+    partner_id = user.partner_id
+    with platform_scope():
+        events = db.session.execute(
+            select(AuditEvent).where(
+                AuditEvent.partner_id.is_(None),
+                or_(
+                    (AuditEvent.target_type == "users") & (AuditEvent.target_id == str(user.id)),
+                    (AuditEvent.target_type == "partners")
+                    & (AuditEvent.target_id == str(partner_id)),
+                ),
+                or_(_mentions(AuditEvent.details, people), _mentions(AuditEvent.target_id, people)),
+            )
+        ).scalars()
+        touched = 0
+        for event in events:
+            event.details = _scrub(event.details, people)
+            if event.target_id is not None and _scrub(event.target_id, people) != event.target_id:
+                event.target_id = placeholder
+            touched += 1
+    return touched
+
+
 def erase_user(user: User, *, by: User | None, reason: str = "erasure request") -> dict[str, int]:
     """Remove or anonymise everything that identifies `user`; returns counts per kind.
 
@@ -494,17 +521,22 @@ def erase_user(user: User, *, by: User | None, reason: str = "erasure request") 
                     AuditEvent.ip.in_(ips) if ips else false(),
                     _mentions(AuditEvent.actor_label, people),
                     _mentions(AuditEvent.details, secrets),
+                    # A sign-in or mail request for the address (failed, limited, refused).
+                    (AuditEvent.target_type == "email") & _mentions(AuditEvent.target_id, people),
                 )
             )
         ).scalars():
             if event.ip in ips:
                 event.ip = None
+            if event.target_type == "email" and _scrub(event.target_id, people) != event.target_id:
+                event.target_id = placeholder
             if event.actor_label.lower() in {p.lower() for p in people}:
                 event.actor_label = placeholder
             scrubbed = _scrub(event.details, secrets)
             if scrubbed != event.details:
                 event.details = scrubbed
             touched += 1
+        touched += _scrub_platform_events(user, people, placeholder)
         details.update(counts)
         details.update({"reason": reason, "audit_events": touched})
     return counts

@@ -285,18 +285,27 @@ def start_operator_session(operator: Operator, client: ClientInfo) -> tuple[Oper
     return record, token
 
 
-def authenticate_operator_session(token: str) -> OperatorSession | None:
-    """The live operator session for `token` (root domain only), or None."""
-    record = db.session.execute(
+def presented_operator_session(token: str) -> OperatorSession | None:
+    """The operator session record `token` names (root domain only), live or over."""
+    return db.session.execute(
         select(OperatorSession).where(OperatorSession.token_hash == hash_token(token))
     ).scalar_one_or_none()
-    if record is None or record.revoked_at is not None or not record.operator.active:
-        return None
+
+
+def operator_session_live(record: OperatorSession) -> bool:
+    """Not revoked, its operator active, within its lifetime and not idle too long."""
     now = utcnow()
-    if now >= record.expires_at or now >= record.last_seen_at + OPERATOR_IDLE:
-        return None
-    _touch(OperatorSession, record.id, record.last_seen_at, now)
-    return record
+    return (
+        record.revoked_at is None
+        and record.operator.active
+        and now < record.expires_at
+        and now < record.last_seen_at + OPERATOR_IDLE
+    )
+
+
+def touch_operator_session(record: OperatorSession) -> None:
+    """A live operator session was used: note it (at most once a minute)."""
+    _touch(OperatorSession, record.id, record.last_seen_at, utcnow())
 
 
 def revoke_operator_session(record: OperatorSession, *, reason: str) -> None:

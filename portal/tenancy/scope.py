@@ -129,6 +129,30 @@ def unscoped() -> Iterator[None]:
 
 
 @contextmanager
+def platform_scope() -> Iterator[None]:
+    """Leave the partner's scope for a block that reaches the platform's own rows (partner_id
+    NULL: what operators did), also from inside a partner's request: erasure must find the
+    operator's audit rows that name the person. The block reads across partners, so each of
+    its statements names `partner_id IS NULL` itself.
+
+    Pending changes are flushed first, in the scope they were made in (as `partner_scope`).
+    """
+    db.session.flush()
+    previous, previous_unscoped = g.get("partner"), g.get(_UNSCOPED)
+    g.partner = None
+    g.setdefault(_UNSCOPED, True)
+    forget_partner_caches()
+    try:
+        yield
+        db.session.flush()
+    finally:
+        forget_partner_caches()
+        g.partner = previous
+        if not previous_unscoped:
+            g.pop(_UNSCOPED, None)
+
+
+@contextmanager
 def raw_sql() -> Iterator[None]:
     """The escape hatch for textual SQL through the session, which the ORM layer cannot scope.
 

@@ -9,6 +9,8 @@ refused as a Conflict instead of silently overwriting it.
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +20,8 @@ from sqlalchemy import func, select
 
 from portal.audit.services import record_audit
 from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
+from portal.auth.signout import duration
+from portal.auth.throttle import throttle
 from portal.exceptions import Forbidden, PortalError
 from portal.extensions import db
 from portal.mail.services import send_email
@@ -28,11 +32,14 @@ from portal.sessions.services import revoke_user_sessions
 from portal.subscriptions.services import role_change_impact, suspend_for_role
 from portal.support.models import EndReason
 from portal.support.services import end_impersonations_of
+from portal.tenancy.context import current_partner
 from portal.text import character_problem, collapse_spaces
 from portal.tokens.models import ActionToken, TokenPurpose
 from portal.tokens.services import TokenInvalid, issue_token, redeem_token, revoke_tokens
-from portal.unit_of_work import lock_partner
+from portal.unit_of_work import before_commit, lock_partner
 from portal.users.models import User, UserStatus, normalize_email
+
+log = logging.getLogger("portal.users")
 
 
 class UserError(PortalError):
@@ -301,6 +308,51 @@ def bulk_apply(
 # --- Invitations ---------------------------------------------------------------------------
 
 
+class InvitationLimited(UserError):
+    """One invitation email too many for now: this partner's, or to this address."""
+
+    status = 429
+
+    def __init__(self, message: str, wait: int) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.wait)}
+
+
+def _count_invitation(address: str, user: User | None = None) -> None:
+    """Count one invitation email an admin sends to `address`, or refuse it (429).
+
+    Checked before anything is written. The refusal's audit event is recorded with the
+    request's commit, so it stays when the page or API answer shows the refusal (which undoes
+    everything else the request wrote).
+    """
+    refused = throttle().invitation(str(current_partner.id), address)
+    if refused is None:
+        return
+    name, limit, wait = refused
+    window = duration(limit.get_expiry() // 60).removeprefix("1 ")  # "hour", "5 minutes"
+    later = duration(math.ceil(wait / 60))
+    log.warning("invitation limit per %s reached: nothing sent", name)
+    target = user if user is not None else ("email", address[:64])
+    before_commit(
+        lambda: record_audit("invitation.limited", target=target, details={"limit": name})
+    )
+    if name == "partner":
+        message = (
+            f"This portal may send at most {limit.amount} invitations per {window}. "
+            f"Nothing was sent; try again in {later}."
+        )
+    else:
+        message = (
+            f"{address} was already sent {limit.amount} invitations within the last {window}. "
+            f"Nothing was sent; try again in {later}."
+        )
+    raise InvitationLimited(message, wait)
+
+
 def invite_user(actor: User, email: str, role: Role, display_name: str = "") -> User:
     """Create an invited user and email them a single-use link to set their password."""
     hold_partner(actor, Permission.USERS_INVITE)
@@ -311,6 +363,8 @@ def invite_user(actor: User, email: str, role: Role, display_name: str = "") -> 
         raise UserError("You cannot invite someone to a role above your own.")
     display_name = clean_display_name(display_name, required=False)
     address = clean_email(email)
+    if user_by_email(address) is None:  # a taken address is refused below, nothing counted
+        _count_invitation(address)
     user = create_user(
         address, role=role, display_name=display_name, status=UserStatus.INVITED, source="invite"
     )
@@ -367,8 +421,12 @@ def _pending_invitation(user: User) -> None:
 
 
 def resend_invitation(actor: User | None, user: User) -> None:
+    """Send a pending invitation or sign-up a new link (an admin's count against the limits;
+    the platform operator's recovery, `actor` None, does not)."""
     hold_partner(actor, Permission.USERS_INVITE)
     _pending_invitation(user)
+    if actor is not None:
+        _count_invitation(user.email, user)
     _send_invitation(actor, user)
     record_audit("invitation.resend", target=user)
 
