@@ -322,7 +322,9 @@ def test_admin_pages(app: Flask, world) -> None:
     admin = logged_in(app, world["admin"])
     sub = subscription_in(world, S.SIGNED, "free")
     listing = admin.get("/admin/subscriptions/").text
-    assert "b@acme.test" in listing
+    assert "b@acme.test" in listing and "1 subscription (all but ended)." in listing
+    past_the_end = admin.get("/admin/subscriptions/?page=7").text
+    assert "1 subscription (all but ended)." in past_the_end and "b@acme.test" not in past_the_end
     no_reason = admin.post_form(f"/admin/subscriptions/{sub.id}/suspend", {"reason": ""})
     assert "Give a reason" in admin.get(no_reason.headers["Location"]).text
     admin.post_form(f"/admin/subscriptions/{sub.id}/suspend", {"reason": "fraud check"})

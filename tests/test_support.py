@@ -120,6 +120,29 @@ def test_lookup_searches_and_filters_within_the_partner(
     assert "HX-Request" in fragment.headers["Vary"]
 
 
+def test_the_lookup_shows_the_subscription_in_force_before_the_one_being_signed(
+    app: Flask, acme: Partner, agent: User, bob: User
+) -> None:
+    carol = make_user(acme, "carol@acme.test", role=Role.BASIC)
+    with partner_scope(acme):
+        free, plus = plan("free"), plan("plus")
+        me = db.session.get(User, bob.id)
+        accept_terms(start_signing(me, free, actor=me, kind=ActorKind.USER), actor=me)
+        start_signing(me, plus, actor=me, kind=ActorKind.USER)  # switching, not yet signed
+        other = db.session.get(User, carol.id)
+        start_signing(other, plus, actor=other, kind=ActorKind.USER)
+        db.session.commit()
+    page = logged_in(app, agent).get("/support/").text
+    cells = dict(
+        re.findall(r">([\w.-]+@acme\.test)</a>.*?<td class=\"hide-phone\">(.*?)</td>", page, re.S)
+    )
+    assert "Free" in cells["bob@acme.test"] and "signed" in cells["bob@acme.test"]
+    assert "Plus" not in cells["bob@acme.test"]
+    assert "Plus" in cells["carol@acme.test"] and "signing" in cells["carol@acme.test"]
+    assert "none" in cells["agent@acme.test"]
+    assert "3 users." in page
+
+
 def test_summary_is_read_only_and_complete(
     app: Flask, acme: Partner, agent: User, bob: User
 ) -> None:

@@ -1,12 +1,12 @@
-"""What support agents and users read about support: the lookup's subscription column, a
-user's summary, and the accesses to an account."""
+"""What support agents and users read about support: a user's summary, and the accesses to
+an account (with the account's sign-ins, its activity page)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from sqlalchemy import Select, and_, literal, select, union_all
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from portal.audit.models import AuditEvent
 from portal.audit.queries import events_about, sign_ins_of
@@ -15,26 +15,6 @@ from portal.sessions.services import live_sessions_of
 from portal.subscriptions.models import Subscription, SubscriptionEvent, SubscriptionState
 from portal.support.models import Impersonation
 from portal.users.models import User
-
-
-def live_subscriptions(user_ids: list[int]) -> dict[int, Subscription]:
-    """Each listed user's subscription in force (or else the one being signed), one query."""
-    if not user_ids:
-        return {}
-    stmt = (
-        select(Subscription)
-        .options(selectinload(Subscription.plan))
-        .where(
-            Subscription.user_id.in_(user_ids),
-            Subscription.state != SubscriptionState.UNSIGNED,
-        )
-        .order_by(Subscription.id)
-    )
-    found: dict[int, Subscription] = {}
-    for sub in db.session.execute(stmt).scalars():
-        if sub.user_id not in found or sub.is_held:
-            found[sub.user_id] = sub
-    return found
 
 
 def _accesses(user: User, limit: int) -> Select[tuple[Impersonation]]:
