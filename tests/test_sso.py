@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -380,6 +381,46 @@ def test_a_signed_in_user_links_and_unlinks_sign_ins_but_keeps_one(
     # A password remains, so the link may go.
     removed = client.post_form(f"/account/identities/{identity.id}/unlink", follow_redirects=True)
     assert "The sign-in method was removed." in removed.text and rows(SsoIdentity) == []
+
+
+def _linked(partner: Partner, user: User, subject: str, email: str, at: datetime) -> None:
+    with partner_scope(partner):
+        db.session.add(
+            SsoIdentity(
+                user_id=user.id,
+                issuer="https://id.test",
+                subject=subject,
+                email=email,
+                created_at=at,
+            )
+        )
+        db.session.commit()
+
+
+def test_the_sign_in_methods_page_lists_only_the_users_own_identities_oldest_first(
+    app: Flask, acme: Partner, globex: Partner, acme_user: User, idp: ProviderServer
+) -> None:
+    """The identities and the connection come in one statement: every identity once, in the
+    order they were linked, the link button once; nobody else's identity."""
+    configure(acme, idp.issuer)
+    _linked(acme, acme_user, "s-2", "second@id.test", datetime(2026, 3, 2, 9, 0))
+    _linked(acme, acme_user, "s-1", "first@id.test", datetime(2026, 3, 1, 9, 0))
+    colleague = make_user(acme, "colleague@acme.test")
+    _linked(acme, colleague, "s-3", "colleague@id.test", datetime(2026, 3, 1, 8, 0))
+    twin = make_user(globex, acme_user.email)
+    _linked(globex, twin, "s-4", "twin@id.test", datetime(2026, 3, 1, 7, 0))
+    page = logged_in(app, acme_user).get("/account/identities/").text
+    assert page.count('<tr id="identity-') == 2 and page.count("Link Acme ID") == 1
+    assert page.index("first@id.test") < page.index("second@id.test")
+    assert "colleague@id.test" not in page and "twin@id.test" not in page
+    # Without a connection people may sign in through, the identities stay, the button goes.
+    with partner_scope(acme):
+        db.session.delete(db.session.execute(db.select(SsoConnection)).scalar_one())
+        db.session.commit()
+    page = logged_in(app, acme_user).get("/account/identities/").text
+    assert page.count('<tr id="identity-') == 2 and "Link " not in page
+    alone = logged_in(app, colleague).get("/account/identities/").text
+    assert alone.count('<tr id="identity-') == 1 and "colleague@id.test" in alone
 
 
 def test_the_last_way_to_sign_in_cannot_be_removed(

@@ -27,6 +27,7 @@ from portal.subscriptions.services import (
     SubscriptionRefused,
     accept_terms,
     entitlements_of,
+    overview,
     start_signing,
     transition,
 )
@@ -251,6 +252,40 @@ def test_pages_for_the_user(app: Flask, world) -> None:
     assert rows(Subscription)[0].state == S.UNSIGNED
 
 
+def test_the_page_reads_plans_open_subscriptions_and_history_together(app: Flask, world) -> None:
+    """One statement: the open subscriptions even when their changes are older than the
+    history shown, the history's plans even when archived, nobody else's subscriptions."""
+    user, plans = world["user"], world["plans"]
+    held = subscription_in(world, S.SIGNED, "free")
+    tried = start_signing(user, plans["other"], actor=user, kind=ActorKind.USER)
+    transition(tried, S.UNSIGNED, actor=user, kind=ActorKind.USER, reason="changed my mind")
+    pending = start_signing(user, plans["plus"], actor=user, kind=ActorKind.USER)
+    set_plan_status(plans["other"], PlanStatus.ARCHIVED)
+    neighbour = make_user(world["admin"].partner, "n@acme.test", role=Role.BASIC)
+    start_signing(
+        db.session.get(User, neighbour.id),
+        plans["free"],
+        actor=world["admin"],
+        kind=ActorKind.ADMIN,
+    )
+    db.session.commit()
+    db.session.expire_all()
+
+    page = overview(db.session.get(User, user.id), history=3)
+    assert (page.held.id, page.pending.id) == (held.id, pending.id)
+    assert page.held.plan.name == "Free" and page.pending.plan.name == "Plus"
+    assert [(e.subscription_id, e.to_state) for e in page.history] == [
+        (pending.id, S.SIGNING),
+        (tried.id, S.UNSIGNED),
+        (tried.id, S.SIGNING),
+    ]
+    assert [e.subscription.plan.name for e in page.history] == ["Plus", "Other", "Other"]
+    assert [p.code for p, _ in page.offers] == ["company", "free", "plus"]
+    text = logged_in(app, world["user"]).get("/account/subscription/").text
+    assert "Being signed: Plus" in text and "<strong>Free</strong>" in text
+    assert text.count("<tr><td>") == 5 and "changed my mind" in text and "Choose Other" not in text
+
+
 class _Confirms(HTMLParser):
     """Collects the (HTML-decoded) data-confirm questions of a page, as the browser sees them."""
 
@@ -287,7 +322,9 @@ def test_admin_pages(app: Flask, world) -> None:
     admin = logged_in(app, world["admin"])
     sub = subscription_in(world, S.SIGNED, "free")
     listing = admin.get("/admin/subscriptions/").text
-    assert "b@acme.test" in listing
+    assert "b@acme.test" in listing and "1 subscription (all but ended)." in listing
+    past_the_end = admin.get("/admin/subscriptions/?page=7").text
+    assert "1 subscription (all but ended)." in past_the_end and "b@acme.test" not in past_the_end
     no_reason = admin.post_form(f"/admin/subscriptions/{sub.id}/suspend", {"reason": ""})
     assert "Give a reason" in admin.get(no_reason.headers["Location"]).text
     admin.post_form(f"/admin/subscriptions/{sub.id}/suspend", {"reason": "fraud check"})

@@ -23,12 +23,14 @@ from test_route_walk import SAMPLE_ARGS, sample_value
 from test_subscriptions import plan
 
 from portal.audit.models import AuditEvent
+from portal.audit.services import record_audit
 from portal.extensions import db
 from portal.roles.models import Role
 from portal.sessions.models import LoginMethod, UserSession
 from portal.subscriptions.models import Subscription
 from portal.subscriptions.services import ActorKind, accept_terms, start_signing
 from portal.support.models import EndReason, Impersonation
+from portal.support.queries import account_activity
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
 from portal.tokens.generation import hash_token
@@ -116,6 +118,29 @@ def test_lookup_searches_and_filters_within_the_partner(
     fragment = client.get("/support/?q=bob", headers={"HX-Request": "true"})
     assert "<html" not in fragment.text and "bob@acme.test" in fragment.text
     assert "HX-Request" in fragment.headers["Vary"]
+
+
+def test_the_lookup_shows_the_subscription_in_force_before_the_one_being_signed(
+    app: Flask, acme: Partner, agent: User, bob: User
+) -> None:
+    carol = make_user(acme, "carol@acme.test", role=Role.BASIC)
+    with partner_scope(acme):
+        free, plus = plan("free"), plan("plus")
+        me = db.session.get(User, bob.id)
+        accept_terms(start_signing(me, free, actor=me, kind=ActorKind.USER), actor=me)
+        start_signing(me, plus, actor=me, kind=ActorKind.USER)  # switching, not yet signed
+        other = db.session.get(User, carol.id)
+        start_signing(other, plus, actor=other, kind=ActorKind.USER)
+        db.session.commit()
+    page = logged_in(app, agent).get("/support/").text
+    cells = dict(
+        re.findall(r">([\w.-]+@acme\.test)</a>.*?<td class=\"hide-phone\">(.*?)</td>", page, re.S)
+    )
+    assert "Free" in cells["bob@acme.test"] and "signed" in cells["bob@acme.test"]
+    assert "Plus" not in cells["bob@acme.test"]
+    assert "Plus" in cells["carol@acme.test"] and "signing" in cells["carol@acme.test"]
+    assert "none" in cells["agent@acme.test"]
+    assert "3 users." in page
 
 
 def test_summary_is_read_only_and_complete(
@@ -710,6 +735,33 @@ def test_the_user_sees_when_and_why_support_accessed_the_account(
     assert ">Activity</a>" in owner.get("/account/profile").text
     other = logged_in(app, make_user(acme, "other@acme.test"))
     assert "Support has never accessed your account." in other.get("/account/activity").text
+
+
+def test_the_activity_page_lists_accesses_and_sign_ins_newest_first(
+    app: Flask, acme: Partner, agent: User, bob: User, frozen_clock
+) -> None:
+    """Both lists come in one statement; each keeps its own order and its own length."""
+    tess = make_user(
+        acme, "tess@acme.test", role=Role.BASIC, is_support=True, display_name="Tess Two"
+    )
+    for who, ticket in ((agent, "TCK-1"), (tess, "TCK-2")):
+        acting_as(app, who, bob, ticket=ticket).post_form("/support/stop")
+        frozen_clock.advance(timedelta(minutes=5))
+    with partner_scope(acme):
+        me = db.session.get(User, bob.id)
+        for _ in range(12):
+            frozen_clock.advance(timedelta(minutes=1))
+            record_audit("auth.login", target=me, actor=me)
+            db.session.flush()  # stamped now
+        db.session.commit()
+        assert [a.ticket for a in account_activity(me, accesses=1).accesses] == ["TCK-2"]
+    page = logged_in(app, bob).get("/account/activity").text  # a 13th sign-in
+    accesses = page[page.index('id="support-access"') : page.index('id="sign-ins"')]
+    assert accesses.index("TCK-2") < accesses.index("TCK-1")
+    assert accesses.index("Tess Two") < accesses.index("Sam Support")
+    times = re.findall(r"<tr><td>(\d{4}-\d\d-\d\d \d\d:\d\d)</td>", page)
+    assert len(times) == 10 and times == sorted(times, reverse=True)
+    assert (times[0], times[-1]) == ("2026-03-02 09:22", "2026-03-02 09:14")
 
 
 def test_the_audit_log_filters_what_support_did(

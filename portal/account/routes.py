@@ -20,7 +20,6 @@ from portal.account.forms import (
     VerifySignupForm,
     attach_error,
 )
-from portal.audit.queries import recent_sign_ins
 from portal.auth.guards import principal_kind, public
 from portal.auth.passwords import MIN_PASSWORD_LENGTH
 from portal.clock import utcnow
@@ -29,7 +28,7 @@ from portal.features.evaluation import feature, feature_on
 from portal.roles.permissions import Permission
 from portal.roles.policy import requires
 from portal.support.guards import impersonating, owner_only
-from portal.support.queries import accesses_to
+from portal.support.queries import account_activity
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid
 from portal.unit_of_work import attempt
@@ -320,10 +319,10 @@ def password() -> Page:
 @requires(Permission.PORTAL_VIEW)
 def activity() -> str:
     """When support accessed the account, and why; the account's recent sign-ins."""
-    user = me()
+    activity = account_activity(me())
     return render_template(
         "account/activity.html",
-        accesses=accesses_to(user),
-        sign_ins=recent_sign_ins(user),
+        accesses=activity.accesses,
+        sign_ins=activity.sign_ins,
         now=utcnow(),
     )

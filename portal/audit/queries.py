@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
@@ -28,9 +28,10 @@ def events_about(user: User, limit: int = 20) -> list[AuditEvent]:
     return list(db.session.execute(stmt).scalars())
 
 
-def recent_sign_ins(user: User, limit: int = 10) -> list[AuditEvent]:
-    """The user's own latest sign-ins (support sessions are not sign-ins of theirs)."""
-    stmt = (
+def sign_ins_of(user: User, limit: int = 10) -> Select[tuple[AuditEvent]]:
+    """The user's own latest sign-ins, newest first (support sessions are not sign-ins of
+    theirs)."""
+    return (
         select(AuditEvent)
         .where(
             AuditEvent.action == "auth.login",
@@ -40,4 +41,3 @@ def recent_sign_ins(user: User, limit: int = 10) -> list[AuditEvent]:
         .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
         .limit(limit)
     )
-    return list(db.session.execute(stmt).scalars())

@@ -9,13 +9,12 @@ import json
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, g, make_response, render_template, request
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from portal.audit.models import AuditEvent
 from portal.audit.presentation import (
     ACTIONS,
     AuditFilter,
+    EventPage,
     describe,
     detail_items,
     encode_cursor,
@@ -56,23 +55,10 @@ CSV_COLUMNS = [
 ]
 
 
-def _impersonations(events: list[AuditEvent]) -> dict[int, Impersonation]:
-    """The impersonations the events were made in (their user, reason and ticket)."""
-    ids = {e.impersonation_id for e in events if e.impersonation_id is not None}
-    if not ids:
-        return {}
-    found = db.session.execute(
-        select(Impersonation)
-        .options(selectinload(Impersonation.target))
-        .where(Impersonation.id.in_(ids))
-    ).scalars()
-    return {i.id: i for i in found}
-
-
-def _presented(events: list[AuditEvent]) -> dict:
+def _presented(page: EventPage) -> dict:
     return {
-        "impersonations": _impersonations(events),
-        "names": target_names(events),
+        "impersonations": page.impersonations,
+        "names": target_names(page.events),
         "describe": describe,
         "target_label": target_label,
         "detail_items": detail_items,
@@ -84,15 +70,15 @@ def _presented(events: list[AuditEvent]) -> dict:
 def index() -> Response:
     filters = AuditFilter.from_args(request.args)
     cursor = request.args.get("before", "")[:200]
-    events, has_next = ([], False) if filters.errors else page_of(filters, cursor, PER_PAGE)
+    page = EventPage([], {}, False) if filters.errors else page_of(filters, cursor, PER_PAGE)
     context = {
-        "events": events,
+        "events": page.events,
         "filters": filters,
         "args": filters.args(),
         "actions": ACTIONS,
         "first_page": not cursor,
-        "next_cursor": encode_cursor(events[-1]) if has_next else None,
-        **_presented(events),
+        "next_cursor": encode_cursor(page.events[-1]) if page.has_next else None,
+        **_presented(page),
     }
     # htmx asks for the results only; the same address without it gives the whole page.
     template = "audit/_results.html" if is_htmx() else "audit/index.html"
@@ -105,7 +91,13 @@ def index() -> Response:
 @requires(Permission.AUDIT_VIEW)
 def detail(event_id: int) -> str:
     event = db.get_or_404(AuditEvent, event_id)
-    return render_template("audit/detail.html", event=event, **_presented([event]))
+    acting = (
+        db.session.get(Impersonation, event.impersonation_id)
+        if event.impersonation_id is not None
+        else None
+    )
+    page = EventPage([event], {acting.id: acting} if acting is not None else {}, False)
+    return render_template("audit/detail.html", event=event, **_presented(page))
 
 
 @bp.get("/export.csv")
@@ -140,10 +132,9 @@ def export() -> Response:
 
     def _batches(writer, flush) -> Iterator[str]:
         for batch in stream(filters):
-            impersonations = _impersonations(batch)
-            names = target_names(batch)
-            for e in batch:
-                acting = impersonations.get(e.impersonation_id or 0)
+            names = target_names(batch.events)
+            for e in batch.events:
+                acting = batch.impersonations.get(e.impersonation_id or 0)
                 cells = [
                     e.created_at.isoformat(),
                     e.actor_type.value,

@@ -36,12 +36,12 @@ from portal.sso.http import start_budget
 from portal.sso.models import SsoIdentity
 from portal.sso.services import (
     SsoError,
-    identities_of,
     link_identity,
     refuse_sign_in,
     sign_in_connection,
     sign_in_with_oidc,
     unlink_identity,
+    ways_to_sign_in,
 )
 from portal.support.guards import owner_only
 from portal.tenancy.context import get_or_404
@@ -133,10 +133,11 @@ def callback() -> Response | tuple[str, int]:
 @owner_only("manage the ways to sign in")
 def index() -> str:
     user = current_user._get_current_object()
+    identities, connection = ways_to_sign_in(user)
     return render_template(
         "sso/identities.html",
-        identities=identities_of(user),
-        connection=sign_in_connection(),
+        identities=identities,
+        connection=connection,
         has_password=user.password_hash is not None,
     )
 

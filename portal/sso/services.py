@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 
 from portal.audit.services import record_audit
 from portal.auth.services import LoginResult
@@ -120,7 +120,10 @@ def current_connection() -> SsoConnection | None:
 
 def sign_in_connection() -> SsoConnection | None:
     """The connection people may sign in through now: configured, tested and switched on."""
-    connection = current_connection()
+    return _usable(current_connection())
+
+
+def _usable(connection: SsoConnection | None) -> SsoConnection | None:
     if connection is None or not connection.ready or not evaluate("oidc_login").on:
         return None
     return connection
@@ -478,6 +481,25 @@ def identities_of(user: User) -> list[SsoIdentity]:
             .order_by(SsoIdentity.created_at, SsoIdentity.id)
         ).scalars()
     )
+
+
+def ways_to_sign_in(user: User) -> tuple[list[SsoIdentity], SsoConnection | None]:
+    """`user`'s identities and the connection they may link another through
+    (`sign_in_connection`), in one statement: the user's row, outer-joined to both (a partner
+    has at most one connection)."""
+    rows = db.session.execute(
+        select(SsoIdentity, SsoConnection)
+        .select_from(User)
+        .outerjoin(
+            SsoIdentity,
+            and_(SsoIdentity.partner_id == User.partner_id, SsoIdentity.user_id == User.id),
+        )
+        .outerjoin(SsoConnection, SsoConnection.partner_id == User.partner_id)
+        .where(User.id == user.id)
+        .order_by(SsoIdentity.created_at, SsoIdentity.id)
+    ).all()
+    identities = [identity for identity, _ in rows if identity is not None]
+    return identities, _usable(rows[0][1] if rows else None)
 
 
 def link_identity(connection: SsoConnection, user: User, raw_claims: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.features.catalogue import CATALOGUE, PLAN_GATED
 from portal.features.evaluation import feature
+from portal.paging import count_of, page_keys
 from portal.redirects import local_path
 from portal.roles.models import Role
 from portal.roles.permissions import Permission
@@ -182,30 +183,34 @@ def subscriptions_index() -> str:
         page = max(1, min(int(request.args.get("page", 1)), 100_000))
     except ValueError:
         page = 1
-    stmt = select(Subscription).join(User, User.id == Subscription.user_id)
+    filtered = select(Subscription).join(User, User.id == Subscription.user_id)
     if state in S._value2member_map_:
-        stmt = stmt.where(Subscription.state == S(state))
+        filtered = filtered.where(Subscription.state == S(state))
     else:
         state = ""
-        stmt = stmt.where(Subscription.state != S.UNSIGNED)
+        filtered = filtered.where(Subscription.state != S.UNSIGNED)
     plan_key = parse_id(plan_id)
     if plan_key is not None:
-        stmt = stmt.where(Subscription.plan_id == plan_key)
+        filtered = filtered.where(Subscription.plan_id == plan_key)
     if email:
-        stmt = stmt.where(User.email.like(contains_pattern(email.lower()), escape="\\"))
-    total = db.session.execute(
-        select(func.count()).select_from(stmt.with_only_columns(Subscription.id).subquery())
-    ).scalar_one()
-    subs = db.session.execute(
-        stmt.options(contains_eager(Subscription.user), joinedload(Subscription.plan))
-        .order_by(Subscription.updated_at.desc(), Subscription.id.desc())
-        .limit(PER_PAGE)
-        .offset((page - 1) * PER_PAGE)
-    ).scalars()
+        filtered = filtered.where(User.email.like(contains_pattern(email.lower()), escape="\\"))
+    # The page with its users and plans, and the count of all, in one statement.
+    newest = (Subscription.updated_at.desc(), Subscription.id.desc())
+    keys = page_keys(filtered, Subscription.id, newest, page, PER_PAGE)
+    rows = db.session.execute(
+        select(Subscription, keys.c.total)
+        .join(keys, keys.c.id == Subscription.id)
+        .join(User, User.id == Subscription.user_id)
+        .options(contains_eager(Subscription.user), joinedload(Subscription.plan))
+        .order_by(*newest)
+    ).all()
+    subs = [sub for sub, _ in rows]
+    # A page past the end has no row to carry the count.
+    total = rows[0].total if rows else (count_of(filtered, Subscription.id) if page > 1 else 0)
     plans = db.session.execute(select(Plan).order_by(Plan.position, Plan.name)).scalars().all()
     return render_template(
         "subscriptions/admin.html",
-        subs=list(subs),
+        subs=subs,
         total=total,
         page=page,
         pages=max(1, -(-total // PER_PAGE)),

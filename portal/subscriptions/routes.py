@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
-from sqlalchemy.orm import contains_eager
 from werkzeug.wrappers import Response
 
-from portal.extensions import db
 from portal.features.evaluation import feature
 from portal.roles.permissions import Permission
 from portal.roles.policy import requires
-from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent
+from portal.subscriptions.models import Plan, Subscription
 from portal.subscriptions.models import SubscriptionState as S
 from portal.subscriptions.services import (
     ActorKind,
@@ -37,24 +34,14 @@ def _me() -> User:
 @feature("subscriptions")
 @requires(Permission.SUBSCRIPTION_MANAGE_OWN)
 def index() -> str:
-    me = _me()
-    history = db.session.execute(
-        select(SubscriptionEvent)
-        .join(Subscription, Subscription.id == SubscriptionEvent.subscription_id)
-        .join(Plan, Plan.id == Subscription.plan_id)
-        .where(Subscription.user_id == me.id)
-        .options(contains_eager(SubscriptionEvent.subscription).contains_eager(Subscription.plan))
-        .order_by(SubscriptionEvent.created_at.desc(), SubscriptionEvent.id.desc())
-        .limit(50)
-    ).scalars()
-    page = overview(me)
+    page = overview(_me())
     return render_template(
         "subscriptions/account.html",
         held=page.held,
         pending=page.pending,
         # The plans the user can choose first, then the others with the reason they cannot.
         offers=sorted(page.offers, key=lambda offer: offer[1] is not None),
-        history=list(history),
+        history=page.history,
     )
 
 

@@ -363,37 +363,70 @@ def plan_offers(user: User) -> list[tuple[Plan, str | None]]:
 
 @dataclass(frozen=True)
 class Overview:
-    """What the user's subscription page shows: held, being signed, and the plans on offer."""
+    """What the user's subscription page shows: held, being signed, the plans on offer and
+    the latest changes (newest first)."""
 
     held: Subscription | None
     pending: Subscription | None
     offers: list[tuple[Plan, str | None]]
+    history: list[SubscriptionEvent]
 
 
-def overview(user: User) -> Overview:
-    """The user's open subscriptions and the active plans, in one statement."""
+OPEN_STATES = (*HELD_STATES, S.SIGNING)
+
+
+def overview(user: User, history: int = 50) -> Overview:
+    """The user's subscription page in one statement: every plan, outer-joined to the user's
+    subscriptions on it that are open or changed lately, and to those latest changes."""
+    latest = (
+        select(SubscriptionEvent.id, SubscriptionEvent.subscription_id)
+        .join(Subscription, Subscription.id == SubscriptionEvent.subscription_id)
+        .where(Subscription.user_id == user.id)
+        .order_by(SubscriptionEvent.created_at.desc(), SubscriptionEvent.id.desc())
+        .limit(history)
+        .cte("latest")
+    )
     rows = db.session.execute(
-        select(Plan, Subscription)
+        select(Plan, Subscription, SubscriptionEvent)
+        .select_from(Plan)
         .outerjoin(
             Subscription,
             and_(
                 Subscription.plan_id == Plan.id,
                 Subscription.partner_id == Plan.partner_id,
                 Subscription.user_id == user.id,
-                Subscription.state.in_((*HELD_STATES, S.SIGNING)),
+                or_(
+                    Subscription.state.in_(OPEN_STATES),
+                    Subscription.id.in_(select(latest.c.subscription_id)),
+                ),
+            ),
+        )
+        .outerjoin(
+            SubscriptionEvent,
+            and_(
+                SubscriptionEvent.subscription_id == Subscription.id,
+                SubscriptionEvent.partner_id == Subscription.partner_id,
+                SubscriptionEvent.id.in_(select(latest.c.id)),
             ),
         )
         .where(or_(Plan.status == PlanStatus.ACTIVE, Subscription.id.is_not(None)))
         .order_by(Plan.position, Plan.name)
     ).all()
-    subs = [sub for _plan, sub in rows if sub is not None]
-    for plan, sub in rows:
+    subs: dict[int, Subscription] = {}
+    events = []
+    for plan, sub, event in rows:
         if sub is not None:
             set_committed_value(sub, "plan", plan)
+            subs[sub.id] = sub
+        if event is not None:
+            set_committed_value(event, "subscription", sub)
+            events.append(event)
+    events.sort(key=lambda e: (e.created_at, e.id), reverse=True)
     return Overview(
-        held=next((s for s in subs if s.state in HELD_STATES), None),
-        pending=next((s for s in subs if s.state == S.SIGNING), None),
-        offers=_offers(user, dict.fromkeys(p for p, _ in rows if p.status == PlanStatus.ACTIVE)),
+        held=next((s for s in subs.values() if s.state in HELD_STATES), None),
+        pending=next((s for s in subs.values() if s.state == S.SIGNING), None),
+        offers=_offers(user, dict.fromkeys(p for p, _, _ in rows if p.status == PlanStatus.ACTIVE)),
+        history=events,
     )
 
 

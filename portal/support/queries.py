@@ -1,15 +1,15 @@
-"""What support agents and users read about support: the lookup's subscription column, a
-user's summary, and the accesses to an account."""
+"""What support agents and users read about support: a user's summary, and the accesses to
+an account (with the account's sign-ins, its activity page)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import Select, and_, literal, select, union_all
+from sqlalchemy.orm import joinedload
 
 from portal.audit.models import AuditEvent
-from portal.audit.queries import events_about
+from portal.audit.queries import events_about, sign_ins_of
 from portal.extensions import db
 from portal.sessions.services import live_sessions_of
 from portal.subscriptions.models import Subscription, SubscriptionEvent, SubscriptionState
@@ -17,36 +17,53 @@ from portal.support.models import Impersonation
 from portal.users.models import User
 
 
-def live_subscriptions(user_ids: list[int]) -> dict[int, Subscription]:
-    """Each listed user's subscription in force (or else the one being signed), one query."""
-    if not user_ids:
-        return {}
-    stmt = (
-        select(Subscription)
-        .options(selectinload(Subscription.plan))
-        .where(
-            Subscription.user_id.in_(user_ids),
-            Subscription.state != SubscriptionState.UNSIGNED,
-        )
-        .order_by(Subscription.id)
-    )
-    found: dict[int, Subscription] = {}
-    for sub in db.session.execute(stmt).scalars():
-        if sub.user_id not in found or sub.is_held:
-            found[sub.user_id] = sub
-    return found
-
-
-def accesses_to(user: User, limit: int = 50) -> list[Impersonation]:
-    """Support's accesses to `user`'s account, newest first."""
-    stmt = (
+def _accesses(user: User, limit: int) -> Select[tuple[Impersonation]]:
+    return (
         select(Impersonation)
-        .options(joinedload(Impersonation.agent))  # in the same statement
         .where(Impersonation.target_id == user.id)
         .order_by(Impersonation.started_at.desc(), Impersonation.id.desc())
         .limit(limit)
     )
+
+
+def accesses_to(user: User, limit: int = 50) -> list[Impersonation]:
+    """Support's accesses to `user`'s account, newest first."""
+    stmt = _accesses(user, limit).options(joinedload(Impersonation.agent))  # one statement
     return list(db.session.execute(stmt).scalars())
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the account's activity page lists, each newest first."""
+
+    accesses: list[Impersonation]
+    sign_ins: list[AuditEvent]
+
+
+def account_activity(user: User, accesses: int = 50, sign_ins: int = 10) -> Activity:
+    """Support's accesses to `user`'s account (with their agents) and the user's own latest
+    sign-ins, in one statement: the ids each list shows, side by side (UNION ALL), each
+    outer-joined to its row."""
+    ids = {
+        "access": _accesses(user, accesses).with_only_columns(Impersonation.id).subquery(),
+        "sign-in": sign_ins_of(user, sign_ins).with_only_columns(AuditEvent.id).subquery(),
+    }
+    shown = union_all(
+        *(select(literal(kind).label("kind"), listed.c.id) for kind, listed in ids.items())
+    ).subquery("shown")
+    rows = db.session.execute(
+        select(Impersonation, AuditEvent)
+        .select_from(shown)
+        .outerjoin(Impersonation, and_(shown.c.kind == "access", Impersonation.id == shown.c.id))
+        .outerjoin(AuditEvent, and_(shown.c.kind == "sign-in", AuditEvent.id == shown.c.id))
+        .options(joinedload(Impersonation.agent))
+    ).all()
+    found = [i for i, _ in rows if i is not None]
+    events = [e for _, e in rows if e is not None]
+    return Activity(
+        accesses=sorted(found, key=lambda i: (i.started_at, i.id), reverse=True),
+        sign_ins=sorted(events, key=lambda e: (e.created_at, e.id), reverse=True),
+    )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from portal.roles.policy import current_policy
 from portal.support import services
 from portal.support.forms import StartForm
 from portal.support.guards import support_agents_only
-from portal.support.queries import live_subscriptions, user_summary
+from portal.support.queries import user_summary
 from portal.tenancy.context import get_or_404
 from portal.unit_of_work import attempt
 from portal.users.models import User, UserStatus
@@ -48,14 +48,14 @@ def index() -> Response:
     """The lookup: search by email or name, filter by status, role and subscription."""
     services.close_lapsed()
     query = UserQuery.from_args(request.args)
-    page = search_users(query)
+    page = search_users(query, with_subscription=True)
     context = {
         "page": page,
         "query": query,
         "roles": list(Role),
         "statuses": list(UserStatus),
         "subscription_filters": SUBSCRIPTION_FILTERS,
-        "subscriptions": live_subscriptions([u.id for u in page.items]),
+        "subscriptions": page.subscriptions,
         "policy": current_policy(),
     }
     template = "support/_table.html" if is_htmx() else "support/index.html"

@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import Row, ScalarSelect, Select, and_, case, exists, or_, select
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.extensions import db
+from portal.paging import count_of, page_keys
 from portal.roles.models import Role
-from portal.subscriptions.models import Subscription, SubscriptionState
+from portal.subscriptions.models import Plan, Subscription, SubscriptionState
 from portal.users.models import User, UserStatus
 
 SORTS = {
@@ -86,6 +89,8 @@ class Page:
     query: UserQuery
     per_page: int = PER_PAGE
     pages: int = field(init=False)
+    # The live subscription of each listed user who has one (`with_subscription`).
+    subscriptions: dict[int, Subscription] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pages", max(1, math.ceil(self.total / self.per_page)))
@@ -121,25 +126,75 @@ def _filtered(query: UserQuery) -> Select:
     return stmt
 
 
-def search_users(query: UserQuery, per_page: int = PER_PAGE) -> Page:
-    """One page of the current partner's users (the ORM adds the partner filter)."""
-    stmt = _filtered(query)
-    total = db.session.execute(
-        select(func.count()).select_from(stmt.with_only_columns(User.id).subquery())
-    ).scalar_one()
+def search_users(
+    query: UserQuery, per_page: int = PER_PAGE, *, with_subscription: bool = False
+) -> Page:
+    """One page of the current partner's users (the ORM adds the partner filter) and how many
+    match, in one statement; `with_subscription`: each with their live subscription and its
+    plan (the one in force, else the one being signed), in the same statement."""
+    filtered = _filtered(query)
     column = SORTS[query.sort]
     order = column.desc() if query.direction == "desc" else column.asc()
     if query.sort == "last_login":
         order = order.nulls_last()
-    page = min(query.page, max(1, math.ceil(total / per_page)))
-    items = (
-        db.session.execute(
-            stmt.order_by(order, User.id).limit(per_page).offset((page - 1) * per_page)
-        )
-        .scalars()
-        .all()
+    ordering = (order, User.id)
+    page = query.page
+    rows = _page_rows(filtered, ordering, page, per_page, with_subscription)
+    if rows:
+        total = rows[0].total
+    else:  # none here: past the last page (show that one), or nobody matches
+        total = count_of(filtered, User.id) if page > 1 else 0
+        last = max(1, math.ceil(total / per_page))
+        if page > last:
+            page = last
+            rows = _page_rows(filtered, ordering, page, per_page, with_subscription)
+    subscriptions = {}
+    for row in rows:
+        if with_subscription and row.Subscription is not None:
+            set_committed_value(row.Subscription, "plan", row.Plan)
+            subscriptions[row.User.id] = row.Subscription
+    return Page(
+        items=[row.User for row in rows],
+        total=total,
+        query=replace(query, page=page),
+        per_page=per_page,
+        subscriptions=subscriptions,
     )
-    return Page(items=list(items), total=total, query=replace(query, page=page), per_page=per_page)
+
+
+def _page_rows(
+    filtered: Select, ordering: tuple, page: int, per_page: int, with_subscription: bool
+) -> list[Row]:
+    keys = page_keys(filtered, User.id, ordering, page, per_page)
+    stmt = select(User, keys.c.total).join(keys, keys.c.id == User.id).order_by(*ordering)
+    if with_subscription:
+        stmt = (
+            stmt.add_columns(Subscription, Plan)
+            .outerjoin(
+                Subscription,
+                and_(Subscription.partner_id == User.partner_id, Subscription.id == _live_id()),
+            )
+            .outerjoin(
+                Plan,
+                and_(Plan.partner_id == Subscription.partner_id, Plan.id == Subscription.plan_id),
+            )
+        )
+    return list(db.session.execute(stmt).all())
+
+
+def _live_id() -> ScalarSelect[int]:
+    """The user's live subscription: the one in force (signed or suspended), else the one
+    being signed."""
+    live = aliased(Subscription)
+    signing = case((live.state == SubscriptionState.SIGNING, 1), else_=0)
+    return (
+        select(live.id)
+        .where(live.user_id == User.id, live.state != SubscriptionState.UNSIGNED)
+        .order_by(signing, live.id)
+        .limit(1)
+        .correlate(User)
+        .scalar_subquery()
+    )
 
 
 def users_after(query: UserQuery, after_id: int | None, limit: int) -> list[User]:

@@ -1,0 +1,43 @@
+"""Lists read a page at a time: the page's keys and the count of all, in one statement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Subquery, func, select
+
+from portal.extensions import db
+
+
+def page_keys(
+    filtered: Select[Any],
+    key: ColumnElement[Any],
+    order: Sequence[Any],
+    page: int,
+    per_page: int,
+) -> Subquery:
+    """The `key`s of page `page` of `filtered` in `order`, each row with `total`: how many rows
+    `filtered` has in all.
+
+    The count is an uncorrelated scalar subquery, which the database works out once, in the
+    same round trip as the page (a `count(*) OVER ()` window would hold every matching row to
+    count them). Callers join their rows to these keys, so whatever they read with a row (its
+    user, its plan) is read for the page's rows only.
+    """
+    return (
+        filtered.with_only_columns(key, _counting(filtered, key).scalar_subquery().label("total"))
+        .order_by(*order)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+        .subquery("page")
+    )
+
+
+def count_of(filtered: Select[Any], key: ColumnElement[Any]) -> int:
+    """The count alone: for a page past the end, which has no row to carry it."""
+    return db.session.execute(_counting(filtered, key)).scalar_one()
+
+
+def _counting(filtered: Select[Any], key: ColumnElement[Any]) -> Select[tuple[int]]:
+    return select(func.count()).select_from(filtered.with_only_columns(key).subquery())
