@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, exists, func, select
 
 from portal.extensions import db
 from portal.roles.models import Role
 from portal.subscriptions.models import Subscription, SubscriptionState
+from portal.users import search
 from portal.users.models import User, UserStatus
+from portal.users.search import contains_pattern as contains_pattern  # its home before
 
 SORTS = {
     "email": User.email,
@@ -91,21 +93,14 @@ class Page:
         object.__setattr__(self, "pages", max(1, math.ceil(self.total / self.per_page)))
 
 
-def contains_pattern(text: str) -> str:
-    """A LIKE pattern matching `text` anywhere, with LIKE's wildcards taken literally."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _filtered(query: UserQuery) -> Select:
+def _filtered(query: UserQuery, *, indexed: bool = False) -> Select:
+    """The users the list shows; `indexed`: the search's candidates found through the trigram
+    index first (the same users, found another way: `portal/users/search.py`)."""
     stmt = select(User)
     if query.q:
-        pattern = contains_pattern(query.q)
-        stmt = stmt.where(
-            or_(
-                User.email.like(pattern.lower(), escape="\\"),
-                User.display_name.ilike(pattern, escape="\\"),
-            )
-        )
+        stmt = stmt.where(search.matches(query.q))
+        if indexed:
+            stmt = stmt.where(search.among_candidates(query.q))
     if query.role:
         stmt = stmt.where(User.role == query.role)
     if query.status:
@@ -121,31 +116,57 @@ def _filtered(query: UserQuery) -> Select:
     return stmt
 
 
+def _count(stmt: Select) -> Select:
+    return select(func.count()).select_from(stmt.with_only_columns(User.id).subquery())
+
+
+def _total(query: UserQuery) -> tuple[int, bool]:
+    """How many users the list has, and whether its page is best read through the index.
+
+    One statement: the index's candidates counted up to a few, then the users counted
+    through the index if they are few, by reading the partner's rows otherwise.
+    """
+    if not (query.q and search.indexed(query.q)):
+        return db.session.execute(_count(_filtered(query))).scalar_one(), False
+    probe = select(search.candidate_count(query.q).label("found")).cte("probe")
+    few = probe.c.found < search.FEW
+    through_index = _count(_filtered(query, indexed=True)).scalar_subquery()
+    by_reading = _count(_filtered(query)).scalar_subquery()
+    stmt = select(few, case((few, through_index), else_=by_reading)).select_from(probe)
+    use_index, total = db.session.execute(stmt).one()
+    return total, bool(use_index)
+
+
+def _ordered(column: ColumnElement, direction: str, indexed: bool) -> ColumnElement:
+    if indexed:
+        column = search.unindexed(column)
+    return column.desc() if direction == "desc" else column.asc()
+
+
 def search_users(query: UserQuery, per_page: int = PER_PAGE) -> Page:
     """One page of the current partner's users (the ORM adds the partner filter)."""
-    stmt = _filtered(query)
-    total = db.session.execute(
-        select(func.count()).select_from(stmt.with_only_columns(User.id).subquery())
-    ).scalar_one()
-    column = SORTS[query.sort]
-    order = column.desc() if query.direction == "desc" else column.asc()
+    total, indexed = _total(query)
+    order = _ordered(SORTS[query.sort], query.direction, indexed)
     if query.sort == "last_login":
         order = order.nulls_last()
     page = min(query.page, max(1, math.ceil(total / per_page)))
-    items = (
-        db.session.execute(
-            stmt.order_by(order, User.id).limit(per_page).offset((page - 1) * per_page)
-        )
-        .scalars()
-        .all()
-    )
-    return Page(items=list(items), total=total, query=replace(query, page=page), per_page=per_page)
+    items: list[User] = []
+    if total:
+        stmt = _filtered(query, indexed=indexed).order_by(order, User.id)
+        offset = (page - 1) * per_page
+        items = list(db.session.execute(stmt.limit(per_page).offset(offset)).scalars())
+    return Page(items=items, total=total, query=replace(query, page=page), per_page=per_page)
 
 
 def users_after(query: UserQuery, after_id: int | None, limit: int) -> list[User]:
     """Up to `limit` users matching the list's search and filters, by id, after `after_id`
     (the partner API's cursor pages: stable while users are added)."""
-    stmt = _filtered(query)
+    indexed = False
+    if query.q and search.indexed(query.q):
+        found = db.session.execute(select(search.candidate_count(query.q))).scalar_one()
+        indexed = found < search.FEW
+    stmt = _filtered(query, indexed=indexed)
     if after_id is not None:
         stmt = stmt.where(User.id > after_id)
-    return list(db.session.execute(stmt.order_by(User.id).limit(limit)).scalars())
+    order = _ordered(User.id, "asc", indexed)
+    return list(db.session.execute(stmt.order_by(order).limit(limit)).scalars())
