@@ -3,10 +3,13 @@ stays in step with the users, and never reaches across partners."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from conftest import logged_in, rows
 from flask import Flask
+from flask_migrate import downgrade, upgrade
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from querybudget import counted
@@ -19,6 +22,7 @@ from portal.users import search
 from portal.users.models import User
 from portal.users.queries import UserQuery, search_users, users_after
 
+MIGRATIONS = str(Path(__file__).parent.parent / "migrations")
 # Emails and display names with everything a search text may trip on: LIKE's wildcards and
 # escape, FTS5's syntax (quotes, AND/OR/NOT/NEAR, *, ^, :, parentheses), letters beyond ASCII.
 PEOPLE = [
@@ -108,10 +112,10 @@ def people(acme: Partner, globex: Partner) -> list[User]:
 def found(partner: Partner, text: str, *, indexed: bool) -> list[str]:
     """The emails of the partner's users the search finds, by LIKE alone or through the index."""
     with partner_scope(partner):
-        stmt = sa.select(User.email).where(search.matches(text))
+        stmt = sa.select(User.email).where(search.matches())
         if indexed:
-            stmt = stmt.where(search.among_candidates(text))
-        return sorted(db.session.execute(stmt).scalars())
+            stmt = stmt.where(search.among_candidates())
+        return sorted(db.session.execute(stmt, search.params(text)).scalars())
 
 
 def listed(partner: Partner, text: str, **args: str) -> tuple[int, list[str]]:
@@ -278,3 +282,51 @@ def test_a_search_page_keeps_the_list_budget(
     assert len(through_index) == (2 if "user0500" in path else 1) * (
         db.engine.dialect.name == "sqlite"
     )
+
+
+def test_the_migration_indexes_existing_users_and_comes_undone(make_app, tmp_path) -> None:
+    """On SQLite: 0017 indexes the users already there; downgraded, nothing of it is left;
+    upgraded again, the index is whole. (PostgreSQL: it does nothing either way.)"""
+    app = make_app(fresh=True, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/0016.sqlite3")
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision="0016_perf")
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO partners (id, slug, name, status, theme_settings, "
+                    "session_policy_settings, created_at) VALUES "
+                    "(1, 'acme', 'Acme', 'active', '{}', '{}', '2026-01-01')"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO users (id, partner_id, email, display_name, role, status, "
+                    "is_support, created_at) VALUES "
+                    "(7, 1, 'kim@acme.test', 'Kim Novak', 'basic', 'active', false, '2026-01-01')"
+                )
+            )
+
+        def schema() -> set[str]:
+            with db.engine.connect() as conn:
+                names = conn.execute(sa.text("SELECT name FROM sqlite_master")).scalars()
+                return {name for name in names if name.startswith("users_search")}
+
+        def found(text: str) -> list[int]:
+            with db.engine.connect() as conn:
+                return list(
+                    conn.execute(
+                        sa.text("SELECT rowid FROM users_search WHERE users_search MATCH :q"),
+                        {"q": f'"{text}"'},
+                    ).scalars()
+                )
+
+        upgrade(directory=MIGRATIONS)
+        assert found("novak") == [7] and found("kim@acme") == [7]
+        downgrade(directory=MIGRATIONS, revision="0016_perf")
+        assert schema() == set()
+        with db.engine.begin() as conn:  # users change while there is no index
+            conn.execute(sa.text("UPDATE users SET display_name = 'Kim Wilde' WHERE id = 7"))
+        upgrade(directory=MIGRATIONS)
+        assert schema() >= {"users_search", "users_search_insert", "users_search_delete"}
+        assert found("novak") == [] and found("wilde") == [7]
+        db.engine.dispose()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Select, case, exists, func, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, case, exists, func, select
 
 from portal.extensions import db
 from portal.roles.models import Role
@@ -93,25 +94,48 @@ class Page:
         object.__setattr__(self, "pages", max(1, math.ceil(self.total / self.per_page)))
 
 
+def _params(query: UserQuery) -> dict[str, object]:
+    """The values of the list's state, for the statements below (built once per shape)."""
+    values: dict[str, object] = search.params(query.q) if query.q else {}
+    if query.role:
+        values["role"] = query.role
+    if query.status:
+        values["status"] = query.status
+    if query.subscription and query.subscription != NO_SUBSCRIPTION:
+        values["state"] = SubscriptionState(query.subscription)
+    return values
+
+
 def _filtered(query: UserQuery, *, indexed: bool = False) -> Select:
     """The users the list shows; `indexed`: the search's candidates found through the trigram
     index first (the same users, found another way: `portal/users/search.py`)."""
+    subscription = query.subscription
+    if subscription and subscription != NO_SUBSCRIPTION:
+        subscription = "state"
+    return _filtered_as(bool(query.q), indexed, bool(query.role), bool(query.status), subscription)
+
+
+# Statements are built once per shape of the list's state and bound per request: the tenancy
+# layer then works out what a statement reads once, not on every search.
+@lru_cache(maxsize=256)
+def _filtered_as(q: bool, indexed: bool, role: bool, status: bool, subscription: str) -> Select:
     stmt = select(User)
-    if query.q:
-        stmt = stmt.where(search.matches(query.q))
+    if q:
+        stmt = stmt.where(search.matches())
         if indexed:
-            stmt = stmt.where(search.among_candidates(query.q))
-    if query.role:
-        stmt = stmt.where(User.role == query.role)
-    if query.status:
-        stmt = stmt.where(User.status == query.status)
-    if query.subscription == NO_SUBSCRIPTION:
+            stmt = stmt.where(search.among_candidates())
+    if role:
+        stmt = stmt.where(User.role == bindparam("role"))
+    if status:
+        stmt = stmt.where(User.status == bindparam("status"))
+    if subscription == NO_SUBSCRIPTION:
         live = Subscription.state != SubscriptionState.UNSIGNED
         stmt = stmt.where(~exists().where(Subscription.user_id == User.id, live))
-    elif query.subscription:
-        state = SubscriptionState(query.subscription)
+    elif subscription:
         stmt = stmt.where(
-            exists().where(Subscription.user_id == User.id, Subscription.state == state)
+            exists().where(
+                Subscription.user_id == User.id, Subscription.state == bindparam("state")
+            )
         )
     return stmt
 
@@ -120,20 +144,30 @@ def _count(stmt: Select) -> Select:
     return select(func.count()).select_from(stmt.with_only_columns(User.id).subquery())
 
 
-def _total(query: UserQuery) -> tuple[int, bool]:
-    """How many users the list has, and whether its page is best read through the index.
+@lru_cache(maxsize=256)
+def _counted(filtered: Select) -> Select:
+    return _count(filtered)
 
-    One statement: the index's candidates counted up to a few, then the users counted
-    through the index if they are few, by reading the partner's rows otherwise.
-    """
+
+@lru_cache(maxsize=256)
+def _counted_either_way(through_index: Select, by_reading: Select) -> Select:
+    """One statement: the index's candidates counted up to a few, then the users counted
+    through the index if they are few, by reading the partner's rows otherwise."""
+    probe = select(search.candidate_count().label("found")).cte("probe")
+    few = search.few_candidates(probe.c.found)
+    counts = case(
+        (few, _count(through_index).scalar_subquery()),
+        else_=_count(by_reading).scalar_subquery(),
+    )
+    return select(few, counts).select_from(probe)
+
+
+def _total(query: UserQuery, values: dict[str, object]) -> tuple[int, bool]:
+    """How many users the list has, and whether its page is best read through the index."""
     if not (query.q and search.indexed(query.q)):
-        return db.session.execute(_count(_filtered(query))).scalar_one(), False
-    probe = select(search.candidate_count(query.q).label("found")).cte("probe")
-    few = probe.c.found < search.FEW
-    through_index = _count(_filtered(query, indexed=True)).scalar_subquery()
-    by_reading = _count(_filtered(query)).scalar_subquery()
-    stmt = select(few, case((few, through_index), else_=by_reading)).select_from(probe)
-    use_index, total = db.session.execute(stmt).one()
+        return db.session.execute(_counted(_filtered(query)), values).scalar_one(), False
+    stmt = _counted_either_way(_filtered(query, indexed=True), _filtered(query))
+    use_index, total = db.session.execute(stmt, values).one()
     return total, bool(use_index)
 
 
@@ -143,30 +177,46 @@ def _ordered(column: ColumnElement, direction: str, indexed: bool) -> ColumnElem
     return column.desc() if direction == "desc" else column.asc()
 
 
+@lru_cache(maxsize=256)
+def _page_of(filtered: Select, sort: str, direction: str, indexed: bool) -> Select:
+    order = _ordered(SORTS[sort], direction, indexed)
+    if sort == "last_login":
+        order = order.nulls_last()
+    return (
+        filtered.order_by(order, User.id)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
+
+
 def search_users(query: UserQuery, per_page: int = PER_PAGE) -> Page:
     """One page of the current partner's users (the ORM adds the partner filter)."""
-    total, indexed = _total(query)
-    order = _ordered(SORTS[query.sort], query.direction, indexed)
-    if query.sort == "last_login":
-        order = order.nulls_last()
+    values = _params(query)
+    total, indexed = _total(query, values)
     page = min(query.page, max(1, math.ceil(total / per_page)))
     items: list[User] = []
     if total:
-        stmt = _filtered(query, indexed=indexed).order_by(order, User.id)
-        offset = (page - 1) * per_page
-        items = list(db.session.execute(stmt.limit(per_page).offset(offset)).scalars())
+        stmt = _page_of(_filtered(query, indexed=indexed), query.sort, query.direction, indexed)
+        values |= {"limit": per_page, "offset": (page - 1) * per_page}
+        items = list(db.session.execute(stmt, values).scalars())
     return Page(items=items, total=total, query=replace(query, page=page), per_page=per_page)
+
+
+@lru_cache(maxsize=16)
+def _probe() -> Select:
+    return select(search.candidate_count())
 
 
 def users_after(query: UserQuery, after_id: int | None, limit: int) -> list[User]:
     """Up to `limit` users matching the list's search and filters, by id, after `after_id`
     (the partner API's cursor pages: stable while users are added)."""
+    values = _params(query)
     indexed = False
     if query.q and search.indexed(query.q):
-        found = db.session.execute(select(search.candidate_count(query.q))).scalar_one()
+        found = db.session.execute(_probe(), values).scalar_one()
         indexed = found < search.FEW
     stmt = _filtered(query, indexed=indexed)
     if after_id is not None:
         stmt = stmt.where(User.id > after_id)
     order = _ordered(User.id, "asc", indexed)
-    return list(db.session.execute(stmt.order_by(order).limit(limit)).scalars())
+    return list(db.session.execute(stmt.order_by(order).limit(limit), values).scalars())

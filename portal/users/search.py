@@ -47,18 +47,28 @@ def contains_pattern(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def matches(text: str) -> ColumnElement[bool]:
-    """The users whose email or display name contains `text` (emails are stored lowercase)."""
-    pattern = contains_pattern(text)
+def matches() -> ColumnElement[bool]:
+    """The users whose email or display name contains the text (emails are stored lowercase);
+    the text comes in `params`."""
     return or_(
-        User.email.like(pattern.lower(), escape="\\"),
-        User.display_name.ilike(pattern, escape="\\"),
+        User.email.like(sa.bindparam("q_email"), escape="\\"),
+        User.display_name.ilike(sa.bindparam("q_name"), escape="\\"),
     )
 
 
 def indexed(text: str) -> bool:
     """Whether the trigram index can find the candidates for `text` here."""
     return len(text) >= SHORTEST_INDEXED and db.session.get_bind().dialect.name == "sqlite"
+
+
+def params(text: str) -> dict[str, object]:
+    """The values of a search for `text`, for the statements made with the functions here
+    (built once, bound per search)."""
+    pattern = contains_pattern(text)
+    values: dict[str, object] = {"q_email": pattern.lower(), "q_name": pattern}
+    if indexed(text):
+        values |= {"q_index": _index_query(text), "few": FEW}
+    return values
 
 
 def _phrase(text: str) -> str:
@@ -79,20 +89,25 @@ def _index_query(text: str) -> str:
     return either if partner_id is None else f'partner : "#{partner_id}#" AND {either}'
 
 
-def _candidates(text: str) -> Select:
-    return select(users_search.c.rowid).where(users_search.c.users_search.match(_index_query(text)))
-
-
-def among_candidates(text: str) -> ColumnElement[bool]:
-    """Users the index finds for `text`: every user `matches(text)` holds for, and maybe more."""
-    return User.id.in_(_candidates(text))
-
-
-def candidate_count(text: str) -> sa.ScalarSelect:
-    """How many candidates the index finds for `text`, counted up to `FEW` only."""
-    return (
-        select(func.count()).select_from(_candidates(text).limit(FEW).subquery()).scalar_subquery()
+def _candidates() -> Select:
+    return select(users_search.c.rowid).where(
+        users_search.c.users_search.match(sa.bindparam("q_index"))
     )
+
+
+def among_candidates() -> ColumnElement[bool]:
+    """Users the index finds for the text: every user `matches()` holds for, and maybe more."""
+    return User.id.in_(_candidates())
+
+
+def candidate_count() -> sa.ScalarSelect:
+    """How many candidates the index finds for the text, counted up to `FEW` only."""
+    few = _candidates().limit(sa.bindparam("few", type_=sa.Integer))
+    return select(func.count()).select_from(few.subquery()).scalar_subquery()
+
+
+def few_candidates(found: ColumnElement[int]) -> ColumnElement[bool]:
+    return found < sa.bindparam("few", type_=sa.Integer)
 
 
 def unindexed(column: ColumnElement) -> ColumnElement:
