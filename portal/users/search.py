@@ -57,8 +57,13 @@ def matches() -> ColumnElement[bool]:
 
 
 def indexed(text: str) -> bool:
-    """Whether the trigram index can find the candidates for `text` here."""
-    return len(text) >= SHORTEST_INDEXED and db.session.get_bind().dialect.name == "sqlite"
+    """Whether the trigram index can find the candidates for `text` here (FTS5 reads a NUL
+    character as the end of its query: such a text is searched the plain way)."""
+    return (
+        len(text) >= SHORTEST_INDEXED
+        and "\x00" not in text
+        and db.session.get_bind().dialect.name == "sqlite"
+    )
 
 
 def params(text: str) -> dict[str, object]:
