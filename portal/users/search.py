@@ -57,8 +57,9 @@ def matches() -> ColumnElement[bool]:
 
 
 def indexed(text: str) -> bool:
-    """Whether the trigram index can find the candidates for `text` here (FTS5 reads a NUL
-    character as the end of its query: such a text is searched the plain way)."""
+    """Whether the trigram index can find the candidates for `text` here (FTS5 refuses a
+    query holding a NUL character as an unterminated string: such a text is searched the
+    plain way)."""
     return (
         len(text) >= SHORTEST_INDEXED
         and "\x00" not in text
