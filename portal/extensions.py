@@ -31,8 +31,13 @@ class Base(DeclarativeBase):
 
 
 def include_in_autogenerate(obj: object, name: str | None, kind: str, *_: object) -> bool:
-    """PostgreSQL-only trigram indexes live in migrations alone, not in the models."""
-    return not (kind == "index" and name is not None and name.endswith("_trgm"))
+    """Trigram indexes live in migrations alone, not in the models: PostgreSQL's indexes, and
+    SQLite's full-text table of users with the tables FTS5 keeps it in (migration 0017)."""
+    if name is None:
+        return True
+    if kind == "index":
+        return not name.endswith("_trgm")
+    return not (kind == "table" and (name == "users_search" or name.startswith("users_search_")))
 
 
 class PortalSession(FlaskSession):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Subquery, func, select
@@ -34,9 +34,12 @@ def page_keys(
     )
 
 
-def count_of(filtered: Select[Any], key: ColumnElement[Any]) -> int:
-    """The count alone: for a page past the end, which has no row to carry it."""
-    return db.session.execute(_counting(filtered, key)).scalar_one()
+def count_of(
+    filtered: Select[Any], key: ColumnElement[Any], values: Mapping[str, Any] | None = None
+) -> int:
+    """The count alone: for a page past the end, which has no row to carry it. `values`: the
+    statement's bound parameters, if it has any."""
+    return db.session.execute(_counting(filtered, key), values).scalar_one()
 
 
 def _counting(filtered: Select[Any], key: ColumnElement[Any]) -> Select[tuple[int]]:

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
-from sqlalchemy import Row, ScalarSelect, Select, and_, case, exists, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    ScalarSelect,
+    Select,
+    and_,
+    bindparam,
+    case,
+    exists,
+    select,
+)
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -13,7 +24,9 @@ from portal.extensions import db
 from portal.paging import count_of, page_keys
 from portal.roles.models import Role
 from portal.subscriptions.models import Plan, Subscription, SubscriptionState
+from portal.users import search
 from portal.users.models import User, UserStatus
+from portal.users.search import contains_pattern as contains_pattern  # its home before
 
 SORTS = {
     "email": User.email,
@@ -96,32 +109,48 @@ class Page:
         object.__setattr__(self, "pages", max(1, math.ceil(self.total / self.per_page)))
 
 
-def contains_pattern(text: str) -> str:
-    """A LIKE pattern matching `text` anywhere, with LIKE's wildcards taken literally."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _filtered(query: UserQuery) -> Select:
-    stmt = select(User)
-    if query.q:
-        pattern = contains_pattern(query.q)
-        stmt = stmt.where(
-            or_(
-                User.email.like(pattern.lower(), escape="\\"),
-                User.display_name.ilike(pattern, escape="\\"),
-            )
-        )
+def _params(query: UserQuery) -> dict[str, object]:
+    """The values of the list's state, for the statements below (built once per shape)."""
+    values: dict[str, object] = search.params(query.q) if query.q else {}
     if query.role:
-        stmt = stmt.where(User.role == query.role)
+        values["role"] = query.role
     if query.status:
-        stmt = stmt.where(User.status == query.status)
-    if query.subscription == NO_SUBSCRIPTION:
+        values["status"] = query.status
+    if query.subscription and query.subscription != NO_SUBSCRIPTION:
+        values["state"] = SubscriptionState(query.subscription)
+    return values
+
+
+def _filtered(query: UserQuery, *, indexed: bool = False) -> Select:
+    """The users the list shows; `indexed`: the search's candidates found through the trigram
+    index first (the same users, found another way: `portal/users/search.py`)."""
+    subscription = query.subscription
+    if subscription and subscription != NO_SUBSCRIPTION:
+        subscription = "state"
+    return _filtered_as(bool(query.q), indexed, bool(query.role), bool(query.status), subscription)
+
+
+# Statements are built once per shape of the list's state and bound per request: the tenancy
+# layer then works out what a statement reads once, not on every search.
+@lru_cache(maxsize=256)
+def _filtered_as(q: bool, indexed: bool, role: bool, status: bool, subscription: str) -> Select:
+    stmt = select(User)
+    if q:
+        stmt = stmt.where(search.matches())
+        if indexed:
+            stmt = stmt.where(search.among_candidates())
+    if role:
+        stmt = stmt.where(User.role == bindparam("role"))
+    if status:
+        stmt = stmt.where(User.status == bindparam("status"))
+    if subscription == NO_SUBSCRIPTION:
         live = Subscription.state != SubscriptionState.UNSIGNED
         stmt = stmt.where(~exists().where(Subscription.user_id == User.id, live))
-    elif query.subscription:
-        state = SubscriptionState(query.subscription)
+    elif subscription:
         stmt = stmt.where(
-            exists().where(Subscription.user_id == User.id, Subscription.state == state)
+            exists().where(
+                Subscription.user_id == User.id, Subscription.state == bindparam("state")
+            )
         )
     return stmt
 
@@ -130,24 +159,26 @@ def search_users(
     query: UserQuery, per_page: int = PER_PAGE, *, with_subscription: bool = False
 ) -> Page:
     """One page of the current partner's users (the ORM adds the partner filter) and how many
-    match, in one statement; `with_subscription`: each with their live subscription and its
-    plan (the one in force, else the one being signed), in the same statement."""
-    filtered = _filtered(query)
-    column = SORTS[query.sort]
-    order = column.desc() if query.direction == "desc" else column.asc()
+    match, in one statement (a search's candidates counted first, when the trigram index may
+    find them); `with_subscription`: each with their live subscription and its plan (the one
+    in force, else the one being signed), in the same statement."""
+    values = _params(query)
+    indexed = _through_index(query, values)
+    filtered = _filtered(query, indexed=indexed)
+    order = _ordered(SORTS[query.sort], query.direction, indexed)
     if query.sort == "last_login":
         order = order.nulls_last()
     ordering = (order, User.id)
     page = query.page
-    rows = _page_rows(filtered, ordering, page, per_page, with_subscription)
+    rows = _page_rows(filtered, ordering, page, per_page, with_subscription, values)
     if rows:
         total = rows[0].total
     else:  # none here: past the last page (show that one), or nobody matches
-        total = count_of(filtered, User.id) if page > 1 else 0
+        total = count_of(filtered, User.id, values) if page > 1 else 0
         last = max(1, math.ceil(total / per_page))
         if page > last:
             page = last
-            rows = _page_rows(filtered, ordering, page, per_page, with_subscription)
+            rows = _page_rows(filtered, ordering, page, per_page, with_subscription, values)
     subscriptions = {}
     for row in rows:
         if with_subscription and row.Subscription is not None:
@@ -162,8 +193,28 @@ def search_users(
     )
 
 
+def _through_index(query: UserQuery, values: dict[str, object]) -> bool:
+    """Whether a search reads its candidates through the trigram index: only when the index
+    finds few (counted up to a few, in a statement of its own); a text most users match is
+    read faster from the partner's rows."""
+    if not (query.q and search.indexed(query.q)):
+        return False
+    return db.session.execute(_probe(), values).scalar_one() < search.FEW
+
+
+def _ordered(column: ColumnElement, direction: str, indexed: bool) -> ColumnElement:
+    if indexed:
+        column = search.unindexed(column)
+    return column.desc() if direction == "desc" else column.asc()
+
+
 def _page_rows(
-    filtered: Select, ordering: tuple, page: int, per_page: int, with_subscription: bool
+    filtered: Select,
+    ordering: tuple,
+    page: int,
+    per_page: int,
+    with_subscription: bool,
+    values: dict[str, object],
 ) -> list[Row]:
     keys = page_keys(filtered, User.id, ordering, page, per_page)
     stmt = select(User, keys.c.total).join(keys, keys.c.id == User.id).order_by(*ordering)
@@ -179,7 +230,7 @@ def _page_rows(
                 and_(Plan.partner_id == Subscription.partner_id, Plan.id == Subscription.plan_id),
             )
         )
-    return list(db.session.execute(stmt).all())
+    return list(db.session.execute(stmt, values).all())
 
 
 def _live_id() -> ScalarSelect[int]:
@@ -197,10 +248,18 @@ def _live_id() -> ScalarSelect[int]:
     )
 
 
+@lru_cache(maxsize=16)
+def _probe() -> Select:
+    return select(search.candidate_count())
+
+
 def users_after(query: UserQuery, after_id: int | None, limit: int) -> list[User]:
     """Up to `limit` users matching the list's search and filters, by id, after `after_id`
     (the partner API's cursor pages: stable while users are added)."""
-    stmt = _filtered(query)
+    values = _params(query)
+    indexed = _through_index(query, values)
+    stmt = _filtered(query, indexed=indexed)
     if after_id is not None:
         stmt = stmt.where(User.id > after_id)
-    return list(db.session.execute(stmt.order_by(User.id).limit(limit)).scalars())
+    order = _ordered(User.id, "asc", indexed)
+    return list(db.session.execute(stmt.order_by(order).limit(limit), values).scalars())

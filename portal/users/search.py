@@ -1,0 +1,125 @@
+"""Substring search of a partner's users by email or display name.
+
+What matches is always the plain condition (`matches`): the email contains the text, or the
+display name does, ignoring ASCII case, the text taken literally. On SQLite a trigram index
+(`users_search`, migration 0017) finds the candidates first, so a search reads a few rows
+instead of every user of the partner; the plain condition then decides, so the index only
+ever narrows, never changes, what a search finds.
+
+The index pays while the candidates are few. A text that half the partner's users contain
+(`person`, the partner's own mail domain) is answered faster by reading the partner's rows
+in the order of the page, as before: `candidate_count` tells which, counting the
+candidates up to `FEW` only.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.sql import operators
+
+from portal.extensions import db
+from portal.tenancy.scope import scoped_partner_id
+from portal.users.models import User
+
+# The trigram index answers texts of at least three characters; shorter ones are rare, and
+# match many users anyway.
+SHORTEST_INDEXED = 3
+# Above this many candidates the partner's rows are read in order instead.
+FEW = 1000
+
+# The index, declared for SQLAlchemy so that statements use it as a table object, never as
+# text (which the tenancy layer refuses in a partner's scope). Safe to read in one: it holds
+# no rows of its own, only trigrams of users' columns, and gives back user ids, which are
+# only ever used as `User.id IN (...)` inside a query of the mapped `User`, which the
+# tenancy layer restricts to the partner in scope like any other. Its own metadata: no
+# model, and no part of `db.metadata` (migrations, autogenerate, the tests' clean-up).
+users_search = sa.Table(
+    "users_search",
+    sa.MetaData(),
+    sa.Column("rowid", sa.Integer),
+    sa.Column("users_search", sa.Text),  # FTS5's column named like its table: MATCH on it
+)
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, with LIKE's wildcards taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def matches() -> ColumnElement[bool]:
+    """The users whose email or display name contains the text (emails are stored lowercase);
+    the text comes in `params`."""
+    return or_(
+        User.email.like(sa.bindparam("q_email"), escape="\\"),
+        User.display_name.ilike(sa.bindparam("q_name"), escape="\\"),
+    )
+
+
+def indexed(text: str) -> bool:
+    """Whether the trigram index can find the candidates for `text` here (FTS5 refuses a
+    query holding a NUL character as an unterminated string: such a text is searched the
+    plain way)."""
+    return (
+        len(text) >= SHORTEST_INDEXED
+        and "\x00" not in text
+        and db.session.get_bind().dialect.name == "sqlite"
+    )
+
+
+def params(text: str) -> dict[str, object]:
+    """The values of a search for `text`, for the statements made with the functions here
+    (built once, bound per search)."""
+    pattern = contains_pattern(text)
+    values: dict[str, object] = {"q_email": pattern.lower(), "q_name": pattern}
+    if indexed(text):
+        values |= {"q_index": _index_query(text), "few": FEW}
+    return values
+
+
+def _phrase(text: str) -> str:
+    """`text` as an FTS5 string: taken literally, whatever it holds (AND, NEAR, *, ^, quotes)."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _index_query(text: str) -> str:
+    """The FTS5 query for the candidates: in the partner in scope, the email containing the
+    text as the plain condition lowercases it, or the display name containing it.
+
+    The index folds case itself (more widely than LIKE does: the plain condition decides).
+    The partner is only a shortcut through the index for a partner with a few of the many
+    users who contain the text; the users query filters by partner whatever the index says.
+    """
+    either = f"(email : {_phrase(text.lower())} OR display_name : {_phrase(text)})"
+    partner_id = scoped_partner_id()
+    return either if partner_id is None else f'partner : "#{partner_id}#" AND {either}'
+
+
+def _candidates() -> Select:
+    return select(users_search.c.rowid).where(
+        users_search.c.users_search.match(sa.bindparam("q_index"))
+    )
+
+
+def among_candidates() -> ColumnElement[bool]:
+    """Users the index finds for the text: every user `matches()` holds for, and maybe more."""
+    return User.id.in_(_candidates())
+
+
+def candidate_count() -> sa.ScalarSelect:
+    """How many candidates the index finds for the text, counted up to `FEW` only."""
+    few = _candidates().limit(sa.bindparam("few", type_=sa.Integer))
+    return select(func.count()).select_from(few.subquery()).scalar_subquery()
+
+
+def few_candidates(found: ColumnElement[int]) -> ColumnElement[bool]:
+    return found < sa.bindparam("few", type_=sa.Integer)
+
+
+def unindexed(column: ColumnElement) -> ColumnElement:
+    """`column` as an expression of the same value (SQLite's unary plus), for ORDER BY.
+
+    Sorting the few candidates by it, SQLite looks them up by id and sorts them, instead of
+    walking the partner's users in the order of the column's index looking for them.
+    """
+    return sa.sql.expression.UnaryExpression(column, operator=operators.custom_op("+"))

@@ -1,0 +1,353 @@
+"""The users' substring search: the trigram index on SQLite finds exactly what LIKE finds,
+stays in step with the users, and never reaches across partners."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import logged_in, rows
+from flask import Flask
+from flask_migrate import downgrade, upgrade
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from querybudget import counted
+
+from portal.extensions import db
+from portal.roles.models import Role
+from portal.tenancy.models import Partner
+from portal.tenancy.scope import partner_scope
+from portal.users import search
+from portal.users.models import User
+from portal.users.queries import UserQuery, search_users, users_after
+
+MIGRATIONS = str(Path(__file__).parent.parent / "migrations")
+# Emails and display names with everything a search text may trip on: LIKE's wildcards and
+# escape, FTS5's syntax (quotes, AND/OR/NOT/NEAR, *, ^, :, parentheses), letters beyond ASCII.
+PEOPLE = [
+    ("ann.lee@acme.test", "Ann Lee"),
+    ("bob_smith@acme.test", "Bob O'Brien"),
+    ("100%sure@acme.test", 'The "Quoted" One'),
+    ("back\\slash@acme.test", "C:\\Users\\ann"),
+    ("and.or@acme.test", "AND OR NOT NEAR"),
+    ("near@acme.test", "NEAR(ann lee, 2)"),
+    ("star@acme.test", "Star* ^Caret {col} : (x)"),
+    ("zoe@acme.test", "Zoë Ünïcode"),
+    ("emile@acme.test", "ÉMILE élan"),
+    ("istanbul@acme.test", "İstanbul Iğd\u0131r"),
+    ("aaa@acme.test", "aaaa aaa"),
+    ("tab@acme.test", "Tab\tName"),
+    ("user0500@acme.test", "Person 500"),
+    ("user0501@acme.test", "Person 501"),
+    ("person5@acme.test", "user0500 fan"),
+]
+TEXTS = [
+    "ann",
+    "ANN",
+    "Lee",
+    "%",
+    "_",
+    "100%",
+    "b_s",
+    "%sure",
+    "'",
+    "O'B",
+    '"',
+    '"Quoted"',
+    '""',
+    "\\",
+    "k\\s",
+    "C:\\U",
+    "AND",
+    "and",
+    "OR NOT",
+    "NEAR",
+    "NEAR(ann",
+    "*",
+    "Star*",
+    "^Ca",
+    "{col}",
+    ": (",
+    "zoë",
+    "ZOË",
+    "ünï",
+    "ÜNÏ",
+    "émile",
+    "ÉMILE",
+    "Émi",
+    "élan",
+    "İst",
+    "i̇st",
+    "\u0131ğd",
+    "aaa",
+    "aaaa",
+    "aaaaa",
+    "\tNa",
+    "user0500",
+    "USER05",
+    "person 50",
+    "@acme.test",
+    "acme",
+    "nomatch-anywhere",
+    "xyz",
+    "an",
+    "a",
+]
+# SQLite takes NUL characters in text (PostgreSQL refuses them; pages refuse them with 400).
+NUL_TEXTS = ["ann\x00lee", "\x00\x00\x00"]
+
+
+@pytest.fixture
+def people(acme: Partner, globex: Partner) -> list[User]:
+    made = []
+    for partner in (acme, globex):
+        with partner_scope(partner):
+            for email, name in PEOPLE:
+                address = email.replace("@acme.test", f"@{partner.slug}.test")
+                made.append(User(email=address, display_name=name, role=Role.BASIC))
+                db.session.add(made[-1])
+        db.session.commit()
+    return made
+
+
+def found(partner: Partner, text: str, *, indexed: bool) -> list[str]:
+    """The emails of the partner's users the search finds, by LIKE alone or through the index."""
+    with partner_scope(partner):
+        stmt = sa.select(User.email).where(search.matches())
+        if indexed and search.indexed(text):  # else the search reads the partner's rows
+            stmt = stmt.where(search.among_candidates())
+        return sorted(db.session.execute(stmt, search.params(text)).scalars())
+
+
+def listed(partner: Partner, text: str, **args: str) -> tuple[int, list[str]]:
+    """What the admin list shows for the search: the count and the emails of the page."""
+    with partner_scope(partner):
+        page = search_users(UserQuery.from_args({"q": text, **args}), per_page=100)
+        return page.total, [user.email for user in page.items]
+
+
+def sqlite_only() -> None:
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("the trigram index is SQLite's; PostgreSQL has its own since 0003")
+
+
+@pytest.mark.parametrize("text", TEXTS + NUL_TEXTS)
+def test_the_index_finds_exactly_what_like_finds(people, acme: Partner, text: str) -> None:
+    sqlite_only()
+    assert found(acme, text, indexed=True) == found(acme, text, indexed=False)
+
+
+@pytest.mark.parametrize("few", [search.FEW, 1])
+@pytest.mark.parametrize("text", TEXTS)
+def test_the_list_shows_what_like_finds(
+    people, acme: Partner, monkeypatch, few: int, text: str
+) -> None:
+    """Through the index (few candidates) or reading the partner's rows (many): the same list,
+    on both databases, in the order asked for."""
+    monkeypatch.setattr(search, "FEW", few)
+    expected = found(acme, text, indexed=False)
+    total, emails = listed(acme, text)
+    assert (total, emails) == (len(expected), expected)
+    _, backwards = listed(acme, text, direction="desc")
+    assert backwards == expected[::-1]
+    with partner_scope(acme):
+        by_id = [u.email for u in users_after(UserQuery.from_args({"q": text}), None, 100)]
+    assert sorted(by_id) == expected
+
+
+@pytest.mark.parametrize("text", NUL_TEXTS)
+def test_a_nul_character_is_searched_the_plain_way(people, acme: Partner, text: str) -> None:
+    """FTS5 refuses a query with a NUL ("unterminated string"); whatever SQLite's LIKE makes of
+    it (it reads the pattern up to the NUL), the list shows the same."""
+    sqlite_only()
+    with partner_scope(acme):
+        assert not search.indexed(text)
+    expected = found(acme, text, indexed=False)
+    assert listed(acme, text) == (len(expected), expected)
+
+
+SEARCH = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=True,  # the same examples on every run
+)
+# Pieces of the stored values and the characters that mean something to LIKE or FTS5.
+pieces = st.sampled_from([v for pair in PEOPLE for v in pair]).flatmap(
+    lambda value: st.tuples(st.integers(0, len(value)), st.integers(0, len(value))).map(
+        lambda ends: value[min(ends) : max(ends)]
+    )
+)
+specials = st.text(alphabet="%_\\\"'*^:(){}-+ aAnNéÉİ\u0131i.@0\x00", min_size=1, max_size=6)
+search_texts = st.lists(st.one_of(pieces, specials), min_size=1, max_size=3).map("".join)
+
+
+@SEARCH
+@given(text=search_texts)
+@example(text='"" OR ""')
+@example(text="ann*")
+@example(text="NOT ann")
+def test_any_text_finds_exactly_what_like_finds(people, acme: Partner, text: str) -> None:
+    sqlite_only()
+    text = text.strip()[:100]  # as the list reads it from the query string
+    assert found(acme, text, indexed=True) == found(acme, text, indexed=False)
+
+
+def test_a_search_reads_only_its_own_partners_users(
+    app: Flask, acme: Partner, globex: Partner, acme_admin: User, people
+) -> None:
+    """Two partners with the same people: each finds only its own, through the index too."""
+    for partner in (acme, globex):
+        total, emails = listed(partner, "user050")
+        assert total == 3
+        assert emails == [
+            f"{name}@{partner.slug}.test" for name in ("person5", "user0500", "user0501")
+        ]
+    page = logged_in(app, acme_admin).get("/admin/users/?q=user0500").text
+    assert "user0500@acme.test" in page and "person5@acme.test" in page
+    assert "globex.test" not in page
+
+
+def test_the_partner_filter_holds_whatever_the_index_answers(
+    people, acme: Partner, monkeypatch
+) -> None:
+    """The index's partner term is a shortcut: without it, the users query still filters."""
+    sqlite_only()
+    monkeypatch.setattr(search, "scoped_partner_id", lambda: None)
+    with partner_scope(acme):
+        everyone = db.session.execute(
+            sa.select(search.users_search.c.rowid).where(
+                search.users_search.c.users_search.match(search._index_query("user0500"))
+            )
+        ).scalars()
+        assert len(list(everyone)) == 4  # both partners' candidates
+    assert found(acme, "user0500", indexed=True) == ["person5@acme.test", "user0500@acme.test"]
+    assert listed(acme, "user0500") == (2, ["person5@acme.test", "user0500@acme.test"])
+
+
+def candidates(text: str) -> set[int]:
+    """The user ids the index holds for `text`, across partners (the index itself)."""
+    match = search.users_search.c.users_search.match(f'"{text}"')
+    stmt = sa.select(search.users_search.c.rowid).where(match)
+    return set(db.session.execute(stmt).scalars())
+
+
+def test_the_index_follows_every_change_of_the_users(acme: Partner, globex: Partner) -> None:
+    sqlite_only()
+    with partner_scope(acme):
+        user = User(email="first@acme.test", display_name="Kim Novak", role=Role.BASIC)
+        db.session.add(user)
+        db.session.commit()
+        assert candidates("first") == {user.id} and candidates("novak") == {user.id}
+        user.email, user.display_name = "second@acme.test", "Kim Basinger"
+        db.session.commit()
+        assert candidates("first") == set() and candidates("novak") == set()
+        assert candidates("second") == {user.id} and candidates("basinger") == {user.id}
+        db.session.execute(sa.update(User).values(display_name="Kim Wilde"))  # in bulk too
+        assert candidates("basinger") == set() and candidates("wilde") == {user.id}
+        db.session.delete(user)
+        db.session.commit()
+        assert candidates("second") == candidates("wilde") == set()
+    with partner_scope(globex):
+        kept = User(email="gone@globex.test", display_name="Gone Girl", role=Role.BASIC)
+        db.session.add(kept)
+        db.session.commit()
+    assert candidates("gone") == {kept.id}
+    db.session.delete(rows(Partner, slug="globex")[0])  # its users go with it
+    db.session.commit()
+    assert candidates("gone") == set()
+
+
+def test_the_head_schema_keeps_the_index_in_step(data: Flask, owner_engine) -> None:
+    """A later migration that rebuilds `users` drops its triggers with it: they must be back."""
+    sqlite_only()
+    with owner_engine[0].connect() as conn:
+        triggers = conn.execute(
+            sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'users'")
+        ).scalars()
+        assert {"users_search_insert", "users_search_update", "users_search_delete"} <= set(
+            triggers
+        )
+        conn.execute(sa.text("INSERT INTO users_search (users_search) VALUES ('integrity-check')"))
+
+
+def test_short_texts_and_postgresql_keep_the_plain_search(acme: Partner) -> None:
+    with partner_scope(acme):
+        assert not search.indexed("ab")
+        assert not search.indexed("abc\x00")  # FTS5 would stop reading its query there
+        assert search.indexed("abc") == (db.engine.dialect.name == "sqlite")
+
+
+@pytest.mark.parametrize("path", ["/admin/users/?q=user0500", "/admin/users/?q=nomatch-anywhere"])
+def test_a_search_page_keeps_the_list_budget(
+    app: Flask, acme_admin: User, people, path: str
+) -> None:
+    """The session, the index's candidates counted up to a few, the page with the count of
+    all: three statements, the admin lists' budget; on SQLite both through the index."""
+    admin = logged_in(app, acme_admin)
+    admin.get(path)  # this process learns the partner's id and configuration
+    with counted(app) as statements:
+        assert admin.get(path).status_code == 200
+    assert len(statements) <= 3, statements.report()
+    through_index = [s for s in statements if "users_search MATCH" in s]
+    assert len(through_index) == 2 * (db.engine.dialect.name == "sqlite")
+
+
+def test_the_migration_indexes_existing_users_and_comes_undone(make_app, tmp_path) -> None:
+    """On SQLite: 0017 indexes the users already there; downgraded, nothing of it is left;
+    upgraded again, the index is whole. (PostgreSQL: it does nothing either way.)"""
+    app = make_app(fresh=True, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/0016.sqlite3")
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision="0016_perf")
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO partners (id, slug, name, status, theme_settings, "
+                    "session_policy_settings, created_at) VALUES "
+                    "(1, 'acme', 'Acme', 'active', '{}', '{}', '2026-01-01')"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO users (id, partner_id, email, display_name, role, status, "
+                    "is_support, created_at) VALUES "
+                    "(7, 1, 'kim@acme.test', 'Kim Novak', 'basic', 'active', false, '2026-01-01')"
+                )
+            )
+
+        def schema() -> set[str]:
+            with db.engine.connect() as conn:
+                names = conn.execute(sa.text("SELECT name FROM sqlite_master")).scalars()
+                return {name for name in names if name.startswith("users_search")}
+
+        def found(text: str) -> list[int]:
+            with db.engine.connect() as conn:
+                return list(
+                    conn.execute(
+                        sa.text("SELECT rowid FROM users_search WHERE users_search MATCH :q"),
+                        {"q": f'"{text}"'},
+                    ).scalars()
+                )
+
+        upgrade(directory=MIGRATIONS)
+        assert found("novak") == [7] and found("kim@acme") == [7]
+        downgrade(directory=MIGRATIONS, revision="0016_perf")
+        assert schema() == set()
+        with db.engine.begin() as conn:  # users change while there is no index
+            conn.execute(sa.text("UPDATE users SET display_name = 'Kim Wilde' WHERE id = 7"))
+        upgrade(directory=MIGRATIONS)
+        assert schema() >= {"users_search", "users_search_insert", "users_search_delete"}
+        assert found("novak") == [] and found("wilde") == [7]
+        db.engine.dispose()
+
+
+def test_any_text_gets_an_answer_not_an_error(app: Flask, acme_admin: User, people) -> None:
+    admin = logged_in(app, acme_admin)
+    for text in ("%22%22", "a%5C", "%27%3B--", "%2A%5E"):
+        response = admin.get(f"/admin/users/?q={text}")
+        assert response.status_code == 200 and "0 users match" in response.text, text
+    near = admin.get("/admin/users/?q=NEAR(").text
+    assert "near@acme.test" in near and "and.or@acme.test" not in near
+    refused = admin.get("/admin/users/?q=ann%00lee")  # refused before any search, by design
+    assert refused.status_code == 400 and "not allowed (NUL)" in refused.text
