@@ -13,6 +13,7 @@ import pytest
 from conftest import host_client, logged_in, make_user, set_feature
 from flask import Flask
 from querybudget import assert_budget, counted
+from sqlalchemy import event
 
 from portal.audit.services import record_audit
 from portal.extensions import db
@@ -261,3 +262,36 @@ def test_last_seen_costs_one_statement_a_minute(
         assert admin.get("/").status_code == 200
     assert len(statements) == 2, statements.report()
     assert statements[1].lstrip().upper().startswith("UPDATE USER_SESSIONS SET LAST_SEEN_AT")
+
+
+def test_the_first_statement_finds_the_plan_by_the_users_subscription(
+    app: Flask, acme: Partner, acme_admin: User
+) -> None:
+    """The session's statement looks up the user's signed subscription by user, through the
+    index of held subscriptions, never by walking the partner's signed ones (thousands at a
+    large partner). SQLite's planner, without statistics, is the one to hold to it."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's planner has no statistics to go by; PostgreSQL's has")
+    user = make_user(acme, "sam@acme.test", role=Role.COMPANY)
+    _sign_up_for_reports(acme, user)
+    client = logged_in(app, user)
+    sent: list[tuple[str, object]] = []
+
+    def before(_conn, _cursor, statement: str, parameters: object, *_args) -> None:
+        sent.append((statement, parameters))
+
+    client.get("/")
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        assert client.get("/").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    statement, parameters = next((s, p) for s, p in sent if "plans.entitlements" in s)
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
+    subscriptions = [row[3] for row in plan if "subscriptions" in row[3]]
+    assert subscriptions == [
+        "SEARCH subscriptions USING INDEX uq_subscriptions_one_held_per_user (user_id=?)"
+    ], plan
