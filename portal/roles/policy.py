@@ -103,7 +103,11 @@ def current_policy() -> PartnerPolicy:
 
 def can(permission: Permission | str) -> bool:
     """Template and view helper: may the logged-in user do this?"""
-    return g.get("partner") is not None and current_policy().allows(current_user, permission)
+    if g.get("partner") is None:
+        return False
+    # The user itself, not Flask-Login's proxy: `allows` reads it three times, and the header
+    # asks a dozen times a page.
+    return current_policy().allows(current_user._get_current_object(), permission)
 
 
 def requires(permission: Permission | str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
