@@ -151,6 +151,20 @@ def unbounded(connection: Connection) -> Iterator[None]:
         connection.invalidate()
 
 
+def refresh_statistics(engine: Engine) -> bool:
+    """Give SQLite's query planner the statistics of the tables as they are now (`ANALYZE`);
+    True if it did. Without them the planner guesses that any indexed equality finds ten rows,
+    and at a partner with 100,000 users it walked the partner's index instead of looking up a
+    page's 50 users by id (16 ms instead of 0.1). About 2 s at a million audit events.
+    PostgreSQL's autovacuum keeps its own statistics: nothing to do there."""
+    if engine.dialect.name != "sqlite":
+        return False
+    with engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+        connection.commit()
+    return True
+
+
 def init_app(app: Flask) -> None:
     with app.app_context():
         for engine in db.engines.values():

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from portal.clock import utcnow
 from portal.commands import transactional
+from portal.database import refresh_statistics
 from portal.exceptions import NotFound
 from portal.extensions import db
 from portal.operator.cli import partner_cli
@@ -57,6 +58,8 @@ def run(dry_run: bool, batch: int | None) -> None:
         click.echo(f"{slug:<24} {policy:<22} {verb} {count}")
     if not report:
         click.echo("Nothing to do." if not dry_run else "Nothing would be done.")
+    if not dry_run and refresh_statistics(db.engine):
+        click.echo("Query planner statistics refreshed (SQLite ANALYZE).")
 
 
 @partner_cli.command("export")
