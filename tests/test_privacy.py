@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from conftest import PASSWORD, across_partners, host_client, make_user, rows, set_feature
 from flask import Flask
@@ -224,6 +225,37 @@ def test_erasure_leaves_no_personal_data_in_any_table(
     assert rows(UserSession, user_id=acme_user.id) == []
     assert rows(ActionToken, user_id=acme_user.id) == []
     assert any(e.target_id == str(acme_user.id) for e in rows(AuditEvent, action="auth.login"))
+
+
+def test_erasure_leaves_no_trigram_of_the_person_in_the_sqlite_search_index(
+    app: Flask, acme: Partner, acme_user: User, acme_admin: User, owner_engine: Any
+) -> None:
+    """The users index (0017) keeps what it indexed in its shadow tables: a deleted entry's
+    trigrams stay there until the index is merged, so erasure merges it."""
+    engine, _url = owner_engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the trigram index is SQLite's (PostgreSQL's trigram indexes hold no copy)")
+
+    def indexed_text() -> str:
+        with engine.connect() as conn:
+            blocks = conn.exec_driver_sql("SELECT block FROM users_search_data").scalars()
+            return b"".join(b for b in blocks if b).decode("latin-1").lower()
+
+    me = client_from(app, acme_user, USER_IP)
+    me.post_form("/account/profile", {"display_name": "Zelda Quxwell"})
+    # Trigrams found in no other indexed text (the other users, the placeholder).
+    unique = ("lda", "eld", "uxw", "xwe")
+    assert any(t in indexed_text() for t in unique)
+    admin = client_from(app, acme_admin, ADMIN_IP)
+    done = admin.post_form(
+        f"/admin/users/{acme_user.id}/erase", {"confirm": "erase"}, follow_redirects=True
+    )
+    assert "data is erased; the account is kept" in done.text
+    left = indexed_text()
+    assert [t for t in unique if t in left] == []
+    # The index still finds who is left, and the erased account under its placeholder.
+    found = admin.get("/admin/users/?q=root@acme").text
+    assert "root@acme.test" in found
 
 
 def test_erasure_scrubs_the_operators_rows_and_failed_sign_ins_that_name_the_person(
