@@ -4,6 +4,7 @@ checks and the persona journeys walk."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from portal.demo.seed import DEMO_PASSWORD
+from portal.demo.seed import DEMO_PASSWORD, OPERATOR_EMAIL
 from portal.extensions import db
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import unscoped
@@ -34,7 +35,12 @@ def seed(app: Flask) -> dict[str, Any]:
         users = {
             (u.email, u.partner_id): u.id for u in db.session.execute(sa.select(User)).scalars()
         }
-    return {"partners": partners, "users": users}
+    # A set-password link for the demo operator (opening it uses nothing up).
+    link = app.test_cli_runner().invoke(args=["operator", "link", OPERATOR_EMAIL])
+    assert link.exit_code == 0, link.output
+    found = re.search(r"(/operator/password/\S+)", link.output)
+    assert found, link.output
+    return {"partners": partners, "users": users, "operator_link": found.group(1)}
 
 
 def user_id(ids: dict[str, Any], slug: str, email: str) -> int:
@@ -78,7 +84,13 @@ def partner_pages(ids: dict[str, Any], slug: str) -> dict[str, list[str]]:
 def root_pages(ids: dict[str, Any]) -> dict[str, list[str]]:
     acme = ids["partners"]["acme"]
     return {
-        "": ["/", "/login", "/no-such-page"],
+        "": [
+            "/",
+            "/login",
+            "/no-such-page",
+            ids["operator_link"],
+            "/operator/password/not-a-link",
+        ],
         "operator@portal.test": [
             "/operator/",
             "/operator/partners/new",

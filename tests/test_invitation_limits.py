@@ -173,3 +173,24 @@ def test_two_admins_inviting_at_once_share_the_partner_limit(
     assert [e.details for e in rows(AuditEvent, action="invitation.limited")] == [
         {"limit": "partner"}
     ]
+
+
+def test_case_and_whitespace_variants_of_an_address_share_its_count(
+    limited: Flask, acme: Partner, acme_admin: User
+) -> None:
+    admin = logged_in(limited, acme_admin)
+    client_id, secret, _ = api_client_for(acme, acme_admin)
+    api = Api(limited, "acme", get_token(limited, "acme", client_id, secret))
+    assert invite(admin, "Pat@ACME.test").status_code == 302
+    [pat] = rows(User, email="pat@acme.test")
+    admin.post_form(f"/admin/users/{pat.id}/invitation/revoke")
+    # Through the API this time, spelled another way: the same address, the second of two.
+    second = api.post("/users", {"email": "  pAT@acme.TEST ", "role": "basic"})
+    assert second.status_code == 201
+    [pat] = rows(User, email="pat@acme.test")
+    admin.post_form(f"/admin/users/{pat.id}/invitation/revoke")
+    refused = invite(admin, " PAT@acme.test")
+    assert refused.status_code == 429 and "already sent 2 invitations" in refused.text
+    assert rows(User, email="pat@acme.test") == []
+    assert len(mails_to("pat@acme.test")) == 2
+    assert limited_events() == [("pat@acme.test", {"limit": "address"})]

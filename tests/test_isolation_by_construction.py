@@ -16,12 +16,21 @@ import sqlalchemy as sa
 from conftest import host_client, make_user, outside_every_partner
 from flask import Flask
 
+from portal.audit.models import AuditEvent
+from portal.audit.services import record_audit
 from portal.auth.guards import public
 from portal.extensions import db
 from portal.tenancy.context import exempt_from_tenancy
 from portal.tenancy.models import Partner
 from portal.tenancy.rls import current_settings
-from portal.tenancy.scope import TenantScopeError, partner_scope, raw_sql, unscoped
+from portal.tenancy.scope import (
+    TenantScopeError,
+    partner_scope,
+    platform_scope,
+    raw_sql,
+    scoped_partner_id,
+    unscoped,
+)
 from portal.users.models import User
 
 COUNT_USERS = "SELECT count(*) FROM users"
@@ -142,6 +151,59 @@ def test_get_never_returns_another_partners_row_from_the_identity_map(two_partne
     assert not [s for s in statements if "FROM users" in s]
     with partner_scope(two_partners["acme"]):
         assert db.session.get(User, alice_id) is alice
+
+
+# --- The platform's own rows -----------------------------------------------------------------
+
+
+def test_platform_scope_reaches_the_platform_rows_and_no_partners(two_partners: dict) -> None:
+    """Inside a partner's scope, `platform_scope()` sees the rows of no partner at all (its
+    own or another's): every tenant-owned statement is held to `partner_id IS NULL`, whatever
+    the statement forgets; a partner's row cannot be made or loaded there; textual SQL is
+    refused even through `raw_sql()`. Its state comes back when the block fails."""
+    acme, globex, alice = two_partners["acme"], two_partners["globex"], two_partners["alice"]
+    with unscoped():
+        record_audit("operator.test", target=globex, actor=None, details={"who": "platform"})
+    for partner in (acme, globex):
+        with partner_scope(partner):
+            record_audit("partner.test", target=partner, actor=None)
+    db.session.commit()
+    alice_id = alice.id
+
+    with partner_scope(acme):
+        with platform_scope():
+            assert db.session.execute(sa.select(User)).scalars().all() == []
+            assert db.session.execute(sa.select(sa.func.count(User.id))).scalar_one() == 0
+            events = db.session.execute(sa.select(AuditEvent)).scalars().all()
+            assert {e.action for e in events} == {"operator.test"}
+            assert {e.partner_id for e in events} == {None}
+            # Subqueries and every part of a UNION are held too.
+            both = sa.union_all(
+                sa.select(AuditEvent.id).where(AuditEvent.action == "partner.test"),
+                sa.select(User.id),
+            )
+            assert db.session.execute(both).all() == []
+            assert db.session.get(User, alice_id) is None
+            db.session.add(User(partner_id=globex.id, email="x@globex.test", display_name="X"))
+            with pytest.raises(TenantScopeError, match="no partner in scope"):
+                db.session.flush()
+            db.session.rollback()
+        assert scoped_partner_id() == acme.id
+
+        with raw_sql(), platform_scope(), pytest.raises(TenantScopeError, match="platform"):
+            db.session.execute(sa.text(COUNT_USERS))
+        db.session.rollback()
+
+        with pytest.raises(ZeroDivisionError), platform_scope():
+            _ = 1 / 0
+        # Back in Acme's scope, as before the block.
+        assert scoped_partner_id() == acme.id
+        assert [u.email for u in db.session.execute(sa.select(User)).scalars()] == [
+            "alice@acme.test"
+        ]
+        assert current_settings() == {"partner_id": str(acme.id), "scope": "partner"}
+    with outside_every_partner(), pytest.raises(TenantScopeError):
+        db.session.execute(sa.select(User))
 
 
 # --- Composite foreign keys -----------------------------------------------------------------

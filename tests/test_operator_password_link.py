@@ -166,3 +166,44 @@ def test_the_link_works_in_the_browser(live_server: LiveServer, page: Any) -> No
     page.click("button[type=submit]")
     page.wait_for_url(live_server.url(None, "/operator/"))
     assert "Partners" in page.content()
+
+
+def test_the_link_only_on_the_root_domain_with_csrf_no_store_and_no_referrer(
+    app: Flask, data: Flask, acme: Any
+) -> None:
+    path = create_with_link(app)
+    # On a partner's host the operator's page does not exist, for a GET or a POST.
+    on_partner = host_client(app, "acme")
+    assert on_partner.get(path).status_code == 404
+    assert choose(on_partner, path, NEW_PASSWORD).status_code == 404
+
+    root = host_client(app, None)
+    page = root.get(path)
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    refused = root.get(path.removesuffix(path[-4:]) + "AAAA")
+    assert refused.headers["Cache-Control"] == "no-store"
+    assert refused.headers["Referrer-Policy"] == "no-referrer"
+    # Without the form's CSRF token the POST is refused and the link stays usable.
+    forged = root.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert forged.status_code == 400
+    # Only spaces, or far too long: refused in place, nothing set.
+    assert choose(root, path, " " * 12).status_code == 422
+    assert choose(root, path, "x" * 5000).status_code == 422
+    assert rows(AuditEvent, action="operator.password_set") == []
+    assert choose(root, path, NEW_PASSWORD).status_code == 302
+
+
+def test_a_link_dies_when_another_link_set_the_password(app: Flask, data: Flask) -> None:
+    first = create_with_link(app)
+    runner = app.test_cli_runner()
+    second = link_of(runner.invoke(args=["operator", "link", "ops@portal.test"]).output)
+    root = host_client(app, None)
+    assert root.get(first).status_code == 200 and root.get(second).status_code == 200
+    assert choose(root, second, NEW_PASSWORD).status_code == 302
+    # The password it was issued against is gone: the older link is used up as well.
+    stale = host_client(app, None)
+    assert stale.get(first).status_code == 404
+    assert stale.get(second).status_code == 404
+    assert choose(stale, first, "another-password-now").status_code == 404
+    assert host_client(app, None).login("ops@portal.test", NEW_PASSWORD).status_code == 302

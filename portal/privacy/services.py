@@ -36,6 +36,7 @@ from portal.tenancy.scope import platform_scope
 from portal.tokens.models import ActionToken
 from portal.unit_of_work import lock_partner
 from portal.users.models import User, UserStatus
+from portal.users.search import purge_replaced_entries
 
 EXPORT_FORMAT = "partner-portal.user-export/1"
 RECENT_SIGN_IN = timedelta(minutes=10)
@@ -539,4 +540,5 @@ def erase_user(user: User, *, by: User | None, reason: str = "erasure request") 
         touched += _scrub_platform_events(user, people, placeholder)
         details.update(counts)
         details.update({"reason": reason, "audit_events": touched})
+    purge_replaced_entries()
     return counts

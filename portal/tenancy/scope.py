@@ -38,6 +38,7 @@ class TenantScopeError(RuntimeError):
 _UNSCOPED = "tenancy_unscoped"
 _RAW_SQL = "tenancy_raw_sql"
 _RESOLVING = "tenancy_resolving_partner_id"
+_PLATFORM = "tenancy_platform"
 
 
 def scoped_partner_id() -> int | None:
@@ -56,6 +57,10 @@ def scoped_partner_id() -> int | None:
 
 def is_unscoped() -> bool:
     return has_app_context() and bool(g.get(_UNSCOPED))
+
+
+def in_platform_scope() -> bool:
+    return has_app_context() and bool(g.get(_PLATFORM))
 
 
 def allows_raw_sql() -> bool:
@@ -132,15 +137,21 @@ def unscoped() -> Iterator[None]:
 def platform_scope() -> Iterator[None]:
     """Leave the partner's scope for a block that reaches the platform's own rows (partner_id
     NULL: what operators did), also from inside a partner's request: erasure must find the
-    operator's audit rows that name the person. The block reads across partners, so each of
-    its statements names `partner_id IS NULL` itself.
+    operator's audit rows that name the person.
+
+    Inside, every ORM statement on a tenant-owned model is restricted to `partner_id IS NULL`
+    (no partner's row is read, changed or made there; `Session.get()` of one answers None)
+    and textual SQL is refused. PostgreSQL's policies know no such scope, so the database
+    sees `all` here: the ORM layer alone holds the block to the platform's rows.
 
     Pending changes are flushed first, in the scope they were made in (as `partner_scope`).
     """
     db.session.flush()
-    previous, previous_unscoped = g.get("partner"), g.get(_UNSCOPED)
+    previous = g.get("partner")
+    previous_unscoped, previous_platform = g.get(_UNSCOPED), g.get(_PLATFORM)
     g.partner = None
     g.setdefault(_UNSCOPED, True)
+    g.setdefault(_PLATFORM, True)
     forget_partner_caches()
     try:
         yield
@@ -150,6 +161,8 @@ def platform_scope() -> Iterator[None]:
         g.partner = previous
         if not previous_unscoped:
             g.pop(_UNSCOPED, None)
+        if not previous_platform:
+            g.pop(_PLATFORM, None)
 
 
 @contextmanager
@@ -249,10 +262,10 @@ def _analysis(state: ORMExecuteState) -> tuple[str | None, bool, frozenset[Table
 @event.listens_for(Session, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
     opaque, touches, bare = _analysis(state)
-    if not allows_raw_sql() and opaque is not None:
+    if opaque is not None and (in_platform_scope() or not allows_raw_sql()):
         raise TenantScopeError(
             f"{opaque} through the session cannot be scoped to a partner: use the ORM "
-            "models, or wrap it in raw_sql() and check it yourself"
+            "models, or wrap it in raw_sql() and check it yourself (never in platform_scope())"
         )
     if not (state.is_select or state.is_update or state.is_delete):
         return
@@ -262,16 +275,22 @@ def _scope_statement(state: ORMExecuteState) -> None:
         return
     partner_id = scoped_partner_id()
     if partner_id is None:
-        if is_unscoped():
-            return
-        raise TenantScopeError("tenant-owned data queried with no partner in scope")
+        if in_platform_scope():
+            _restrict(state, bare, lambda cls: cls.partner_id.is_(None))
+        elif not is_unscoped():
+            raise TenantScopeError("tenant-owned data queried with no partner in scope")
+        return
+    _restrict(state, bare, lambda cls: cls.partner_id == partner_id)
+
+
+def _restrict(state: ORMExecuteState, bare: frozenset[Table], criteria: Any) -> None:
+    """Add `criteria` on every tenant-owned entity of the statement (subqueries, CTEs and
+    each part of a UNION included); bare tenant tables, which it cannot reach, are refused."""
     if bare:
         names = ", ".join(sorted(t.name for t in bare))
         raise TenantScopeError(f"query the mapped models, not the bare tables ({names})")
     state.statement = state.statement.options(
-        with_loader_criteria(
-            TenantOwned, lambda cls: cls.partner_id == partner_id, include_aliases=True
-        )
+        with_loader_criteria(TenantOwned, criteria, include_aliases=True)
     )
 
 
@@ -281,6 +300,8 @@ def _screen_get(found: Any) -> Any:
         return found
     partner_id = scoped_partner_id()
     if partner_id is None:
+        if in_platform_scope():
+            return found if found.partner_id is None else None
         if is_unscoped():
             return found
         raise TenantScopeError("tenant-owned data loaded with no partner in scope")
@@ -317,7 +338,7 @@ def _stamp_partner(session: Session, _context: Any, _instances: Any) -> None:
                 continue
             if owner is not None and owner == getattr(obj, "_created_in_partner", None):
                 continue  # made inside that partner's scope, flushed after it ended
-            if owner is None or not is_unscoped():
+            if owner is None or not is_unscoped() or in_platform_scope():
                 raise TenantScopeError(f"{type(obj).__name__} inserted with no partner in scope")
             continue
         if owner is not None and owner != partner_id:

@@ -123,3 +123,16 @@ def unindexed(column: ColumnElement) -> ColumnElement:
     walking the partner's users in the order of the column's index looking for them.
     """
     return sa.sql.expression.UnaryExpression(column, operator=operators.custom_op("+"))
+
+
+def purge_replaced_entries() -> None:
+    """Rewrite SQLite's index so the trigrams of replaced or deleted values leave its storage.
+
+    A changed or deleted user only marks its old entry deleted; the old trigrams stay in the
+    index's shadow tables until FTS5 merges their segments. Erasure cannot leave them there.
+    The merge rewrites the whole index (erasures are rare).
+    """
+    if db.engine.dialect.name != "sqlite":
+        return
+    db.session.flush()  # the triggers mark the old entries first
+    db.session.execute(sa.insert(users_search).values(users_search="optimize"))
