@@ -173,7 +173,8 @@ def test_database_timeouts_reach_the_engine(development: pytest.MonkeyPatch) -> 
         "pool_timeout": 3,  # SQLAlchemy counts whole seconds
         "connect_args": {
             "connect_timeout": 4,
-            "options": "-c statement_timeout=5000 -c lock_timeout=1500",
+            "options": "-c statement_timeout=5000 -c lock_timeout=1500"
+            " -c plan_cache_mode=force_custom_plan",
         },
     }
     assert config["DATABASE_STATEMENT_TIMEOUT"] == 5.0
@@ -185,7 +186,8 @@ def test_default_timeouts(development: pytest.MonkeyPatch) -> None:
     assert config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_timeout"] == 3
     assert config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {
         "connect_timeout": 2,
-        "options": "-c statement_timeout=3000 -c lock_timeout=2000",
+        "options": "-c statement_timeout=3000 -c lock_timeout=2000"
+        " -c plan_cache_mode=force_custom_plan",
     }
     assert (config["RATELIMIT_CONNECT_TIMEOUT"], config["RATELIMIT_TIMEOUT"]) == (0.5, 0.5)
     assert config["RATELIMIT_RETRY_AFTER"] == 30

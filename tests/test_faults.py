@@ -181,6 +181,8 @@ def test_statement_and_lock_timeouts_are_set_on_every_connection(make_app: Any) 
             pytest.skip("PostgreSQL settings; SQLite's busy timeout is tested below")
         assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "1500ms"
         assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "750ms"
+        # Every run of a prepared statement planned for its own partner, never a generic plan.
+        assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
         dbapi_connection = conn.connection.dbapi_connection
         assert isinstance(dbapi_connection, BoundedConnection)
         assert dbapi_connection.limit == 2.0  # the statement timeout and half a second
