@@ -23,7 +23,7 @@ from portal.subscriptions.models import Plan, Subscription
 from portal.support.models import Impersonation
 from portal.tenancy.models import Partner
 from portal.users.models import User
-from portal.users.queries import contains_pattern
+from portal.users.search import contains_pattern
 
 # What each action means, for the filter's list and the table; unknown actions show as is.
 ACTIONS: dict[str, str] = {

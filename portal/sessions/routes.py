@@ -28,7 +28,7 @@ from portal.support.guards import owner_only
 from portal.support.services import end_for_session
 from portal.tenancy.context import current_partner, get_or_404
 from portal.users.models import User
-from portal.users.queries import contains_pattern
+from portal.users.search import contains_pattern
 from portal.web import is_htmx
 
 bp = Blueprint("sessions", __name__, subdomain="<partner>", url_prefix="/account/sessions")

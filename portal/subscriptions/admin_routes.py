@@ -35,7 +35,7 @@ from portal.subscriptions.services import (
 from portal.tenancy.context import get_or_404, parse_id, parse_ids
 from portal.unit_of_work import attempt
 from portal.users.models import User
-from portal.users.queries import contains_pattern
+from portal.users.search import contains_pattern
 from portal.users.services import RowResult
 from portal.web import perform
 

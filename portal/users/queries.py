@@ -26,7 +26,6 @@ from portal.roles.models import Role
 from portal.subscriptions.models import Plan, Subscription, SubscriptionState
 from portal.users import search
 from portal.users.models import User, UserStatus
-from portal.users.search import contains_pattern as contains_pattern  # its home before
 
 SORTS = {
     "email": User.email,

@@ -112,10 +112,6 @@ def candidate_count() -> sa.ScalarSelect:
     return select(func.count()).select_from(few.subquery()).scalar_subquery()
 
 
-def few_candidates(found: ColumnElement[int]) -> ColumnElement[bool]:
-    return found < sa.bindparam("few", type_=sa.Integer)
-
-
 def unindexed(column: ColumnElement) -> ColumnElement:
     """`column` as an expression of the same value (SQLite's unary plus), for ORDER BY.
 
