@@ -17,6 +17,7 @@ from portal import (
     observability,
     security_headers,
     static_files,
+    template_urls,
     theming,
     unit_of_work,
     web,
@@ -128,6 +129,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     features.init_app(app)
     navigation.init_app(app)
     theming.init_app(app, ROOT / "templates")
+    template_urls.init_app(app)
     errors.init_app(app)
     security_headers.init_app(app)
     web.init_app(app)

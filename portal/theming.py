@@ -8,6 +8,7 @@ it is also part of Jinja's template cache key, so one partner's override never l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -69,6 +70,7 @@ def contrast(a: str, b: str) -> float:
     return (light + 0.05) / (dark + 0.05)
 
 
+@lru_cache(maxsize=1024)
 def ink_on(background: str) -> str:
     """White or near-black, whichever reads better on `background`."""
     return WHITE if contrast(background, WHITE) >= contrast(background, INK) else INK
@@ -83,6 +85,7 @@ def _mix(colour: str, other: str, weight: float) -> str:
     )
 
 
+@lru_cache(maxsize=1024)
 def legible_on(colour: str, background: str, minimum: float = 4.5) -> str:
     """`colour`, darkened or lightened just enough to be read as text on `background`."""
     towards = ink_on(background)
@@ -172,11 +175,13 @@ def favicon_url() -> str:
     percent-encoded, so the URL holds nothing that HTML escaping would change.
     """
     site = g.get("site") if has_request_context() else None
-    colour = current_theme().primary_color
+    return _favicon(current_theme().primary_color, site.brand_name if site else "")
+
+
+@lru_cache(maxsize=1024)
+def _favicon(colour: str, brand_name: str) -> str:
     svg = FAVICON_SVG.format(
-        fill=colour,
-        ink=ink_on(colour),
-        initial=xml_escape(favicon_initial(site.brand_name if site else "")),
+        fill=colour, ink=ink_on(colour), initial=xml_escape(favicon_initial(brand_name))
     )
     return "data:image/svg+xml," + quote(svg, safe="")
 

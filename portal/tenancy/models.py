@@ -5,15 +5,18 @@ from __future__ import annotations
 import enum
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from portal.clock import utcnow
 from portal.extensions import db, str_enum
+
+T = TypeVar("T")
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:-?[a-z0-9])*$")
 RESERVED_SLUGS = frozenset(
@@ -243,11 +246,11 @@ class Partner(db.Model):
 
     @property
     def retention(self) -> RetentionPolicy:
-        return RetentionPolicy.from_dict(self.retention_settings)
+        return self._parsed("retention_settings", RetentionPolicy.from_dict)
 
     @property
     def theme(self) -> Theme:
-        return Theme.from_dict(self.theme_settings)
+        return self._parsed("theme_settings", Theme.from_dict)
 
     @property
     def brand_name(self) -> str:
@@ -255,7 +258,18 @@ class Partner(db.Model):
 
     @property
     def session_policy(self) -> SessionPolicy:
-        return SessionPolicy.from_dict(self.session_policy_settings)
+        return self._parsed("session_policy_settings", SessionPolicy.from_dict)
+
+    def _parsed(self, column: str, parse: Callable[[Any], T]) -> T:
+        """The settings in `column`, parsed once for as long as the column holds the same
+        value (the code assigns a new one to change them, never edits one in place): a page
+        reads the theme and the session rules several times."""
+        raw = getattr(self, column)
+        memo: dict[str, tuple[Any, Any]] = self.__dict__.setdefault("_parsed_settings", {})
+        found = memo.get(column)
+        if found is None or found[0] is not raw:
+            found = memo[column] = (raw, parse(raw))
+        return found[1]
 
     @property
     def is_active(self) -> bool:
