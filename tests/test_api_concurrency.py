@@ -78,12 +78,12 @@ def _plans(partner: Partner, *codes: str) -> list[int]:
 def test_two_starts_for_the_same_user_make_one_subscription(
     two: dict[str, Any], acme: Partner, attempt
 ):
-    user = make_user(acme, "pat@acme.test", role=Role.BASIC)
+    user_id = make_user(acme, "pat@acme.test", role=Role.BASIC).id
     plans = _plans(acme, "free", "plus")  # two plans: no "already your plan" to stop the second
 
     def start(index: int) -> Any:
         return two["apis"][index].post(
-            "/subscriptions", {"user_id": user.id, "plan_id": plans[index]}
+            "/subscriptions", {"user_id": user_id, "plan_id": plans[index]}
         )
 
     answers = results(race(two["apps"], start))
@@ -92,24 +92,24 @@ def test_two_starts_for_the_same_user_make_one_subscription(
     [loser] = [a for a in answers if a.status_code == 409]
     assert error_code(loser) == "transition_refused"
     assert loser.json["error"]["details"]["state"] == "signing"
-    [stored] = rows(Subscription, user_id=user.id)
+    [stored] = rows(Subscription, user_id=user_id)
     assert stored.id == winner.json["id"] and stored.state == S.SIGNING
     assert len(rows(SubscriptionEvent, subscription_id=stored.id)) == 1
     assert len([e for e in rows(AuditEvent) if e.action == "subscription.signing"]) == 1
 
 
 def test_the_same_start_retried_at_once(two: dict[str, Any], acme: Partner, attempt):
-    user = make_user(acme, "pat@acme.test", role=Role.BASIC)
+    user_id = make_user(acme, "pat@acme.test", role=Role.BASIC).id
     [free] = _plans(acme, "free")
 
     def start(index: int) -> Any:
         return two["apis"][index].post(
-            "/subscriptions", {"user_id": user.id, "plan_id": free}, **{"Idempotency-Key": "s"}
+            "/subscriptions", {"user_id": user_id, "plan_id": free}, **{"Idempotency-Key": "s"}
         )
 
     answers = results(race(two["apps"], start))
     assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
     assert answers[0].json == answers[1].json
     assert sorted(a.headers.get("Idempotent-Replayed", "") for a in answers) == ["", "true"]
-    assert len(rows(Subscription, user_id=user.id)) == 1
+    assert len(rows(Subscription, user_id=user_id)) == 1
     assert len(rows(IdempotentRequest)) == 1
