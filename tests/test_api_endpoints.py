@@ -16,8 +16,9 @@ from portal.audit.models import ActorType, AuditEvent
 from portal.extensions import db
 from portal.roles.models import Role
 from portal.sessions.models import UserSession
-from portal.subscriptions.models import Subscription, SubscriptionEvent
+from portal.subscriptions.models import PlanStatus, Subscription, SubscriptionEvent
 from portal.subscriptions.models import SubscriptionState as S
+from portal.subscriptions.plans import set_plan_status
 from portal.subscriptions.services import ActorKind, accept_terms, start_signing
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
@@ -101,6 +102,8 @@ def _foreign_requests(world) -> list[tuple[str, str, dict]]:
         ("get", f"/subscriptions/{other['sub']}/history", {}),
         ("post", f"/subscriptions/{other['sub']}/transition", {"action": "suspend", "reason": "x"}),
         ("post", f"/sessions/{other['session']}/revoke", {}),
+        ("post", "/subscriptions", {"user_id": other["user"], "plan_id": world["plan"]}),
+        ("post", "/subscriptions", {"user_id": world["basic"].id, "plan_id": other["plan"]}),
         ("get", "/users/999999", {}),
     ]
 
@@ -116,6 +119,7 @@ def test_another_partners_ids_are_missing_and_nothing_is_written(world) -> None:
     assert (len(rows(AuditEvent)), [u.version for u in rows(User)]) == before
     assert rows(Subscription, id=world["globex"]["sub"])[0].state == S.SIGNED
     assert rows(UserSession, id=world["globex"]["session"])[0].revoked_at is None
+    assert len(rows(Subscription)) == 2  # the two signed in the fixture
     listed = api.get(f"/subscriptions?user_id={world['globex']['user']}")
     assert listed.json["data"] == []
 
@@ -291,3 +295,162 @@ def test_rate_limit_per_client(make_app: Any, data: Flask, acme: Partner, acme_a
     refused_write = api.post("/users", {"email": "late@acme.test", "role": "basic"})
     assert refused_write.status_code == 429
     assert not rows(User, email="late@acme.test")
+
+
+# --- Starting a subscription (the admin page's "Start signing for this user") ---------------
+
+
+def _plan(partner: Partner, code: str, roles=(Role.ADVANCED,), archived: bool = False) -> int:
+    with partner_scope(partner):
+        p = plan(code, roles=roles)
+        db.session.flush()
+        if archived:
+            set_plan_status(p, PlanStatus.ARCHIVED)
+        db.session.commit()
+        return p.id
+
+
+def _adv(world) -> User:
+    return rows(User, email="adv@acme.test")[0]
+
+
+def test_start_subscription_stores_it_and_names_the_client(world, acme: Partner) -> None:
+    api, adv = world["api"], _adv(world)
+    plus = _plan(acme, "plus")
+    response = api.post("/subscriptions", {"user_id": adv.id, "plan_id": plus})
+    assert response.status_code == 201, response.text
+    body = response.json
+    assert (body["user_id"], body["plan_id"], body["state"]) == (adv.id, plus, "signing")
+    assert body["terms_accepted_at"] is None
+    assert response.headers["ETag"] == f'"{body["version"]}"'
+    assert response.headers["Location"].endswith(f"/api/v1/subscriptions/{body['id']}")
+    [stored] = rows(Subscription, user_id=adv.id)
+    assert (stored.id, stored.plan_id, stored.state) == (body["id"], plus, S.SIGNING)
+    assert stored.partner_id == acme.id and stored.version == body["version"]
+    [event] = rows(SubscriptionEvent, subscription_id=stored.id)
+    assert (event.from_state, event.to_state, event.actor_kind) == (None, S.SIGNING, "admin")
+    assert event.actor_id == world["admin"].id  # the client acts with its admin's permissions
+    assert event.reason == "started through the partner API"
+    [audited] = [e for e in rows(AuditEvent) if e.action == "subscription.signing"
+                 and e.target_id == str(stored.id)]  # fmt: skip
+    assert audited.actor_type == ActorType.API_CLIENT
+    assert audited.actor_label == "API client Back office"
+    assert audited.details["user_id"] == adv.id and audited.details["plan"] == "plus"
+    # What Location names is the subscription just made, at the version the ETag said.
+    got = api.get(response.headers["Location"].split("/api/v1", 1)[1])
+    assert got.json == body and got.headers["ETag"] == response.headers["ETag"]
+
+
+def test_start_subscription_switching_plans_is_allowed_as_on_the_page(world, acme) -> None:
+    # basic holds "free" (signed): starting another plan begins the switch, "free" stays held.
+    other = _plan(acme, "other", roles=(Role.BASIC,))
+    response = world["api"].post("/subscriptions", {"user_id": world["basic"].id, "plan_id": other})
+    assert response.status_code == 201 and response.json["state"] == "signing"
+    states = {s.plan_id: s.state for s in rows(Subscription, user_id=world["basic"].id)}
+    assert states == {world["plan"]: S.SIGNED, other: S.SIGNING}
+
+
+def test_start_subscription_needs_the_write_scope(
+    app: Flask, world, acme: Partner, acme_admin: User
+) -> None:
+    scopes = ["subscriptions:read", "users:read", "users:write"]
+    client_id, secret, _ = api_client_for(acme, acme_admin, scopes, name="Reader")
+    reader = Api(app, "acme", get_token(app, "acme", client_id, secret))
+    plus = _plan(acme, "plus")
+    before = len(rows(AuditEvent))
+    refused = reader.post("/subscriptions", {"user_id": _adv(world).id, "plan_id": plus})
+    assert refused.status_code == 403 and error_code(refused) == "insufficient_scope"
+    assert "subscriptions:write" in refused.json["error"]["message"]
+    assert not rows(Subscription, user_id=_adv(world).id)
+    assert len(rows(AuditEvent)) == before
+
+
+def test_start_subscription_foreign_or_missing_ids_are_the_same_404(world, acme) -> None:
+    api, adv, other = world["api"], _adv(world), world["globex"]
+    plus = _plan(acme, "plus")
+    before = (len(rows(Subscription)), len(rows(SubscriptionEvent)), len(rows(AuditEvent)))
+    answers = [
+        api.post("/subscriptions", {"user_id": other["user"], "plan_id": plus}),
+        api.post("/subscriptions", {"user_id": 999999, "plan_id": plus}),
+        api.post("/subscriptions", {"user_id": adv.id, "plan_id": other["plan"]}),
+        api.post("/subscriptions", {"user_id": adv.id, "plan_id": 999999}),
+        api.post("/subscriptions", {"user_id": adv.id, "plan_id": 2**40}),
+    ]
+    assert [a.status_code for a in answers] == [404] * 5, [a.text for a in answers]
+    assert all(a.json == answers[0].json for a in answers), [a.json for a in answers]
+    assert error_code(answers[0]) == "not_found"
+    after = (len(rows(Subscription)), len(rows(SubscriptionEvent)), len(rows(AuditEvent)))
+    assert after == before
+    assert not rows(Subscription, user_id=other["user"], plan_id=plus)
+
+
+def test_start_subscription_refusals_are_the_pages_refusals(world, acme: Partner) -> None:
+    api, adv, basic = world["api"], _adv(world), world["basic"]
+    plus = _plan(acme, "plus")
+    old = _plan(acme, "old", archived=True)
+    second, third = _plan(acme, "second"), _plan(acme, "third", roles=(Role.BASIC,))
+    pending = api.post("/subscriptions", {"user_id": adv.id, "plan_id": plus})
+    assert pending.status_code == 201
+    before = (len(rows(Subscription)), len(rows(AuditEvent)))
+
+    def refused(user_id: int, plan_id: int, text: str, state: str | None = None) -> None:
+        response = api.post("/subscriptions", {"user_id": user_id, "plan_id": plan_id})
+        assert response.status_code == 409, response.text
+        assert error_code(response) == "transition_refused"
+        assert text in response.json["error"]["message"], response.json
+        if state is not None:
+            assert response.json["error"]["details"]["state"] == state
+
+    # Only for basic users; basic already holds it (signed); archived; one already being signed.
+    refused(adv.id, world["plan"], "not available to the role")
+    refused(basic.id, world["plan"], "already your plan", "signed")
+    refused(basic.id, old, "archived")
+    refused(adv.id, second, "already being signed", "signing")
+    assert (len(rows(Subscription)), len(rows(AuditEvent))) == before
+    # A deactivated user gets no new subscription either.
+    assert api.post(f"/users/{basic.id}/deactivate").status_code == 200
+    refused(basic.id, third, "not an active user")
+    assert len(rows(Subscription)) == before[0]
+
+
+def test_start_subscription_bad_input_and_feature_off(world, acme: Partner) -> None:
+    api, adv = world["api"], _adv(world)
+    plus = _plan(acme, "plus")
+    for body in (
+        {"user_id": adv.id},
+        {"plan_id": plus},
+        {"user_id": str(adv.id), "plan_id": plus},
+        {"user_id": adv.id, "plan_id": True},
+        {"user_id": adv.id, "plan_id": 1.5},
+    ):
+        response = api.post("/subscriptions", body)
+        assert response.status_code == 422 and error_code(response) == "invalid", body
+    not_json = api.http.post(
+        "/api/v1/subscriptions", data="user_id=1", headers={"Authorization": f"Bearer {api.token}"}
+    )
+    assert not_json.status_code == 400 and error_code(not_json) == "bad_request"
+    # The page's route does not exist while subscriptions are switched off; nor does this one.
+    set_feature(acme, "subscriptions", False)
+    off = api.post("/subscriptions", {"user_id": adv.id, "plan_id": plus})
+    assert off.status_code == 404 and error_code(off) == "not_found"
+    assert not rows(Subscription, user_id=adv.id)
+
+
+def test_start_subscription_idempotent_retry_and_another_body(world, acme: Partner) -> None:
+    api, adv = world["api"], _adv(world)
+    plus, second = _plan(acme, "plus"), _plan(acme, "second")
+    body = {"user_id": adv.id, "plan_id": plus}
+    first = api.post("/subscriptions", body, **{"Idempotency-Key": "start-1"})
+    again = api.post("/subscriptions", body, **{"Idempotency-Key": "start-1"})
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json == first.json and again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["ETag"] == first.headers["ETag"]
+    assert again.headers["Location"] == first.headers["Location"]
+    assert len(rows(Subscription, user_id=adv.id)) == 1
+    assert len([e for e in api_events() if e.action == "subscription.signing"]) == 1
+    other = api.post(
+        "/subscriptions", {"user_id": adv.id, "plan_id": second}, **{"Idempotency-Key": "start-1"}
+    )
+    assert other.status_code == 422 and error_code(other) == "idempotency_key_reused"
+    assert [s.plan_id for s in rows(Subscription, user_id=adv.id)] == [plus]
+    assert len(rows(IdempotentRequest)) == 1

@@ -64,6 +64,7 @@ def test_developers_page_explains_the_api(app: Flask, acme: Partner) -> None:
     assert "http://acme.localhost/oauth/token" not in text  # the examples use $PORTAL
     assert "export PORTAL=http://acme.localhost" in text
     assert "grant_type=client_credentials" in text and "users:write" in text
+    assert '"$PORTAL/api/v1/subscriptions"' in text  # starting one for a user
     assert "switched off" in text  # acme has not switched the API on in this test
 
 

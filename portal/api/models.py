@@ -31,7 +31,8 @@ SCOPE_DESCRIPTIONS: dict[Scope, str] = {
     Scope.USERS_READ: "List and read users, roles and plans",
     Scope.USERS_WRITE: "Invite users, change roles, deactivate and reactivate",
     Scope.SUBSCRIPTIONS_READ: "List and read subscriptions and their history",
-    Scope.SUBSCRIPTIONS_WRITE: "Move subscriptions (approve, reject, suspend, resume, end)",
+    Scope.SUBSCRIPTIONS_WRITE: "Start a subscription for a user; move subscriptions "
+    "(approve, reject, suspend, resume, end)",
     Scope.SESSIONS_READ: "List a user's active sessions",
     Scope.SESSIONS_WRITE: "End a session",
     Scope.AUDIT_READ: "Read the audit log",

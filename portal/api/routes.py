@@ -31,14 +31,16 @@ from portal.api.models import Scope
 from portal.api.problems import ApiRefusal, refusal_response
 from portal.api.schema import documented
 from portal.audit.models import AuditEvent
+from portal.exceptions import NotFound
 from portal.extensions import csrf, db
+from portal.features.evaluation import evaluate
 from portal.roles.models import Role
 from portal.roles.permissions import Permission
 from portal.roles.policy import current_policy
 from portal.sessions.models import UserSession
 from portal.sessions.services import live_sessions_of, revoke_user_session
 from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent, SubscriptionState
-from portal.subscriptions.services import ADMIN_ACTIONS, admin_move
+from portal.subscriptions.services import ADMIN_ACTIONS, ActorKind, admin_move, start_signing
 from portal.support.services import end_for_session
 from portal.tenancy.context import get_or_404, parse_id
 from portal.unit_of_work import lock_partner
@@ -56,6 +58,15 @@ def _role(value: Any) -> Role:
     if not isinstance(value, str) or value not in Role._value2member_map_:
         raise ApiRefusal(f"'role' must be one of {', '.join(r.value for r in Role)}.", status=422)
     return Role(value)
+
+
+def _id_field(data: dict[str, Any], name: str) -> int:
+    """An id sent in the body: a whole number (one that names no row of this partner is then
+    a 404, like an id in the path)."""
+    value = data.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ApiRefusal(f"'{name}' must be an id (a whole number).", status=422)
+    return value
 
 
 def _user_answer(user: User, status: int = 200) -> Response:
@@ -195,6 +206,30 @@ def list_subscriptions() -> Response:
         stmt = stmt.where(Subscription.id > after)
     items = list(db.session.execute(stmt.limit(size + 1)).scalars())
     return page(items, size, schema.subscription)
+
+
+@bp.post("/subscriptions")
+@bearer(Scope.SUBSCRIPTIONS_WRITE, P.SUBSCRIPTIONS_MANAGE_ANY)
+@documented(
+    "startSubscription", "Start signing a plan for a user (the user then accepts its terms)",
+    "Subscription", request="SubscriptionStart", status=201, etag=True,
+)  # fmt: skip
+def start_subscription() -> Response:
+    """What an admin's "Start signing for this user" does (`subscriptions_admin.start_for_user`):
+    the same service and rules, the client as the actor."""
+    if not evaluate("subscriptions").on:  # the page's route does not exist then either
+        raise NotFound("Subscriptions are switched off for this portal.")
+    data = body()
+    user_id, plan_id = _id_field(data, "user_id"), _id_field(data, "plan_id")
+    user = get_or_404(User, user_id)
+    plan = get_or_404(Plan, plan_id)
+    sub = start_signing(
+        user, plan, actor=acting(), kind=ActorKind.ADMIN, reason="started through the partner API"
+    )
+    response = jsonify(schema.subscription(sub))
+    response.status_code = 201
+    response.headers["Location"] = url_for("api.get_subscription", sub_id=sub.id)
+    return with_etag(response, sub.version)
 
 
 @bp.get("/subscriptions/<int:sub_id>")

@@ -263,6 +263,17 @@ SCHEMAS: dict[str, Any] = {
         },
         required=["role"],
     ),
+    "SubscriptionStart": _obj(
+        {
+            "user_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+            "plan_id": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 2**31 - 1,
+                "description": "An active plan open to the user's role",
+            },
+        }
+    ),
     "Transition": _obj(
         {
             "action": {"type": "string", "enum": ["approve", "reject", "suspend", "resume", "end"]},
@@ -378,8 +389,17 @@ def _operation(rule: Any, method: str, view: Any) -> dict[str, Any]:
         "description": "OK" if doc["status"] == 200 else "Created",
         "content": {"application/json": {"schema": _ref(doc["answer"])}},
     }
+    headers: dict[str, Any] = {}
     if doc["etag"]:
-        answer["headers"] = {"ETag": {"schema": STR, "description": "The row's version"}}
+        headers["ETag"] = {"schema": STR, "description": "The row's version"}
+    if doc["status"] == 201:
+        headers["Location"] = {
+            "schema": STR,
+            "required": True,
+            "description": "The new row's address in this API",
+        }
+    if headers:
+        answer["headers"] = headers
     responses: dict[str, Any] = {str(doc["status"]): answer}
     for code, text in ERRORS.items():
         responses[code] = {
