@@ -9,7 +9,8 @@ A dataset is built once and kept under a key made of the migrations, the sizes a
 DATASET_VERSION:
 SQLite as `instance/bench/scale-<key>.sqlite3`, PostgreSQL as the database `portal_bench_<key>`
 (owned by `portal_bench_<key>_owner`, served to the app as the ordinary role `portal_bench_<key>`,
-held to row-level security). Changing any of them builds a new one.
+held to row-level security; the users search's function owned by `portal_bench_<key>_search`,
+as deploy/postgres-roles.sql does in production). Changing any of them builds a new one.
 """
 
 from __future__ import annotations
@@ -238,7 +239,7 @@ def postgres_dataset(base_url: str) -> Dataset:
     key = _key()
     base = sa.engine.make_url(base_url).set(drivername="postgresql+psycopg")
     name = f"portal_bench_{key}"
-    owner, app_role = f"{name}_owner", name
+    owner, app_role, search_role = f"{name}_owner", name, f"{name}_search"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
 
     def as_role(role: str | None) -> str:
@@ -258,10 +259,15 @@ def postgres_dataset(base_url: str) -> Dataset:
         if not ready:
             print(f"Building the PostgreSQL scale dataset {name} (once; a few minutes) …")
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            for role in (f"{name}_ready", app_role, owner):
+            for role in (f"{name}_ready", app_role, search_role, owner):
                 conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
             for role in (owner, app_role):
                 conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
+            # The users search's function's own role, as deploy/postgres-roles.sql makes it.
+            conn.execute(
+                sa.text(f'CREATE ROLE "{search_role}" NOLOGIN NOSUPERUSER NOINHERIT BYPASSRLS')
+            )
+            conn.execute(sa.text(f'GRANT "{search_role}" TO "{owner}"'))
             conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{owner}"'))
     if not ready:
         _build(as_role(owner))
@@ -278,6 +284,23 @@ def postgres_dataset(base_url: str) -> Dataset:
                 sa.text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{app_role}"')
             )
         owner_engine.dispose()
+        database = sa.create_engine(base.set(database=name), isolation_level="AUTOCOMMIT")
+        with database.connect() as conn:  # the search function to its role (superuser)
+            conn.execute(sa.text(f'GRANT USAGE ON SCHEMA public TO "{search_role}"'))
+            conn.execute(sa.text(f'GRANT SELECT ON public.users TO "{search_role}"'))
+            conn.execute(
+                sa.text(
+                    "ALTER FUNCTION public.user_search_ids(text, text, integer) "
+                    f'OWNER TO "{search_role}"'
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "GRANT EXECUTE ON FUNCTION public.user_search_ids(text, text, integer) "
+                    f'TO "{app_role}"'
+                )
+            )
+        database.dispose()
         with admin.connect() as conn:  # marks the dataset complete
             conn.execute(sa.text(f'CREATE ROLE "{name}_ready" NOLOGIN'))
     admin.dispose()

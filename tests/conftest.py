@@ -52,7 +52,21 @@ def pytest_report_header(config: pytest.Config) -> str:
 APP_GRANTS = (
     "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
     "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+    "GRANT EXECUTE ON FUNCTION public.user_search_ids(text, text, integer) TO {role}",
 )
+
+
+def hand_search_function_over(superuser: sa.Connection, owner: str) -> None:
+    """The user search's function (migration 0018) to its own BYPASSRLS role, as
+    deploy/postgres-roles.sql does: the suite tests the function as production runs it, where
+    its own partner filter is all that holds what it returns."""
+    search_role = f"{owner.removesuffix('_owner')}_search"
+    for statement in (
+        f'GRANT USAGE ON SCHEMA public TO "{search_role}"',
+        f'GRANT SELECT ON public.users TO "{search_role}"',
+        f'ALTER FUNCTION public.user_search_ids(text, text, integer) OWNER TO "{search_role}"',
+    ):
+        superuser.execute(sa.text(statement))
 
 
 def _postgres_database() -> Iterator[tuple[str, str, str]]:
@@ -62,19 +76,25 @@ def _postgres_database() -> Iterator[tuple[str, str, str]]:
     app connects as another role with only SELECT, INSERT, UPDATE and DELETE, so it can neither
     bypass nor switch off row-level security, and every PostgreSQL test runs under it. Only the
     suite's own clean-up between tests connects as the server's superuser, which row-level
-    security does not hold, so a DELETE empties every partner's rows.
+    security does not hold, so a DELETE empties every partner's rows. A third role, NOLOGIN
+    and BYPASSRLS, owns the user search's function only (`hand_search_function_over`); the
+    owner is a member, so that migrations may replace or drop it.
     """
     base = os.environ.get("PORTAL_TEST_DATABASE_URL")
     if not base:
         pytest.exit("PORTAL_TEST_DB=postgres needs PORTAL_TEST_DATABASE_URL", returncode=4)
     url = sa.engine.make_url(base).set(drivername="postgresql+psycopg")
     name = f"portal_test_{secrets.token_hex(4)}"
-    owner, app_role = f"{name}_owner", name
+    owner, app_role, search_role = f"{name}_owner", name, f"{name}_search"
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             for role in (owner, app_role):
                 conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
+            conn.execute(
+                sa.text(f'CREATE ROLE "{search_role}" NOLOGIN NOSUPERUSER NOINHERIT BYPASSRLS')
+            )
+            conn.execute(sa.text(f'GRANT "{search_role}" TO "{owner}"'))
             conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{owner}"'))
             # A crash may lose a test database's last commits; nothing else changes, and
             # every commit stops waiting for the disk.
@@ -93,7 +113,7 @@ def _postgres_database() -> Iterator[tuple[str, str, str]]:
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            for role in (app_role, owner):
+            for role in (app_role, owner, search_role):
                 conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
 
@@ -125,6 +145,8 @@ def owner_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[sa.
             conn.execute(sa.text(grant.format(role=f'"{role}"')))
     owner.dispose()
     engine = sa.create_engine(superuser_url)
+    with engine.begin() as conn:
+        hand_search_function_over(conn, sa.engine.make_url(owner_url).username)
     yield engine, app_url
     engine.dispose()
     next(databases, None)

@@ -1,13 +1,15 @@
-"""The users' substring search: the trigram index on SQLite finds exactly what LIKE finds,
-stays in step with the users, and never reaches across partners."""
+"""The users' substring search: the trigram index (SQLite's FTS5 table, PostgreSQL's function
+over its trigram indexes) finds exactly what LIKE finds, stays in step with the users, and
+never reaches across partners."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import logged_in, rows
+from conftest import hand_search_function_over, logged_in, rows
 from flask import Flask
 from flask_migrate import downgrade, upgrade
 from hypothesis import HealthCheck, example, given, settings
@@ -17,7 +19,7 @@ from querybudget import counted
 from portal.extensions import db
 from portal.roles.models import Role
 from portal.tenancy.models import Partner
-from portal.tenancy.scope import partner_scope
+from portal.tenancy.scope import partner_scope, raw_sql, unscoped
 from portal.users import search
 from portal.users.models import User
 from portal.users.queries import UserQuery, search_users, users_after
@@ -116,7 +118,7 @@ def found(partner: Partner, text: str, *, indexed: bool) -> list[str]:
     with partner_scope(partner):
         stmt = sa.select(User.email).where(search.matches())
         if indexed and search.indexed(text):  # else the search reads the partner's rows
-            stmt = stmt.where(search.among_candidates())
+            stmt = stmt.where(search.among_candidates(search.dialect()))
         return sorted(db.session.execute(stmt, search.params(text)).scalars())
 
 
@@ -129,21 +131,54 @@ def listed(partner: Partner, text: str, **args: str) -> tuple[int, list[str]]:
 
 def sqlite_only() -> None:
     if db.engine.dialect.name != "sqlite":
-        pytest.skip("the trigram index is SQLite's; PostgreSQL has its own since 0003")
+        pytest.skip("the FTS5 table is SQLite's; PostgreSQL has its function (0018)")
 
 
-@pytest.fixture
-def people_on_sqlite(people: list[User]) -> list[User]:
-    """`people`, skipping before a property test starts (Hypothesis would report a skip from
-    inside its explicit examples as a failing example)."""
-    sqlite_only()
-    return people
+def postgres_only() -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the function over the trigram indexes is PostgreSQL's (0018)")
+
+
+def function_ids(partner_id: str, scope: str, text: str, max_rows: int | None = None) -> set[int]:
+    """What `user_search_ids` returns for `text` to the app's role, in a transaction whose
+    settings say `partner_id` and `scope` (set here, on a connection of the app's pool that
+    the scope hook does not touch)."""
+    pattern = search.contains_pattern(text)
+    conn = db.engine.raw_connection()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('portal.partner_id', %s, true), "
+                "set_config('portal.scope', %s, true)",
+                (partner_id, scope),
+            )
+            cursor.execute(
+                "SELECT * FROM user_search_ids(%s, %s, %s)",
+                (pattern.lower(), pattern, max_rows),
+            )
+            return {row[0] for row in cursor.fetchall()}
+    finally:
+        conn.rollback()
+        conn.close()
 
 
 @pytest.mark.parametrize("text", TEXTS + NUL_TEXTS)
 def test_the_index_finds_exactly_what_like_finds(people, acme: Partner, text: str) -> None:
-    sqlite_only()
+    if "\x00" in text:
+        sqlite_only()  # PostgreSQL refuses NUL in text (the pages refuse it first: 400)
     assert found(acme, text, indexed=True) == found(acme, text, indexed=False)
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_the_function_returns_exactly_what_like_finds(people, acme: Partner, text: str) -> None:
+    """PostgreSQL: the function's ids are the partner's users LIKE finds, no more, no fewer,
+    whatever the text holds (wildcards, escapes, quotes, case beyond ASCII)."""
+    postgres_only()
+    with partner_scope(acme):
+        expected = db.session.execute(
+            sa.select(User.id).where(search.matches()), search.params(text)
+        ).scalars()
+    assert function_ids(str(acme.id), "partner", text) == set(expected)
 
 
 @pytest.mark.parametrize("few", [search.FEW, 1])
@@ -196,8 +231,10 @@ search_texts = st.lists(st.one_of(pieces, specials), min_size=1, max_size=3).map
 @example(text='"" OR ""')
 @example(text="ann*")
 @example(text="NOT ann")
-def test_any_text_finds_exactly_what_like_finds(people_on_sqlite, acme: Partner, text: str) -> None:
+def test_any_text_finds_exactly_what_like_finds(people, acme: Partner, text: str) -> None:
     text = text.strip()[:100]  # as the list reads it from the query string
+    if db.engine.dialect.name == "postgresql":
+        text = text.replace("\x00", "")  # refused there (and by the pages)
     assert found(acme, text, indexed=True) == found(acme, text, indexed=False)
 
 
@@ -279,11 +316,13 @@ def test_the_head_schema_keeps_the_index_in_step(data: Flask, owner_engine) -> N
         conn.execute(sa.text("INSERT INTO users_search (users_search) VALUES ('integrity-check')"))
 
 
-def test_short_texts_and_postgresql_keep_the_plain_search(acme: Partner) -> None:
+def test_short_texts_keep_the_plain_search(acme: Partner) -> None:
     with partner_scope(acme):
         assert not search.indexed("ab")
         assert not search.indexed("abc\x00")  # FTS5 would stop reading its query there
-        assert search.indexed("abc") == (db.engine.dialect.name == "sqlite")
+        assert search.indexed("abc")
+    # Outside a partner's scope PostgreSQL's function answers nothing: read the plain way.
+    assert search.indexed("abc") == (db.engine.dialect.name == "sqlite")
 
 
 @pytest.mark.parametrize("path", ["/admin/users/?q=user0500", "/admin/users/?q=nomatch-anywhere"])
@@ -291,14 +330,14 @@ def test_a_search_page_keeps_the_list_budget(
     app: Flask, acme_admin: User, people, path: str
 ) -> None:
     """The session, the index's candidates counted up to a few, the page with the count of
-    all: three statements, the admin lists' budget; on SQLite both through the index."""
+    all: three statements, the admin lists' budget; both through the index."""
     admin = logged_in(app, acme_admin)
     admin.get(path)  # this process learns the partner's id and configuration
     with counted(app) as statements:
         assert admin.get(path).status_code == 200
     assert len(statements) <= 3, statements.report()
-    through_index = [s for s in statements if "users_search MATCH" in s]
-    assert len(through_index) == 2 * (db.engine.dialect.name == "sqlite")
+    index = "users_search MATCH" if db.engine.dialect.name == "sqlite" else "user_search_ids("
+    assert len([s for s in statements if index in s]) == 2
 
 
 def test_the_migration_indexes_existing_users_and_comes_undone(make_app, tmp_path) -> None:
@@ -358,3 +397,131 @@ def test_any_text_gets_an_answer_not_an_error(app: Flask, acme_admin: User, peop
     assert "near@acme.test" in near and "and.or@acme.test" not in near
     refused = admin.get("/admin/users/?q=ann%00lee")  # refused before any search, by design
     assert refused.status_code == 400 and "not allowed (NUL)" in refused.text
+
+
+def like_ids(partner: Partner, text: str) -> set[int]:
+    """The ids of the partner's users the plain LIKE conditions find for `text`."""
+    with partner_scope(partner):
+        stmt = sa.select(User.id).where(search.matches())
+        return set(db.session.execute(stmt, search.params(text)).scalars())
+
+
+def test_the_function_answers_only_for_the_partner_in_scope(
+    people, acme: Partner, globex: Partner
+) -> None:
+    """PostgreSQL: the function reads the partner from the transaction's setting alone and
+    returns its users only; the platform scope, no partner, or `none`: nothing. Its owner
+    escapes row-level security (as in production), so this is the function's own filter."""
+    postgres_only()
+    owner_escapes = db.session.execute(sa.select(search._function_escapes_policies()))
+    assert owner_escapes.scalar_one()
+    for partner in (acme, globex):
+        everyone = like_ids(partner, "@")
+        assert len(everyone) == len(PEOPLE)
+        assert function_ids(str(partner.id), "partner", "@") == everyone
+        assert function_ids(str(partner.id), "partner", "user0500") == like_ids(partner, "user0500")
+        assert len(like_ids(partner, "user0500")) == 2
+    assert not like_ids(acme, "@") & like_ids(globex, "@")
+    for partner_id, scope in [
+        (str(acme.id), "all"),  # the platform scope: the function is not for it
+        ("", "all"),
+        ("", "partner"),
+        ("", "none"),
+        (str(acme.id), "none"),
+        (str(acme.id), ""),
+    ]:
+        assert function_ids(partner_id, scope, "@") == set(), (partner_id, scope)
+    assert len(function_ids(str(acme.id), "partner", "@", max_rows=3)) == 3
+
+
+def test_the_function_is_fenced_in(acme: Partner) -> None:
+    """PostgreSQL: SECURITY DEFINER with a fixed search_path (pg_temp last: the app's role may
+    create temporary tables), executable by the app's role, not by PUBLIC."""
+    postgres_only()
+    with raw_sql(), unscoped():
+        row = db.session.execute(
+            sa.text(
+                "SELECT p.prosecdef, p.proconfig, "
+                "has_function_privilege(current_user, p.oid, 'EXECUTE'), "
+                "EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) "
+                "FROM pg_proc p WHERE p.oid = "
+                "'public.user_search_ids(text, text, integer)'::regprocedure"
+            )
+        ).one()
+    secdef, config, app_may, public_may = row
+    assert secdef and app_may and not public_may
+    assert "search_path=pg_catalog, pg_temp" in config
+
+
+@pytest.fixture
+def search_function_held_to_the_policies(owner_engine) -> Iterator[None]:
+    """The function owned by the ordinary table owner (not handed to its BYPASSRLS role)."""
+    postgres_only()
+    superuser = owner_engine[0]
+    owner = f"{sa.engine.make_url(owner_engine[1]).username}_owner"
+    with superuser.begin() as conn:
+        conn.execute(
+            sa.text(
+                f'ALTER FUNCTION public.user_search_ids(text, text, integer) OWNER TO "{owner}"'
+            )
+        )
+    try:
+        yield
+    finally:
+        with superuser.begin() as conn:
+            hand_search_function_over(conn, owner)
+
+
+def test_a_function_held_to_the_policies_is_not_used(
+    app: Flask, acme_admin: User, people, acme: Partner, search_function_held_to_the_policies
+) -> None:
+    """Owned by a role held to row-level security the function is correct but as slow as the
+    plain search: the count says "many" without running it, and the page reads as before."""
+    assert function_ids(str(acme.id), "partner", "user0500") == like_ids(acme, "user0500")
+    with partner_scope(acme):
+        count = sa.select(search.candidate_count("postgresql"))
+        assert db.session.execute(count, search.params("user0500")).scalar_one() == search.FEW
+    admin = logged_in(app, acme_admin)
+    admin.get("/admin/users/?q=user0500")
+    with counted(app) as statements:
+        page = admin.get("/admin/users/?q=user0500")
+    assert "user0500@acme.test" in page.text and "person5@acme.test" in page.text
+    assert "globex.test" not in page.text
+    # Only the count names the function (in the branch not taken); the page does not.
+    assert [s[:11] for s in statements if "user_search_ids(" in s] == ["SELECT CASE"]
+
+
+def test_the_function_migration_comes_undone_on_postgresql(
+    data: Flask, make_app, owner_engine
+) -> None:
+    """PostgreSQL: 0018 downgraded drops the function; upgraded again it is back, executable
+    by the roles that read users (the app's), not by PUBLIC."""
+    postgres_only()
+    superuser, app_url = owner_engine
+    app_role = sa.engine.make_url(app_url).username
+    owner_url = sa.engine.make_url(app_url).set(username=f"{app_role}_owner")
+
+    def function() -> tuple | None:
+        with superuser.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT has_function_privilege(:app, p.oid, 'EXECUTE'), "
+                    "EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) "
+                    "FROM pg_proc p WHERE p.proname = 'user_search_ids'"
+                ),
+                {"app": app_role},
+            ).one_or_none()
+
+    migrator = make_app(
+        fresh=True, SQLALCHEMY_DATABASE_URI=owner_url.render_as_string(hide_password=False)
+    )
+    try:
+        with migrator.app_context():
+            downgrade(directory=MIGRATIONS, revision="0017_user_search")
+            assert function() is None
+            upgrade(directory=MIGRATIONS)
+            assert function() == (True, False)
+            db.engine.dispose()
+    finally:
+        with superuser.begin() as conn:
+            hand_search_function_over(conn, f"{app_role}_owner")

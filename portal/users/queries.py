@@ -126,18 +126,20 @@ def _filtered(query: UserQuery, *, indexed: bool = False) -> Select:
     subscription = query.subscription
     if subscription and subscription != NO_SUBSCRIPTION:
         subscription = "state"
-    return _filtered_as(bool(query.q), indexed, bool(query.role), bool(query.status), subscription)
+    through = search.dialect() if indexed else ""
+    return _filtered_as(bool(query.q), through, bool(query.role), bool(query.status), subscription)
 
 
 # Statements are built once per shape of the list's state and bound per request: the tenancy
 # layer then works out what a statement reads once, not on every search.
 @lru_cache(maxsize=256)
-def _filtered_as(q: bool, indexed: bool, role: bool, status: bool, subscription: str) -> Select:
+def _filtered_as(q: bool, through: str, role: bool, status: bool, subscription: str) -> Select:
+    """`through`: the database whose index finds the search's candidates ("": none)."""
     stmt = select(User)
     if q:
         stmt = stmt.where(search.matches())
-        if indexed:
-            stmt = stmt.where(search.among_candidates())
+        if through:
+            stmt = stmt.where(search.among_candidates(through))
     if role:
         stmt = stmt.where(User.role == bindparam("role"))
     if status:
@@ -198,12 +200,12 @@ def _through_index(query: UserQuery, values: dict[str, object]) -> bool:
     read faster from the partner's rows."""
     if not (query.q and search.indexed(query.q)):
         return False
-    return db.session.execute(_probe(), values).scalar_one() < search.FEW
+    return db.session.execute(_probe(search.dialect()), values).scalar_one() < search.FEW
 
 
 def _ordered(column: ColumnElement, direction: str, indexed: bool) -> ColumnElement:
     if indexed:
-        column = search.unindexed(column)
+        column = search.unindexed(column, search.dialect())
     return column.desc() if direction == "desc" else column.asc()
 
 
@@ -248,8 +250,8 @@ def _live_id() -> ScalarSelect[int]:
 
 
 @lru_cache(maxsize=16)
-def _probe() -> Select:
-    return select(search.candidate_count())
+def _probe(kind: str) -> Select:
+    return select(search.candidate_count(kind))
 
 
 def users_after(query: UserQuery, after_id: int | None, limit: int) -> list[User]:

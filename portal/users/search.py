@@ -1,10 +1,18 @@
 """Substring search of a partner's users by email or display name.
 
 What matches is always the plain condition (`matches`): the email contains the text, or the
-display name does, ignoring ASCII case, the text taken literally. On SQLite a trigram index
-(`users_search`, migration 0017) finds the candidates first, so a search reads a few rows
-instead of every user of the partner; the plain condition then decides, so the index only
-ever narrows, never changes, what a search finds.
+display name does, ignoring ASCII case, the text taken literally. A trigram index finds the
+candidates first, so a search reads a few rows instead of every user of the partner; the
+plain condition then decides, in the same partner-scoped `User` query, so the index only ever
+narrows, never changes, what a search finds:
+
+* on SQLite, the FTS5 table `users_search` (migration 0017);
+* on PostgreSQL, the trigram GIN indexes of 0003, through the function `user_search_ids`
+  (migration 0018). The app's role is held to row-level security, under which PostgreSQL
+  never uses LIKE (not leakproof) as an index condition; the function runs the same LIKE
+  conditions as its owner, for the partner of the transaction's `portal.partner_id` only,
+  and gives back ids. It answers only in a partner's scope (`portal.scope` = `partner`), so
+  a search outside one (none in the app today) reads the rows as before.
 
 The index pays while the candidates are few. A text that half the partner's users contain
 (`person`, the partner's own mail domain) is answered faster by reading the partner's rows
@@ -56,15 +64,19 @@ def matches() -> ColumnElement[bool]:
     )
 
 
+def dialect() -> str:
+    """The database's kind, which decides how the index is reached (`sqlite`, `postgresql`)."""
+    return db.session.get_bind().dialect.name
+
+
 def indexed(text: str) -> bool:
     """Whether the trigram index can find the candidates for `text` here (FTS5 refuses a
     query holding a NUL character as an unterminated string: such a text is searched the
-    plain way)."""
-    return (
-        len(text) >= SHORTEST_INDEXED
-        and "\x00" not in text
-        and db.session.get_bind().dialect.name == "sqlite"
-    )
+    plain way; PostgreSQL's function answers in a partner's scope only)."""
+    if len(text) < SHORTEST_INDEXED or "\x00" in text:
+        return False
+    kind = dialect()
+    return kind == "sqlite" or (kind == "postgresql" and scoped_partner_id() is not None)
 
 
 def params(text: str) -> dict[str, object]:
@@ -73,7 +85,9 @@ def params(text: str) -> dict[str, object]:
     pattern = contains_pattern(text)
     values: dict[str, object] = {"q_email": pattern.lower(), "q_name": pattern}
     if indexed(text):
-        values |= {"q_index": _index_query(text), "few": FEW}
+        values["few"] = FEW
+        if dialect() == "sqlite":
+            values["q_index"] = _index_query(text)
     return values
 
 
@@ -95,29 +109,86 @@ def _index_query(text: str) -> str:
     return either if partner_id is None else f'partner : "#{partner_id}#" AND {either}'
 
 
-def _candidates() -> Select:
-    return select(users_search.c.rowid).where(
+def _candidates(kind: str, limit: ColumnElement | None) -> Select:
+    """The candidates' ids, `limit` at most (None: all)."""
+    if kind == "postgresql":
+        # The partner is the transaction's own (the function reads `portal.partner_id`);
+        # the limit is the function's, so that it stops reading there.
+        # In FROM, not in the select list: the planner then reads the function once (a
+        # function scan), where a set-returning call in the select list would run again for
+        # every user the semi-join tries.
+        found = func.user_search_ids(
+            sa.bindparam("q_email"), sa.bindparam("q_name"), sa.null() if limit is None else limit
+        ).table_valued(sa.column("id", sa.Integer), name="candidate")
+        return select(found.render_derived().c.id)
+    stmt = select(users_search.c.rowid).where(
         users_search.c.users_search.match(sa.bindparam("q_index"))
+    )
+    return stmt if limit is None else stmt.limit(limit)
+
+
+def among_candidates(kind: str) -> ColumnElement[bool]:
+    """Users the index finds for the text: every user `matches()` holds for, and maybe more
+    (on PostgreSQL exactly those, of the partner in scope)."""
+    return User.id.in_(_candidates(kind, None))
+
+
+def candidate_count(kind: str) -> ColumnElement[int]:
+    """How many candidates the index finds for the text, counted up to `FEW` only.
+
+    On PostgreSQL `FEW` itself (read as before) unless the function's owner escapes row-level
+    security: owned by a role held to the policies it is correct, but reads every user of the
+    partner just as the plain search does, and would only add to its time. The count is not
+    run then (a subquery in the CASE's other branch).
+    """
+    few = sa.bindparam("few", type_=sa.Integer)
+    count = select(func.count()).select_from(_candidates(kind, few).subquery()).scalar_subquery()
+    if kind != "postgresql":
+        return count
+    return sa.case((_function_escapes_policies(), count), else_=few)
+
+
+# The catalog, for `_function_escapes_policies` (no tenant data; their own metadata).
+_pg_proc = sa.table(
+    "pg_proc",
+    sa.column("proname"),
+    sa.column("pronamespace"),
+    sa.column("proowner"),
+    schema="pg_catalog",
+)
+_pg_namespace = sa.table(
+    "pg_namespace", sa.column("oid"), sa.column("nspname"), schema="pg_catalog"
+)
+_pg_roles = sa.table(
+    "pg_roles",
+    sa.column("oid"),
+    sa.column("rolsuper"),
+    sa.column("rolbypassrls"),
+    schema="pg_catalog",
+)
+
+
+def _function_escapes_policies() -> ColumnElement[bool]:
+    """Whether `public.user_search_ids` is owned by a superuser or a BYPASSRLS role."""
+    return sa.exists().where(
+        _pg_proc.c.proname == "user_search_ids",
+        _pg_proc.c.pronamespace == _pg_namespace.c.oid,
+        _pg_namespace.c.nspname == "public",
+        _pg_proc.c.proowner == _pg_roles.c.oid,
+        or_(_pg_roles.c.rolsuper, _pg_roles.c.rolbypassrls),
     )
 
 
-def among_candidates() -> ColumnElement[bool]:
-    """Users the index finds for the text: every user `matches()` holds for, and maybe more."""
-    return User.id.in_(_candidates())
-
-
-def candidate_count() -> sa.ScalarSelect:
-    """How many candidates the index finds for the text, counted up to `FEW` only."""
-    few = _candidates().limit(sa.bindparam("few", type_=sa.Integer))
-    return select(func.count()).select_from(few.subquery()).scalar_subquery()
-
-
-def unindexed(column: ColumnElement) -> ColumnElement:
+def unindexed(column: ColumnElement, kind: str) -> ColumnElement:
     """`column` as an expression of the same value (SQLite's unary plus), for ORDER BY.
 
     Sorting the few candidates by it, SQLite looks them up by id and sorts them, instead of
     walking the partner's users in the order of the column's index looking for them.
+    PostgreSQL has no unary plus for text, and needs none: it plans with the function's
+    estimate of few rows (ROWS 100) and sorts them.
     """
+    if kind != "sqlite":
+        return column
     return sa.sql.expression.UnaryExpression(column, operator=operators.custom_op("+"))
 
 
