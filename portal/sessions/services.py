@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, update
 
 from portal.audit.services import record_audit
 from portal.clock import utcnow
@@ -49,10 +51,16 @@ def is_live(now: datetime, idle: timedelta) -> ColumnElement[bool]:
     """The one definition of a session that still authenticates, for lists and every request:
     not revoked, within its lifetime, and not idle too long (a remembered session outlives
     idle periods; its lifetime is its only limit)."""
+    return is_live_at(now, now - idle)
+
+
+def is_live_at(now: Any, seen_since: Any) -> ColumnElement[bool]:
+    """`is_live` with the idle cut-off worked out (`now` less the idle timeout): values, or
+    parameters of a statement built once and bound per request."""
     return and_(
         UserSession.revoked_at.is_(None),
         UserSession.expires_at > now,
-        or_(UserSession.remember.is_(True), UserSession.last_seen_at > now - idle),
+        or_(UserSession.remember.is_(True), UserSession.last_seen_at > seen_since),
     )
 
 
@@ -74,10 +82,22 @@ def live_sessions_of(user: User) -> list[UserSession]:
     """The user's own live sessions (not support sessions in their name), oldest first."""
     now = utcnow()
     idle = timedelta(minutes=user.partner.session_policy.idle_minutes)
-    stmt = live_sessions_query(now, idle).where(
-        UserSession.user_id == user.id, UserSession.impersonator_id.is_(None)
+    params = {"live_user": user.id, "live_now": now, "live_seen_since": now - idle}
+    return list(db.session.execute(_own_live_sessions(), params).scalars())
+
+
+@cache
+def _own_live_sessions() -> Select:
+    """`is_live` for one user's own sessions, built once: each call binds its values."""
+    return (
+        select(UserSession)
+        .where(
+            is_live_at(bindparam("live_now"), bindparam("live_seen_since")),
+            UserSession.user_id == bindparam("live_user"),
+            UserSession.impersonator_id.is_(None),
+        )
+        .order_by(UserSession.created_at, UserSession.id)
     )
-    return list(db.session.execute(stmt.order_by(UserSession.created_at, UserSession.id)).scalars())
 
 
 def _make_room(user: User, policy: SessionPolicy) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from flask import g
-from sqlalchemy import ScalarSelect, and_, bindparam, or_, select, update
+from sqlalchemy import ScalarSelect, Select, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -385,18 +386,18 @@ class Overview:
 OPEN_STATES = (*HELD_STATES, S.SIGNING)
 
 
-def overview(user: User, history: int = 50) -> Overview:
-    """The user's subscription page in one statement: every plan, outer-joined to the user's
-    subscriptions on it that are open or changed lately, and to those latest changes."""
+@cache
+def _overview_statement() -> Select:
+    """Built once: each request binds the user and how many changes to show."""
     latest = (
         select(SubscriptionEvent.id, SubscriptionEvent.subscription_id)
         .join(Subscription, Subscription.id == SubscriptionEvent.subscription_id)
-        .where(Subscription.user_id == user.id)
+        .where(Subscription.user_id == bindparam("overview_user"))
         .order_by(SubscriptionEvent.created_at.desc(), SubscriptionEvent.id.desc())
-        .limit(history)
+        .limit(bindparam("overview_history"))
         .cte("latest")
     )
-    rows = db.session.execute(
+    return (
         select(Plan, Subscription, SubscriptionEvent)
         .select_from(Plan)
         .outerjoin(
@@ -404,7 +405,7 @@ def overview(user: User, history: int = 50) -> Overview:
             and_(
                 Subscription.plan_id == Plan.id,
                 Subscription.partner_id == Plan.partner_id,
-                Subscription.user_id == user.id,
+                Subscription.user_id == bindparam("overview_user"),
                 or_(
                     Subscription.state.in_(OPEN_STATES),
                     Subscription.id.in_(select(latest.c.subscription_id)),
@@ -421,6 +422,14 @@ def overview(user: User, history: int = 50) -> Overview:
         )
         .where(or_(Plan.status == PlanStatus.ACTIVE, Subscription.id.is_not(None)))
         .order_by(Plan.position, Plan.name)
+    )
+
+
+def overview(user: User, history: int = 50) -> Overview:
+    """The user's subscription page in one statement: every plan, outer-joined to the user's
+    subscriptions on it that are open or changed lately, and to those latest changes."""
+    rows = db.session.execute(
+        _overview_statement(), {"overview_user": user.id, "overview_history": history}
     ).all()
     subs: dict[int, Subscription] = {}
     events = []

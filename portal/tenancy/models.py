@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 import re
 import secrets
@@ -17,6 +18,8 @@ from portal.clock import utcnow
 from portal.extensions import db, str_enum
 
 T = TypeVar("T")
+# Each partner's parsed settings, by (partner id, column): the value parsed and what it gave.
+_PARSED: dict[tuple[int, str], tuple[Any, Any]] = {}
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:-?[a-z0-9])*$")
 RESERVED_SLUGS = frozenset(
@@ -261,14 +264,16 @@ class Partner(db.Model):
         return self._parsed("session_policy_settings", SessionPolicy.from_dict)
 
     def _parsed(self, column: str, parse: Callable[[Any], T]) -> T:
-        """The settings in `column`, parsed once for as long as the column holds the same
-        value (the code assigns a new one to change them, never edits one in place): a page
-        reads the theme and the session rules several times."""
+        """The settings in `column`, parsed once per process for as long as they are equal to
+        what was parsed: every page reads the theme and the session rules, and a change
+        (a new value, assigned) is a value that is not equal."""
         raw = getattr(self, column)
-        memo: dict[str, tuple[Any, Any]] = self.__dict__.setdefault("_parsed_settings", {})
-        found = memo.get(column)
-        if found is None or found[0] is not raw:
-            found = memo[column] = (raw, parse(raw))
+        if self.id is None:
+            return parse(raw)
+        key = (self.id, column)
+        found = _PARSED.get(key)
+        if found is None or found[0] != raw:
+            found = _PARSED[key] = (copy.deepcopy(raw), parse(raw))
         return found[1]
 
     @property

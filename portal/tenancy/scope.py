@@ -276,22 +276,43 @@ def _scope_statement(state: ORMExecuteState) -> None:
     partner_id = scoped_partner_id()
     if partner_id is None:
         if in_platform_scope():
-            _restrict(state, bare, lambda cls: cls.partner_id.is_(None))
+            _restrict(state, bare, None)
         elif not is_unscoped():
             raise TenantScopeError("tenant-owned data queried with no partner in scope")
         return
-    _restrict(state, bare, lambda cls: cls.partner_id == partner_id)
+    _restrict(state, bare, partner_id)
 
 
-def _restrict(state: ORMExecuteState, bare: frozenset[Table], criteria: Any) -> None:
-    """Add `criteria` on every tenant-owned entity of the statement (subqueries, CTEs and
-    each part of a UNION included); bare tenant tables, which it cannot reach, are refused."""
+# The scoped copy of each statement, per partner (None: the platform's rows), for as long as
+# the statement lives: a statement built once and run on every request (the session lookup,
+# a page's list) is then the same object each time, and SQLAlchemy works out its cache key
+# once per partner and process instead of on every run (a tenth of a page's time).
+_SCOPED: weakref.WeakKeyDictionary[Any, dict[int | None, Any]] = weakref.WeakKeyDictionary()
+
+
+def _restrict(state: ORMExecuteState, bare: frozenset[Table], partner_id: int | None) -> None:
+    """Hold every tenant-owned entity of the statement (subqueries, CTEs and each part of a
+    UNION included) to `partner_id`'s rows, or with None to the platform's (no partner);
+    bare tenant tables, which no criteria can reach, are refused."""
     if bare:
         names = ", ".join(sorted(t.name for t in bare))
         raise TenantScopeError(f"query the mapped models, not the bare tables ({names})")
-    state.statement = state.statement.options(
-        with_loader_criteria(TenantOwned, criteria, include_aliases=True)
-    )
+    statement = state.statement
+    per_partner = _SCOPED.get(statement)
+    if per_partner is None:
+        per_partner = _SCOPED.setdefault(statement, {})
+    scoped = per_partner.get(partner_id)
+    if scoped is None:
+        scoped = per_partner[partner_id] = statement.options(
+            with_loader_criteria(TenantOwned, _criteria(partner_id), include_aliases=True)
+        )
+    state.statement = scoped
+
+
+def _criteria(partner_id: int | None) -> Any:
+    if partner_id is None:
+        return lambda cls: cls.partner_id.is_(None)
+    return lambda cls: cls.partner_id == partner_id
 
 
 def _screen_get(found: Any) -> Any:
