@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Subquery, func, select
+from sqlalchemy import BindParameter, ColumnElement, Select, Subquery, func, select
 
 from portal.extensions import db
 
@@ -14,11 +14,12 @@ def page_keys(
     filtered: Select[Any],
     key: ColumnElement[Any],
     order: Sequence[Any],
-    page: int,
-    per_page: int,
+    limit: int | BindParameter[int],
+    offset: int | BindParameter[int],
 ) -> Subquery:
-    """The `key`s of page `page` of `filtered` in `order`, each row with `total`: how many rows
-    `filtered` has in all.
+    """The `key`s of a page of `filtered` in `order` (`limit` rows after `offset`: values, or
+    parameters of a statement built once), each row with `total`: how many rows `filtered`
+    has in all.
 
     The count is an uncorrelated scalar subquery, which the database works out once, in the
     same round trip as the page (a `count(*) OVER ()` window would hold every matching row to
@@ -28,8 +29,8 @@ def page_keys(
     return (
         filtered.with_only_columns(key, _counting(filtered, key).scalar_subquery().label("total"))
         .order_by(*order)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+        .limit(limit)
+        .offset(offset)
         .subquery("page")
     )
 

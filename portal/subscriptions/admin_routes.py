@@ -196,7 +196,7 @@ def subscriptions_index() -> str:
         filtered = filtered.where(User.email.like(contains_pattern(email.lower()), escape="\\"))
     # The page with its users and plans, and the count of all, in one statement.
     newest = (Subscription.updated_at.desc(), Subscription.id.desc())
-    keys = page_keys(filtered, Subscription.id, newest, page, PER_PAGE)
+    keys = page_keys(filtered, Subscription.id, newest, PER_PAGE, (page - 1) * PER_PAGE)
     rows = db.session.execute(
         select(Subscription, keys.c.total)
         .join(keys, keys.c.id == Subscription.id)

@@ -166,12 +166,9 @@ def search_users(
     values = _params(query)
     indexed = _through_index(query, values)
     filtered = _filtered(query, indexed=indexed)
-    order = _ordered(SORTS[query.sort], query.direction, indexed)
-    if query.sort == "last_login":
-        order = order.nulls_last()
-    ordering = (order, User.id)
+    statement = _page_statement(filtered, query.sort, query.direction, indexed, with_subscription)
     page = query.page
-    rows = _page_rows(filtered, ordering, page, per_page, with_subscription, values)
+    rows = _page_rows(statement, page, per_page, values)
     if rows:
         total = rows[0].total
     else:  # none here: past the last page (show that one), or nobody matches
@@ -179,7 +176,7 @@ def search_users(
         last = max(1, math.ceil(total / per_page))
         if page > last:
             page = last
-            rows = _page_rows(filtered, ordering, page, per_page, with_subscription, values)
+            rows = _page_rows(statement, page, per_page, values)
     subscriptions = {}
     for row in rows:
         if with_subscription and row.Subscription is not None:
@@ -209,15 +206,22 @@ def _ordered(column: ColumnElement, direction: str, indexed: bool) -> ColumnElem
     return column.desc() if direction == "desc" else column.asc()
 
 
-def _page_rows(
-    filtered: Select,
-    ordering: tuple,
-    page: int,
-    per_page: int,
-    with_subscription: bool,
-    values: dict[str, object],
-) -> list[Row]:
-    keys = page_keys(filtered, User.id, ordering, page, per_page)
+def _page_rows(statement: Select, page: int, per_page: int, values: dict[str, object]) -> list[Row]:
+    bound = {**values, "page_limit": per_page, "page_offset": (page - 1) * per_page}
+    return list(db.session.execute(statement, bound).all())
+
+
+@lru_cache(maxsize=512)
+def _page_statement(
+    filtered: Select, sort: str, direction: str, indexed: bool, with_subscription: bool
+) -> Select:
+    """A page of `filtered` in the list's order, built once per shape of the list's state:
+    the page's place (`page_limit`, `page_offset`) is bound per request, as the filters are."""
+    order = _ordered(SORTS[sort], direction, indexed)
+    if sort == "last_login":
+        order = order.nulls_last()
+    ordering = (order, User.id)
+    keys = page_keys(filtered, User.id, ordering, bindparam("page_limit"), bindparam("page_offset"))
     stmt = select(User, keys.c.total).join(keys, keys.c.id == User.id).order_by(*ordering)
     if with_subscription:
         stmt = (
@@ -231,7 +235,7 @@ def _page_rows(
                 and_(Plan.partner_id == Subscription.partner_id, Plan.id == Subscription.plan_id),
             )
         )
-    return list(db.session.execute(stmt, values).all())
+    return stmt
 
 
 def _live_id() -> ScalarSelect[int]:
