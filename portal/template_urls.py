@@ -7,8 +7,10 @@ only on the app's URL map and the host the request came in on (its scheme, name 
 root, which also fix the partner's subdomain), so each process keeps it per (host, endpoint).
 With one whole-number argument (`user_id=user.id`) the address is built once with a marker
 number in its place and kept as the text around it: an integer is written the same way
-wherever it goes in a URL. Anything else (other values, `_external`, `_anchor`, an endpoint
-relative to the current blueprint, no request) goes to Flask's own `url_for`.
+wherever it goes in a URL. When every value goes to the query string (a list's sorting,
+pages and filters) it is the kept address and the values encoded as Werkzeug encodes them.
+Anything else (a value of the rule, `_external`, `_anchor`, an endpoint relative to the
+current blueprint, no request) goes to Flask's own `url_for`.
 """
 
 from __future__ import annotations
