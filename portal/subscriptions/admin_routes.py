@@ -12,7 +12,7 @@ from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.features.catalogue import CATALOGUE, PLAN_GATED
 from portal.features.evaluation import feature
-from portal.paging import count_of, page_keys
+from portal.paging import count_of, counting_limit, page_keys
 from portal.redirects import local_path
 from portal.roles.models import Role
 from portal.roles.permissions import Permission
@@ -194,9 +194,13 @@ def subscriptions_index() -> str:
         filtered = filtered.where(Subscription.plan_id == plan_key)
     if email:
         filtered = filtered.where(User.email.like(contains_pattern(email.lower()), escape="\\"))
-    # The page with its users and plans, and the count of all, in one statement.
+    # The page with its users and plans, and how many match, in one statement: counted up to
+    # a limit unless the admin asked to count all.
+    count_all = request.args.get("count") == "all"
+    offset = (page - 1) * PER_PAGE
+    limit = None if count_all else counting_limit(offset, PER_PAGE)
     newest = (Subscription.updated_at.desc(), Subscription.id.desc())
-    keys = page_keys(filtered, Subscription.id, newest, PER_PAGE, (page - 1) * PER_PAGE)
+    keys = page_keys(filtered, Subscription.id, newest, PER_PAGE, offset, limit)
     rows = db.session.execute(
         select(Subscription, keys.c.total)
         .join(keys, keys.c.id == Subscription.id)
@@ -207,16 +211,21 @@ def subscriptions_index() -> str:
     subs = [sub for sub, _ in rows]
     # A page past the end has no row to carry the count.
     total = rows[0].total if rows else (count_of(filtered, Subscription.id) if page > 1 else 0)
+    counted = not rows or limit is None or total < limit
     plans = db.session.execute(select(Plan).order_by(Plan.position, Plan.name)).scalars().all()
+    filters = {"state": state, "plan": plan_id, "user": email}
     return render_template(
         "subscriptions/admin.html",
         subs=subs,
         total=total,
+        counted=counted,
         page=page,
-        pages=max(1, -(-total // PER_PAGE)),
+        pages=max(1, -(-total // PER_PAGE)) if counted else None,
+        has_next=total > page * PER_PAGE,
         plans=plans,
         states=list(S),
-        filters={"state": state, "plan": plan_id, "user": email},
+        filters=filters,
+        paging=filters | {"count": "all"} if count_all else filters,
     )
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.extensions import db
-from portal.paging import count_of, page_keys
+from portal.paging import count_of, counting_limit, page_keys
 from portal.roles.models import Role
 from portal.subscriptions.models import Plan, Subscription, SubscriptionState
 from portal.users import search
@@ -57,6 +57,8 @@ class UserQuery:
     direction: str = "asc"
     page: int = 1
     subscription: str = ""
+    # Asked for the exact count of matches ("Count all"); otherwise counted up to a limit.
+    count_all: bool = False
 
     @classmethod
     def from_args(cls, args: dict[str, str]) -> UserQuery:
@@ -77,6 +79,7 @@ class UserQuery:
             direction="desc" if args.get("direction") == "desc" else "asc",
             page=page,
             subscription=subscription if subscription in SUBSCRIPTION_FILTERS else "",
+            count_all=args.get("count") == "all",
         )
 
     def args(self, **changes: object) -> dict[str, object]:
@@ -89,6 +92,7 @@ class UserQuery:
             "direction": self.direction,
             "page": self.page,
             "subscription": self.subscription,
+            "count": "all" if self.count_all else "",
             **changes,
         }
         return {k: v for k, v in state.items() if v not in ("", None)}
@@ -96,16 +100,25 @@ class UserQuery:
 
 @dataclass(frozen=True)
 class Page:
+    """A page of the list. `total` is how many match when `counted`; otherwise more than
+    `total - 1` do (they were counted up to `total`), and `pages` is unknown (None)."""
+
     items: list[User]
     total: int
     query: UserQuery
     per_page: int = PER_PAGE
-    pages: int = field(init=False)
+    counted: bool = True
+    pages: int | None = field(init=False)
     # The live subscription of each listed user who has one (`with_subscription`).
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "pages", max(1, math.ceil(self.total / self.per_page)))
+        pages = max(1, math.ceil(self.total / self.per_page)) if self.counted else None
+        object.__setattr__(self, "pages", pages)
+
+    @property
+    def has_next(self) -> bool:
+        return self.total > self.query.page * self.per_page
 
 
 def _params(query: UserQuery) -> dict[str, object]:
@@ -160,23 +173,28 @@ def search_users(
     query: UserQuery, per_page: int = PER_PAGE, *, with_subscription: bool = False
 ) -> Page:
     """One page of the current partner's users (the ORM adds the partner filter) and how many
-    match, in one statement (a search's candidates counted first, when the trigram index may
-    find them); `with_subscription`: each with their live subscription and its plan (the one
-    in force, else the one being signed), in the same statement."""
+    match (up to a limit, unless the query asks to count all), in one statement (a search's
+    candidates counted first, when the trigram index may find them); `with_subscription`: each
+    with their live subscription and its plan (the one in force, else the one being signed),
+    in the same statement."""
     values = _params(query)
     indexed = _through_index(query, values)
     filtered = _filtered(query, indexed=indexed)
-    statement = _page_statement(filtered, query.sort, query.direction, indexed, with_subscription)
+    statement = _page_statement(
+        filtered, query.sort, query.direction, indexed, with_subscription, query.count_all
+    )
     page = query.page
-    rows = _page_rows(statement, page, per_page, values)
+    rows = _page_rows(statement, page, per_page, values, query.count_all)
+    counted = True
     if rows:
         total = rows[0].total
+        counted = query.count_all or total < counting_limit((page - 1) * per_page, per_page)
     else:  # none here: past the last page (show that one), or nobody matches
         total = count_of(filtered, User.id, values) if page > 1 else 0
         last = max(1, math.ceil(total / per_page))
         if page > last:
             page = last
-            rows = _page_rows(statement, page, per_page, values)
+            rows = _page_rows(statement, page, per_page, values, query.count_all)
     subscriptions = {}
     for row in rows:
         if with_subscription and row.Subscription is not None:
@@ -187,6 +205,7 @@ def search_users(
         total=total,
         query=replace(query, page=page),
         per_page=per_page,
+        counted=counted,
         subscriptions=subscriptions,
     )
 
@@ -206,22 +225,40 @@ def _ordered(column: ColumnElement, direction: str, indexed: bool) -> ColumnElem
     return column.desc() if direction == "desc" else column.asc()
 
 
-def _page_rows(statement: Select, page: int, per_page: int, values: dict[str, object]) -> list[Row]:
-    bound = {**values, "page_limit": per_page, "page_offset": (page - 1) * per_page}
+def _page_rows(
+    statement: Select, page: int, per_page: int, values: dict[str, object], count_all: bool
+) -> list[Row]:
+    offset = (page - 1) * per_page
+    bound = {**values, "page_limit": per_page, "page_offset": offset}
+    if not count_all:
+        bound["count_limit"] = counting_limit(offset, per_page)
     return list(db.session.execute(statement, bound).all())
 
 
 @lru_cache(maxsize=512)
 def _page_statement(
-    filtered: Select, sort: str, direction: str, indexed: bool, with_subscription: bool
+    filtered: Select,
+    sort: str,
+    direction: str,
+    indexed: bool,
+    with_subscription: bool,
+    count_all: bool,
 ) -> Select:
     """A page of `filtered` in the list's order, built once per shape of the list's state:
-    the page's place (`page_limit`, `page_offset`) is bound per request, as the filters are."""
+    the page's place (`page_limit`, `page_offset`) and how far to count (`count_limit`,
+    unless `count_all`) are bound per request, as the filters are."""
     order = _ordered(SORTS[sort], direction, indexed)
     if sort == "last_login":
         order = order.nulls_last()
     ordering = (order, User.id)
-    keys = page_keys(filtered, User.id, ordering, bindparam("page_limit"), bindparam("page_offset"))
+    keys = page_keys(
+        filtered,
+        User.id,
+        ordering,
+        bindparam("page_limit"),
+        bindparam("page_offset"),
+        None if count_all else bindparam("count_limit"),
+    )
     stmt = select(User, keys.c.total).join(keys, keys.c.id == User.id).order_by(*ordering)
     if with_subscription:
         stmt = (
