@@ -1,8 +1,9 @@
-"""How pages answer an action: say what happened, or undo it and say why.
+"""How pages answer: an action says what happened, or is undone and says why; a list answers
+htmx with its results alone.
 
 `perform()` is the one way a form action runs; `refused()` the one way a refusal is shown: a
 short fragment with the refusal's status for htmx, otherwise a flash message and a redirect
-back to where the person was.
+back to where the person was. `list_page()` draws a list's page around its results.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from flask import Flask, current_app, flash, g, redirect, request
+from flask import Flask, current_app, flash, g, redirect, render_template, request
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from portal.exceptions import PortalError
@@ -19,6 +21,20 @@ from portal.unit_of_work import attempt
 
 def is_htmx() -> bool:
     return bool(request.headers.get("HX-Request"))
+
+
+def list_page(page: str, listing: str, /, *, alone: bool, **context: object) -> str:
+    """A list's rows and pager (`listing`, a template of their own, which htmx asks for
+    `alone`), else the whole `page` (a template) with them drawn in its `listing` variable.
+
+    The listing is drawn on its own and placed in the page as one piece of text: included
+    in the page instead, every piece of every row would pass up through each block the page
+    extends, a third of a long list's drawing.
+    """
+    drawn = render_template(listing, **context)
+    if alone:
+        return drawn
+    return render_template(page, listing=Markup(drawn), **context)
 
 
 def refused(error: PortalError, back: str) -> Response:

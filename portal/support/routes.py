@@ -32,7 +32,7 @@ from portal.tenancy.context import get_or_404
 from portal.unit_of_work import attempt
 from portal.users.models import User, UserStatus
 from portal.users.queries import SUBSCRIPTION_FILTERS, UserQuery, search_users
-from portal.web import is_htmx
+from portal.web import is_htmx, list_page
 
 bp = Blueprint("support", __name__, subdomain="<partner>", url_prefix="/support")
 
@@ -58,8 +58,9 @@ def index() -> Response:
         "subscriptions": page.subscriptions,
         "policy": current_policy(),
     }
-    template = "support/_table.html" if is_htmx() else "support/index.html"
-    response = make_response(render_template(template, **context))
+    response = make_response(
+        list_page("support/index.html", "support/_table.html", alone=is_htmx(), **context)
+    )
     response.headers["Vary"] = "HX-Request"
     return response
 

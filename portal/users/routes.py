@@ -39,7 +39,7 @@ from portal.users import services
 from portal.users.forms import AcceptInvitationForm, InviteForm, RoleForm, role_choices
 from portal.users.models import User, UserStatus
 from portal.users.queries import SORTS, UserQuery, search_users
-from portal.web import is_htmx, perform, refused
+from portal.web import is_htmx, list_page, perform, refused
 
 bp = Blueprint("users_admin", __name__, subdomain="<partner>", url_prefix="/admin/users")
 invitations_bp = Blueprint("invitations", __name__, subdomain="<partner>")
@@ -65,12 +65,10 @@ def _list_context(query: UserQuery) -> dict:
 def index() -> Response:
     context = _list_context(UserQuery.from_args(request.args))
     # htmx asks for the table only (search, filters, sorting, pagination).
-    template = (
-        "users/_table.html"
-        if is_htmx() and not request.headers.get("HX-Boosted")
-        else "users/list.html"
+    alone = is_htmx() and not request.headers.get("HX-Boosted")
+    response = make_response(
+        list_page("users/list.html", "users/_table.html", alone=alone, **context)
     )
-    response = make_response(render_template(template, **context))
     response.headers["Vary"] = "HX-Request"
     return response
 
@@ -294,8 +292,10 @@ def bulk() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     # script, the first page): rows as stored now, nothing ticked, the results above them.
     shown = urlsplit(request.headers.get("HX-Current-URL", "")).query
     context = _list_context(UserQuery.from_args(MultiDict(parse_qsl(shown))))
-    template = "users/_table.html" if is_htmx() else "users/list.html"
-    return render_template(template, results=results, **context), 200
+    page = list_page(
+        "users/list.html", "users/_table.html", alone=is_htmx(), results=results, **context
+    )
+    return page, 200
 
 
 def _bulk_refused(message: str) -> tuple[str, int, dict[str, str]]:
