@@ -129,8 +129,13 @@ def _candidates(kind: str, limit: ColumnElement | None) -> Select:
 
 def among_candidates(kind: str) -> ColumnElement[bool]:
     """Users the index finds for the text: every user `matches()` holds for, and maybe more
-    (on PostgreSQL exactly those, of the partner in scope)."""
-    return User.id.in_(_candidates(kind, None))
+    (on PostgreSQL exactly those, of the partner in scope).
+
+    The candidates are a common table expression, materialized: a list reads them twice (its
+    page and its count) and the index is searched once for both.
+    """
+    found = _candidates(kind, None).cte("candidates").prefix_with("MATERIALIZED")
+    return User.id.in_(select(found.c[0]))
 
 
 def candidate_count(kind: str) -> ColumnElement[int]:
