@@ -116,6 +116,9 @@ def test_a_link_for_a_forgotten_password_ends_the_old_sessions(app: Flask, data:
     assert choose(host_client(app, None), path, NEW_PASSWORD).status_code == 302
     assert elsewhere.get("/operator/").status_code == 302
     assert {s.revoked_reason for s in rows(OperatorSession)} == {"password set"}
+    # The other device is told why it was signed out.
+    told = elsewhere.get("/operator/", follow_redirects=True).text
+    assert "Your password was set with a link, so this device was signed out." in told
     assert host_client(app, None).login("ops@portal.test").status_code != 302
 
 

@@ -87,6 +87,11 @@ def operator_ended_reason(record: OperatorSession) -> str | None:
     if record.revoked_at is not None:
         if record.revoked_reason == "logout":
             return None
+        if record.revoked_reason == "password set":
+            return (
+                "Your password was set with a link, so this device was signed out. Sign in "
+                "with the new password."
+            )
         return "Your session was ended. Please sign in again."
     if record.expires_at <= utcnow():
         limit = duration(int(OPERATOR_LIFETIME.total_seconds()) // 60)
