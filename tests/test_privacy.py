@@ -23,6 +23,7 @@ from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
 from portal.privacy.models import DataExport
 from portal.privacy.offboarding import read_archive
+from portal.roles.models import Role
 from portal.sessions.models import UserSession
 from portal.tenancy.models import Partner, PartnerStatus
 from portal.tenancy.scope import partner_scope
@@ -680,6 +681,19 @@ def test_the_maintenance_run_gives_sqlite_its_planner_statistics(
             assert not connection.exec_driver_sql(
                 "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
             ).all()
-        assert "Query planner statistics refreshed" in maintenance(own)
-        assert "partners" in statistics()
+        assert "Query planner statistics refreshed (SQLite ANALYZE): " in maintenance(own)
+        assert "partners" in statistics() and "users" not in statistics()  # no users yet
+        # Nothing has changed: nothing is analyzed again.
+        assert "Query planner statistics are current (SQLite)." in maintenance(own)
+        # A table whose count moves by a tenth, or that gets rows, is analyzed, and only it.
+        partner = db.session.execute(sa.select(Partner)).scalar_one()
+        with partner_scope(partner):
+            for n in range(12):
+                db.session.add(User(email=f"u{n}@acme.test", role=Role.BASIC))
+            db.session.commit()
+        said = maintenance(own).split("Query planner statistics refreshed (SQLite ANALYZE): ")
+        analyzed = said[1].strip().rstrip(".").split(", ")
+        # The users and their search index's own tables; not the partners, which are as many.
+        assert "users" in analyzed and "partners" not in analyzed, analyzed
+        assert "users" in statistics()
         db.engine.dispose()

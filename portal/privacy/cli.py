@@ -58,8 +58,13 @@ def run(dry_run: bool, batch: int | None) -> None:
         click.echo(f"{slug:<24} {policy:<22} {verb} {count}")
     if not report:
         click.echo("Nothing to do." if not dry_run else "Nothing would be done.")
-    if not dry_run and refresh_statistics(db.engine):
-        click.echo("Query planner statistics refreshed (SQLite ANALYZE).")
+    if not dry_run and db.engine.dialect.name == "sqlite":
+        analyzed = refresh_statistics(db.engine)
+        if analyzed:
+            tables = ", ".join(analyzed)
+            click.echo(f"Query planner statistics refreshed (SQLite ANALYZE): {tables}.")
+        else:
+            click.echo("Query planner statistics are current (SQLite).")
 
 
 @partner_cli.command("export")
