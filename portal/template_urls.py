@@ -10,11 +10,13 @@ number in its place and kept as the text around it: an integer is written the sa
 wherever it goes in a URL. When every value goes to the query string (a list's sorting,
 pages and filters) it is the kept address and the values encoded as Werkzeug encodes them.
 Anything else (a value of the rule, `_external`, `_anchor`, an endpoint relative to the
-current blueprint, no request) goes to Flask's own `url_for`.
+current blueprint, no request) goes to Flask's own `url_for`. `row_links` gives a list's row
+links from the kept pattern without a lookup per row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -49,6 +51,21 @@ def url_for(endpoint: str, **values: Any) -> str:
         base = _remembered((request_host_url(), endpoint), endpoint)
         return f"{base}?{urlencode(list(values.items()), safe=QUERY_SAFE)}"
     return flask.url_for(endpoint, **values)
+
+
+def row_links(endpoint: str, name: str) -> Callable[[int], str]:
+    """`url_for(endpoint, **{name: number})` for each row of a list: the text around the
+    number looked up once, not once a row (anything but a whole number goes to `url_for`)."""
+    around = _NO_PATTERN
+    if has_request_context() and not endpoint.startswith(".") and not name.startswith("_"):
+        around = _pattern(endpoint, name)
+
+    def link(number: int) -> str:
+        if around is _NO_PATTERN or type(number) is not int or number < 0:
+            return url_for(endpoint, **{name: number})
+        return f"{around[0]}{number}{around[1]}"
+
+    return link
 
 
 # What Werkzeug leaves unescaped in a query string (werkzeug.urls._urlencode).

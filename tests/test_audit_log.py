@@ -18,6 +18,7 @@ from conftest import (
 from flask import Flask
 from test_reports import FIREFOX_LINUX
 from test_subscriptions import plan
+from test_support import REASON, acting_as
 
 from portal.audit.models import AuditEvent
 from portal.audit.presentation import target_label, target_names
@@ -280,3 +281,38 @@ def test_targets_of_every_kind_are_named_in_one_statement(
         "plan #999999",
         "someone@else.test",
     ]
+
+
+def test_a_row_names_the_support_session_and_links_to_its_event(
+    app: Flask, acme: Partner, acme_admin: User
+) -> None:
+    """A change made while support acted as a user: its row shows the agent, whom they acted
+    as, the reason and the ticket; its link opens that event's page. A change made for a user
+    outside a support session shows only whom it was for."""
+    set_feature(acme, "impersonation", True)
+    agent = make_user(acme, "agent@acme.test", role=Role.BASIC, is_support=True)
+    bob = make_user(acme, "bob@acme.test", role=Role.BASIC)
+    client = acting_as(app, agent, bob, ticket="TCK-7")
+    client.post_form("/account/profile", {"display_name": "Bobby"})
+    client.post_form("/support/stop")
+    with partner_scope(acme):
+        record_audit("user.reactivate", target=("users", str(bob.id)), actor=None, on_behalf_of=bob)
+        db.session.commit()
+    [change] = rows(AuditEvent, action="account.profile_update")
+    [for_bob] = rows(AuditEvent, action="user.reactivate")
+    assert (change.actor_label, change.on_behalf_of_id) == ("agent@acme.test", bob.id)
+
+    page = results(logged_in(app, acme_admin).get("/admin/audit/").text)
+    row = next(r for r in page.split("<tr>") if "<code>account.profile_update</code>" in r)
+    assert f'href="/admin/audit/{change.id}"' in row
+    assert (
+        "<td>agent@acme.test" in row and '<span class="badge badge-support">support</span>' in row
+    )
+    assert f"as bob@acme.test · {REASON} · ticket TCK-7" in row
+    other = next(r for r in page.split("<tr>") if "<code>user.reactivate</code>" in r)
+    assert f'href="/admin/audit/{for_bob.id}"' in other
+    assert f'<small class="muted">as user #{bob.id}</small>' in other and "badge" not in other
+
+    event_page = logged_in(app, acme_admin).get(f"/admin/audit/{change.id}").text
+    assert f"<dt>While acting as</dt><dd>bob@acme.test — support session: “{REASON}”" in event_page
+    assert ", ticket TCK-7</dd>" in event_page

@@ -87,3 +87,21 @@ def test_what_is_kept_per_host(app: Flask, acme: Partner) -> None:
     host = f"http://acme.{SERVER_NAME}/"
     assert kept[(host, "users_admin.detail", "user_id")] == ("/admin/users/", "")
     assert kept[(host, "users_admin.index")] == "/admin/users/"
+
+
+@pytest.mark.parametrize("slug", ["acme", None])
+def test_row_links_answer_as_flask_does(app: Flask, acme: Partner, slug: str | None) -> None:
+    """A list's row links, on a partner's host and on the root domain (where a partner's page
+    has no address: the same refusal)."""
+    host = f"{slug}.{SERVER_NAME}" if slug else SERVER_NAME
+    with app.test_request_context("/", base_url=f"http://{host}/"):
+        app.preprocess_request()
+        for number in (0, 7, 10**18):
+            try:
+                expected = flask.url_for("audit_admin.detail", event_id=number)
+            except Exception as error:
+                with pytest.raises(type(error)):
+                    template_urls.row_links("audit_admin.detail", "event_id")(number)
+                continue
+            link = template_urls.row_links("audit_admin.detail", "event_id")
+            assert link(number) == expected == f"/admin/audit/{number}"

@@ -8,10 +8,25 @@ import binascii
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, String, and_, cast, func, literal, or_, select, tuple_, union_all
-from sqlalchemy.orm import joinedload
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.orm import aliased
 
 from portal.audit.models import AuditEvent
 from portal.clock import utcnow
@@ -93,6 +108,8 @@ ACTIONS: dict[str, str] = {
     "partner.reactivate": "Partner reactivated",
     "partner.admin_granted": "Admin granted by an operator",
 }
+# The filter's list: by what people read, as Jinja's `dictsort(by="value")` orders it.
+ACTION_CHOICES: list[tuple[str, str]] = sorted(ACTIONS.items(), key=lambda item: item[1].lower())
 MAX_DAYS_BACK = 366 * 20
 
 
@@ -152,43 +169,72 @@ class AuditFilter:
         }
         return {k: v for k, v in values.items() if v}
 
-    def apply(self, stmt: Select) -> Select:
+    def shape(self) -> tuple[str, ...]:
+        """The filters set (a target by how it is named): the statement is built once per
+        shape, and `values` fills it in."""
+        shape = tuple(self.values())
+        return (*shape, "support") if self.support else shape
+
+    def values(self) -> dict[str, Any]:
+        """The filters' values, each under the name of its parameter in the statement."""
+        values: dict[str, Any] = {}
         if self.action:
-            stmt = stmt.where(AuditEvent.action == self.action)
+            values["action"] = self.action
         if self.who:
-            pattern = contains_pattern(self.who.lower())
-            stmt = stmt.where(func.lower(AuditEvent.actor_label).like(pattern, escape="\\"))
+            values["who"] = contains_pattern(self.who.lower())
         if self.target:
-            stmt = stmt.where(_target_clause(self.target))
+            values.update(_target_values(self.target))
         if self.since:
-            stmt = stmt.where(AuditEvent.created_at >= datetime.combine(self.since, time.min))
+            values["since"] = datetime.combine(self.since, time.min)
         if self.until:
-            end = datetime.combine(self.until + timedelta(days=1), time.min)
-            stmt = stmt.where(AuditEvent.created_at < end)
-        if self.support:  # done while a support agent acted as a user
-            stmt = stmt.where(AuditEvent.impersonation_id.is_not(None))
-        return stmt
+            values["until"] = datetime.combine(self.until + timedelta(days=1), time.min)
+        return values
 
 
-def _target_clause(text: str):
+def _target_values(text: str) -> dict[str, str]:
     """A target as people name it: a user's email, `users 12`, or a bare id."""
     if "@" in text:
         address = text.lower()
-        user_ids = select(cast(User.id, String)).where(User.email == address)
-        return or_(
-            (AuditEvent.target_type == "users") & AuditEvent.target_id.in_(user_ids),
-            (AuditEvent.target_type == "email") & (AuditEvent.target_id == address[:64]),
-        )
+        return {"target_email": address, "target_address": address[:64]}
     kind, _, ident = text.rpartition(" ")
     if kind:
-        return (AuditEvent.target_type == kind.strip()) & (AuditEvent.target_id == ident)
-    return AuditEvent.target_id == text
+        return {"target_type": kind.strip(), "target_id": ident}
+    return {"target_id": text}
+
+
+def _where(shape: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    """The conditions of the filters in `shape`, their values left as parameters."""
+    conditions = []
+    if "action" in shape:
+        conditions.append(AuditEvent.action == bindparam("action"))
+    if "who" in shape:
+        conditions.append(func.lower(AuditEvent.actor_label).like(bindparam("who"), escape="\\"))
+    if "target_email" in shape:
+        user_ids = select(cast(User.id, String)).where(User.email == bindparam("target_email"))
+        conditions.append(
+            or_(
+                (AuditEvent.target_type == "users") & AuditEvent.target_id.in_(user_ids),
+                (AuditEvent.target_type == "email")
+                & (AuditEvent.target_id == bindparam("target_address")),
+            )
+        )
+    elif "target_type" in shape:
+        conditions.append(AuditEvent.target_type == bindparam("target_type"))
+    if "target_id" in shape:
+        conditions.append(AuditEvent.target_id == bindparam("target_id"))
+    if "since" in shape:
+        conditions.append(AuditEvent.created_at >= bindparam("since"))
+    if "until" in shape:
+        conditions.append(AuditEvent.created_at < bindparam("until"))
+    if "support" in shape:  # done while a support agent acted as a user
+        conditions.append(AuditEvent.impersonation_id.is_not(None))
+    return conditions
 
 
 # --- Keyset pages ---------------------------------------------------------------------------
 
 
-def encode_cursor(event: AuditEvent) -> str:
+def encode_cursor(event: Row[Any]) -> str:
     raw = f"{event.created_at.isoformat()}|{event.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -203,27 +249,61 @@ def decode_cursor(text: str) -> tuple[datetime, int] | None:
 
 
 NEWEST_FIRST = (AuditEvent.created_at.desc(), AuditEvent.id.desc())
+# The user a support agent acted as; an alias, which the target filter's own lookup of users
+# (a subquery) does not correlate to.
+_SUPPORTED = aliased(User, name="supported_user")
 
 
 @dataclass(frozen=True)
 class EventPage:
-    """One page of events, newest first; the impersonations they were made in (their user,
-    reason and ticket), by id; whether more follow."""
+    """One page of events, newest first, each a row of the event's columns and, when it was
+    made in an impersonation, that one's reason, ticket and user (`support_*`, else None);
+    whether more follow."""
 
-    events: list[AuditEvent]
-    impersonations: dict[int, Impersonation]
+    events: list[Row[Any]]
     has_next: bool
 
 
 def page_of(filters: AuditFilter, cursor: str, per_page: int) -> EventPage:
     """One page, newest first, older than `cursor`, each event with the impersonation it was
-    made in (an outer join: the same statement).
+    made in (outer joins: the same statement).
 
     Keyset pagination on (created_at, id), which the (partner_id, created_at) index serves:
     page 10,000 costs what page 1 does.
     """
-    stmt = filters.apply(
-        select(AuditEvent, Impersonation)
+    after = decode_cursor(cursor) if cursor else None
+    values = {**filters.values(), "page_limit": per_page + 1}
+    if after is not None:
+        values["before_at"], values["before_id"] = after
+    statement = _page_statement(filters.shape(), after is not None)
+    rows = db.session.execute(statement, values).all()
+    return EventPage(events=rows[:per_page], has_next=len(rows) > per_page)
+
+
+def event_by_id(event_id: int) -> Row[Any] | None:
+    """One event of the partner's, as a page's rows are; None if there is none by that id."""
+    return db.session.execute(_one_event(), {"event_id": event_id}).first()
+
+
+def _events() -> Select[Any]:
+    return (
+        select(
+            AuditEvent.id,
+            AuditEvent.created_at,
+            AuditEvent.actor_type,
+            AuditEvent.actor_label,
+            AuditEvent.on_behalf_of_id,
+            AuditEvent.impersonation_id,
+            AuditEvent.action,
+            AuditEvent.target_type,
+            AuditEvent.target_id,
+            AuditEvent.details,
+            AuditEvent.ip,
+            AuditEvent.request_id,
+            Impersonation.reason.label("support_reason"),
+            Impersonation.ticket.label("support_ticket"),
+            _SUPPORTED.email.label("support_user_email"),
+        )
         .outerjoin(
             Impersonation,
             and_(
@@ -231,18 +311,33 @@ def page_of(filters: AuditFilter, cursor: str, per_page: int) -> EventPage:
                 Impersonation.partner_id == AuditEvent.partner_id,
             ),
         )
-        .options(joinedload(Impersonation.target))
+        .outerjoin(
+            _SUPPORTED,
+            and_(
+                _SUPPORTED.id == Impersonation.target_id,
+                _SUPPORTED.partner_id == Impersonation.partner_id,
+            ),
+        )
     )
-    after = decode_cursor(cursor) if cursor else None
-    if after is not None:
-        stmt = stmt.where(tuple_(AuditEvent.created_at, AuditEvent.id) < tuple_(*after))
-    rows = db.session.execute(stmt.order_by(*NEWEST_FIRST).limit(per_page + 1)).all()
-    shown = rows[:per_page]
-    return EventPage(
-        events=[event for event, _ in shown],
-        impersonations={acting.id: acting for _, acting in shown if acting is not None},
-        has_next=len(rows) > per_page,
-    )
+
+
+# Built once per shape of the filters and bound per request: the tenancy layer then works out
+# what a statement reads once, and SQLAlchemy its cache key, not on every page.
+@lru_cache(maxsize=256)
+def _page_statement(shape: tuple[str, ...], after: bool) -> Select[Any]:
+    stmt = _events().where(*_where(shape))
+    if after:
+        place = tuple_(
+            bindparam("before_at", type_=AuditEvent.created_at.type),
+            bindparam("before_id", type_=AuditEvent.id.type),
+        )
+        stmt = stmt.where(tuple_(AuditEvent.created_at, AuditEvent.id) < place)
+    return stmt.order_by(*NEWEST_FIRST).limit(bindparam("page_limit"))
+
+
+@lru_cache(maxsize=1)
+def _one_event() -> Select[Any]:
+    return _events().where(AuditEvent.id == bindparam("event_id"))
 
 
 def stream(filters: AuditFilter, batch: int = 1000) -> Iterator[EventPage]:
@@ -255,7 +350,6 @@ def stream(filters: AuditFilter, batch: int = 1000) -> Iterator[EventPage]:
         if not page.has_next:
             return
         cursor = encode_cursor(page.events[-1])
-        db.session.expunge_all()  # what was written out needs no keeping
 
 
 # --- Targets by name, details in words ------------------------------------------------------
@@ -283,7 +377,7 @@ _NAMING: dict[str, tuple[Callable[[], Select[Any]], Callable[[int, str | None], 
 }
 
 
-def target_names(events: Iterable[AuditEvent]) -> dict[tuple[str, str], str]:
+def target_names(events: Iterable[Row[Any] | AuditEvent]) -> dict[tuple[str, str], str]:
     """A readable name for each (target_type, target_id) of `events`, whatever their kinds, in
     one statement: one lookup by id per kind shown, side by side (UNION ALL)."""
     wanted: dict[str, set[int]] = {}
@@ -295,20 +389,28 @@ def target_names(events: Iterable[AuditEvent]) -> dict[tuple[str, str], str]:
             names[("email", e.target_id)] = e.target_id
         elif e.target_type in _NAMING and e.target_id.isdigit():
             wanted.setdefault(e.target_type, set()).add(int(e.target_id))
-    lookups = []
-    for kind, ids in sorted(wanted.items()):
-        lookup = _NAMING[kind][0]()
-        key = lookup.selected_columns[0]
-        lookups.append(lookup.add_columns(literal(kind).label("kind")).where(key.in_(ids)))
-    if not lookups:
+    if not wanted:
         return names
-    stmt = lookups[0] if len(lookups) == 1 else union_all(*lookups)
-    for ident, text, kind in db.session.execute(stmt):
+    values = {f"{kind}_ids": sorted(ids) for kind, ids in wanted.items()}
+    for ident, text, kind in db.session.execute(_naming_statement(tuple(sorted(wanted))), values):
         names[(kind, str(ident))] = _NAMING[kind][1](ident, text)
     return names
 
 
-def target_label(event: AuditEvent, names: dict[tuple[str, str], str]) -> str:
+@lru_cache(maxsize=64)
+def _naming_statement(kinds: tuple[str, ...]) -> Any:
+    """The names of targets of `kinds`, each kind's ids bound per request (built once per
+    combination of kinds, as a page's statement is)."""
+    lookups = []
+    for kind in kinds:
+        lookup = _NAMING[kind][0]()
+        key = lookup.selected_columns[0]
+        ids = bindparam(f"{kind}_ids", expanding=True)
+        lookups.append(lookup.add_columns(literal(kind).label("kind")).where(key.in_(ids)))
+    return lookups[0] if len(lookups) == 1 else union_all(*lookups)
+
+
+def target_label(event: Row[Any] | AuditEvent, names: dict[tuple[str, str], str]) -> str:
     if not event.target_type:
         return ""
     found = names.get((event.target_type, event.target_id or ""))
@@ -336,3 +438,52 @@ def _words(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(_words(v) for v in value) or "none"
     return str(value)
+
+
+# --- A page's rows as the table shows them --------------------------------------------------
+
+
+class ShownEvent(NamedTuple):
+    """One row of the log's table, its texts worked out once."""
+
+    link: str  # to the event's own page
+    when: str
+    who: str
+    support: str  # made in a support session: as whom, why, the ticket; else ""
+    on_behalf_of_id: int | None
+    what: str
+    action: str
+    target: str
+    details: list[tuple[str, str]]
+
+
+def shown(
+    events: Iterable[Row[Any]],
+    names: dict[tuple[str, str], str],
+    link: Callable[[int], str],
+) -> list[ShownEvent]:
+    """The rows of a page (`names`: its targets', from `target_names`; `link`: the address of
+    an event's page by its id)."""
+    return [
+        ShownEvent(
+            link=link(e.id),
+            when=e.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            who=e.actor_label or e.actor_type.value,
+            support=support_note(e),
+            on_behalf_of_id=e.on_behalf_of_id,
+            what=describe(e.action),
+            action=e.action,
+            target=target_label(e, names),
+            details=detail_items(e.details),
+        )
+        for e in events
+    ]
+
+
+def support_note(event: Row[Any]) -> str:
+    """What support did it as: the user acted as, the reason, the ticket ("" if not support)."""
+    if event.support_reason is None:
+        return ""
+    acted_as = f"as {event.support_user_email} · " if event.on_behalf_of_id else ""
+    ticket = f" · ticket {event.support_ticket}" if event.support_ticket else ""
+    return f"{acted_as}{event.support_reason}{ticket}"

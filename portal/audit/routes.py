@@ -8,17 +8,27 @@ import io
 import json
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, g, make_response, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    make_response,
+    render_template,
+    request,
+)
 
-from portal.audit.models import AuditEvent
 from portal.audit.presentation import (
-    ACTIONS,
+    ACTION_CHOICES,
     AuditFilter,
     EventPage,
     describe,
     detail_items,
     encode_cursor,
+    event_by_id,
     page_of,
+    shown,
     stream,
     target_label,
     target_names,
@@ -27,7 +37,7 @@ from portal.extensions import db
 from portal.features.evaluation import feature
 from portal.roles.permissions import Permission
 from portal.roles.policy import requires
-from portal.support.models import Impersonation
+from portal.template_urls import row_links
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
 from portal.web import is_htmx
@@ -55,30 +65,23 @@ CSV_COLUMNS = [
 ]
 
 
-def _presented(page: EventPage) -> dict:
-    return {
-        "impersonations": page.impersonations,
-        "names": target_names(page.events),
-        "describe": describe,
-        "target_label": target_label,
-        "detail_items": detail_items,
-    }
-
-
 @bp.get("/")
 @requires(Permission.AUDIT_VIEW)
 def index() -> Response:
     filters = AuditFilter.from_args(request.args)
     cursor = request.args.get("before", "")[:200]
-    page = EventPage([], {}, False) if filters.errors else page_of(filters, cursor, PER_PAGE)
+    page = EventPage([], False) if filters.errors else page_of(filters, cursor, PER_PAGE)
     context = {
-        "events": page.events,
+        "events": shown(
+            page.events,
+            target_names(page.events),
+            row_links("audit_admin.detail", "event_id"),
+        ),
         "filters": filters,
         "args": filters.args(),
-        "actions": ACTIONS,
+        "action_choices": ACTION_CHOICES,
         "first_page": not cursor,
         "next_cursor": encode_cursor(page.events[-1]) if page.has_next else None,
-        **_presented(page),
     }
     # htmx asks for the results only; the same address without it gives the whole page.
     template = "audit/_results.html" if is_htmx() else "audit/index.html"
@@ -90,14 +93,17 @@ def index() -> Response:
 @bp.get("/<int:event_id>")
 @requires(Permission.AUDIT_VIEW)
 def detail(event_id: int) -> str:
-    event = db.get_or_404(AuditEvent, event_id)
-    acting = (
-        db.session.get(Impersonation, event.impersonation_id)
-        if event.impersonation_id is not None
-        else None
+    event = event_by_id(event_id)
+    if event is None:
+        abort(404)
+    return render_template(
+        "audit/detail.html",
+        event=event,
+        names=target_names([event]),
+        describe=describe,
+        target_label=target_label,
+        detail_items=detail_items,
     )
-    page = EventPage([event], {acting.id: acting} if acting is not None else {}, False)
-    return render_template("audit/detail.html", event=event, **_presented(page))
 
 
 @bp.get("/export.csv")
@@ -134,16 +140,17 @@ def export() -> Response:
         for batch in stream(filters):
             names = target_names(batch.events)
             for e in batch.events:
-                acting = batch.impersonations.get(e.impersonation_id or 0)
                 cells = [
                     e.created_at.isoformat(),
                     e.actor_type.value,
                     e.actor_label,
                     e.on_behalf_of_id or "",
-                    acting.target.email if acting and e.on_behalf_of_id else "",
+                    e.support_user_email
+                    if e.support_reason is not None and e.on_behalf_of_id
+                    else "",
                     e.impersonation_id or "",
-                    acting.reason if acting else "",
-                    (acting.ticket or "") if acting else "",
+                    e.support_reason or "",
+                    e.support_ticket or "",
                     e.action,
                     describe(e.action),
                     e.target_type or "",
