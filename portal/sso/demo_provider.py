@@ -6,6 +6,11 @@ token endpoint (authorization code with PKCE S256 required, client secret basic 
 userinfo. `make run` mounts it at `/dev/idp` of the development server only; the tests serve
 it on 127.0.0.1 over real HTTP. Production configuration never mounts it.
 
+Each sign-in at it is a provider session of its own, named by the ID token's `sid`; it has no
+session cookie and no sign-out page, so it never sends a back-channel logout by itself.
+`logout_token` makes the logout token it would send (signed with its key), for tests and
+for trying a portal's back-channel logout address by hand.
+
 `faults` lets a test make it misbehave the way a broken or hostile provider would: an ID token
 with another nonce, already expired, for another audience or issuer, or signed by a key it
 does not publish.
@@ -27,11 +32,13 @@ from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode, UserInfo
 from flask import Flask, abort, jsonify, request
+from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Response
 
 CODE_LIFETIME = 60  # seconds
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class Code:
     code_challenge_method: str | None
     auth_time: int
     expires_at: float
+    sid: str = ""
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -132,8 +140,36 @@ class DemoProvider:
         self.codes: dict[str, Code] = {}
         self.used: set[str] = set()
         self.tokens: dict[str, DemoPerson] = {}
+        # Its sessions: sid -> (subject, client id), one per sign-in.
+        self.sessions: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
         self.token_requests = 0
+
+    def logout_token(
+        self,
+        client_id: str,
+        *,
+        subject: str | None = None,
+        sid: str | None = None,
+        key: RSAKey | None = None,
+        **claims: Any,
+    ) -> str:
+        """The back-channel logout token this provider sends `client_id` when `subject`'s
+        session `sid` ends (either may be left out). `claims` add to or replace its claims;
+        a claim given as None is left out."""
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": client_id,
+            "iat": int(time.time()),
+            "jti": secrets.token_urlsafe(16),
+            "events": {BACKCHANNEL_EVENT: {}},
+            "sub": subject,
+            "sid": sid,
+            **claims,
+        }
+        header = {"alg": "RS256", "kid": "demo-1", "typ": "logout+jwt"}
+        payload = {k: v for k, v in payload.items() if v is not None}
+        return jwt.encode(header, payload, key or self.key)
 
     def person(self, subject: str) -> DemoPerson | None:
         return next((p for p in self.people if p.subject == subject), None)
@@ -159,7 +195,9 @@ def _grants(provider: DemoProvider) -> tuple[type, OpenIDCode]:
                 code_challenge_method=data.get("code_challenge_method"),
                 auth_time=int(time.time()),
                 expires_at=time.time() + CODE_LIFETIME,
+                sid=(sid := secrets.token_urlsafe(16)),
             )
+            provider.sessions[sid] = (request.user.subject, request.client.client_id)
 
         def query_authorization_code(self, code: str, client: DemoClient) -> Code | None:
             with provider._lock:
@@ -206,6 +244,7 @@ def _grants(provider: DemoProvider) -> tuple[type, OpenIDCode]:
 
         def get_authorization_code_claims(self, authorization_code: Code) -> dict[str, Any]:
             claims = super().get_authorization_code_claims(authorization_code)
+            claims["sid"] = authorization_code.sid
             if provider.faults.nonce is not None:
                 claims["nonce"] = provider.faults.nonce
             return claims
