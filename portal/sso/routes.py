@@ -29,7 +29,7 @@ from portal.auth.cookies import set_auth_cookie
 from portal.auth.guards import public
 from portal.auth.pages import client_info
 from portal.auth.throttle import throttle
-from portal.exceptions import PortalError
+from portal.exceptions import Conflict, PortalError
 from portal.extensions import csrf
 from portal.redirects import local_path
 from portal.roles.permissions import Permission
@@ -148,13 +148,15 @@ def backchannel_logout() -> Response | tuple[Response, int]:
     start_budget()
     try:
         claims = flow.verify_logout_token(connection, request.form.get("logout_token", ""))
-        with attempt():
+        with attempt("This logout token was delivered twice at once; the other copy acted."):
             accept_logout_token(claims, remember_for=flow.logout_token_memory())
     except LogoutRefused as exc:
         log.info("back-channel logout refused: %s", exc.message)
         return _oauth_error(exc.error, exc.message, exc.status)
     except ProviderUnavailable as exc:
         return _oauth_error("temporarily_unavailable", exc.message, 503)
+    except Conflict as exc:  # another delivery of this token took its jti first
+        return _oauth_error("invalid_request", exc.message, 400)
     except PortalError as exc:  # the stored client secret cannot be decrypted
         if isinstance(exc, SecretUnreadable):
             log.error("single sign-on: the stored client secret cannot be decrypted")

@@ -330,8 +330,13 @@ class Claims:
             email=address,
             email_verified=verified is True or verified == "true",
             name=str(name).strip()[:120],
-            sid=sid if isinstance(sid := claims.get("sid"), str) and 0 < len(sid) <= 255 else None,
+            sid=_session_id(claims.get("sid")),
         )
+
+
+def _session_id(value: Any) -> str | None:
+    """The ID token's `sid`, when it is one the portal can keep (a non-empty string)."""
+    return value if isinstance(value, str) and 0 < len(value) <= 255 else None
 
 
 def _identity(claims: Claims) -> SsoIdentity | None:
