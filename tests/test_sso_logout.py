@@ -10,10 +10,13 @@ from __future__ import annotations
 import calendar
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 from conftest import host_client, make_user, rows
 from flask import Flask
+from joserfc.jwk import RSAKey
 from oidc import ACME_CLIENT, ALICE, GLOBEX_CLIENT, GUS, ProviderServer, configure, sign_in
 from racing import TRIES, race, results, skip_unless_racing
 
@@ -94,6 +97,30 @@ def test_a_sid_signs_out_that_browser_only(app: Flask, alice: User, idp) -> None
     assert event.partner_id == alice.partner_id
 
 
+def test_signing_out_at_the_provider_signs_out_of_the_portal(app: Flask, alice: User, idp) -> None:
+    """The demo provider's own sign-out sends the logout token; only its last hop, from the
+    provider's thread into the portal, goes through the test client instead of a socket."""
+
+    def through_the_portal(address: str, token: str) -> int:
+        parts = urlsplit(address)
+        slug = (parts.hostname or "").split(".")[0]
+        return host_client(app, slug).post(parts.path, data={"logout_token": token}).status_code
+
+    idp.provider.now = now
+    idp.provider.deliver = through_the_portal
+    first, second, [one, two] = signed_in_twice(app)
+    page = requests.get(f"{idp.issuer}/sessions", timeout=5)
+    assert page.text.count("Sign out</button>") == 2 and ALICE.subject in page.text
+    answer = requests.post(f"{idp.issuer}/sessions/{one.sso_sid}/sign-out", timeout=5)
+    assert answer.status_code == 200 and "acme-client answered HTTP 200" in answer.text
+    assert not signed_in(first) and signed_in(second)
+    assert [s.id for s in rows(UserSession) if s.revoked_at is None] == [two.id]
+    [event] = logouts()
+    assert event.details["sessions_revoked"] == 1 and event.details["sid"] == one.sso_sid
+    again = requests.post(f"{idp.issuer}/sessions/{one.sso_sid}/sign-out", timeout=5)
+    assert "No such session" in again.text and len(logouts()) == 1
+
+
 def test_a_sid_alone_is_enough(app: Flask, alice: User, idp) -> None:
     first, second, [one, _two] = signed_in_twice(app)
     assert deliver(app, logout_token(idp, sid=one.sso_sid)).status_code == 200
@@ -147,10 +174,8 @@ def test_a_sid_of_another_subject_signs_out_nobody(app: Flask, alice: User, idp)
     assert response.status_code == 200 and signed_in(first)
 
 
-def foreign_key() -> Any:
-    from joserfc.jwk import RSAKey
-
-    return RSAKey.generate_key(2048, parameters={"kid": "demo-1", "use": "sig"})
+def new_key(kid: str = "demo-2") -> RSAKey:
+    return RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig"})
 
 
 # Each case: the claims (or the token) that make it invalid, and what the answer says.
@@ -159,7 +184,7 @@ INVALID = {
         lambda idp, sid: logout_token(idp, sid=sid, key=idp.provider.foreign),
         "signature",
     ),
-    "unknown_key": (lambda idp, sid: logout_token(idp, sid=sid, key=foreign_key()), "signature"),
+    "unknown_key": (lambda idp, sid: logout_token(idp, sid=sid, key=new_key()), "signature"),
     "wrong_iss": (
         lambda idp, sid: logout_token(idp, sid=sid, iss="http://127.0.0.1:9/other"),
         "iss",
@@ -204,6 +229,29 @@ def test_an_invalid_logout_token_is_refused_and_signs_out_nobody(
     assert signed_in(browser)
     assert all(s.revoked_at is None for s in rows(UserSession))
     assert logouts() == [] and rows(SsoLogoutToken) == []
+
+
+def test_a_key_the_provider_rotated_in_is_fetched_once(app: Flask, alice: User, idp) -> None:
+    """The keys are cached with the client (signing in fetched them); a token signed with a
+    key id the cache lacks fetches the key set again, once."""
+    browser = host_client(app, "acme")
+    assert sign_in(browser, ALICE).status_code == 302
+    [session] = rows(UserSession)
+    idp.provider.key = new_key("demo-2")  # the provider rotates: its key set holds the new key
+    fetches = []
+    original = idp.app.wsgi_app
+
+    def counting(environ: dict, start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/jwks":
+            fetches.append(1)
+        return original(environ, start_response)
+
+    idp.app.wsgi_app = counting
+    response = deliver(app, logout_token(idp, sid=session.sso_sid))
+    assert response.status_code == 200 and fetches == [1]
+    assert not signed_in(browser)
+    second = deliver(app, logout_token(idp, sid="another-sid"))
+    assert second.status_code == 200 and fetches == [1]  # cached again
 
 
 def test_a_replayed_token_is_refused(app: Flask, alice: User, idp) -> None:
@@ -254,7 +302,7 @@ def test_an_unreachable_provider_is_a_503_not_a_500(app: Flask, alice: User, idp
     browser = host_client(app, "acme")
     assert sign_in(browser, ALICE).status_code == 302
     [session] = rows(UserSession)
-    token = logout_token(idp, sid=session.sso_sid, key=foreign_key())  # a key id to fetch
+    token = logout_token(idp, sid=session.sso_sid, key=new_key())  # a key id to fetch
     idp.close()
     app.extensions["portal_sso_clients"].clear()  # nothing cached: keys must be fetched
     response = deliver(app, token)
