@@ -299,7 +299,8 @@ def revoke_provider_sessions(
     `sid`, those of the user `user_id`, or those of both at once. How many per user.
 
     A session started before sessions kept their provider (no `sso_issuer`) is ended by the
-    user alone, never by a `sid` it cannot match."""
+    user alone, never by a `sid` it cannot match. The caller audits the logout as a whole
+    (`accept_logout_token`)."""
     matching = [
         UserSession.revoked_at.is_(None),
         UserSession.expires_at > utcnow(),
