@@ -14,14 +14,16 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import host_client, make_user, rows
+from conftest import across_partners, host_client, make_user, rows
 from flask import Flask
 from joserfc.jwk import RSAKey
 from oidc import ACME_CLIENT, ALICE, GLOBEX_CLIENT, GUS, ProviderServer, configure, sign_in
 from racing import TRIES, race, results, skip_unless_racing
+from sqlalchemy import update
 
 from portal.audit.models import ActorType, AuditEvent
 from portal.clock import utcnow
+from portal.extensions import db
 from portal.sessions.models import LoginMethod, UserSession
 from portal.sso.flow import LOGOUT_MAX_AGE
 from portal.sso.models import SsoLogoutToken
@@ -143,6 +145,25 @@ def test_a_subject_alone_signs_out_every_single_sign_on_session_of_its_user(
     assert {s.login_method for s in ended} == {LoginMethod.OIDC} and len(ended) == 2
     [event] = logouts()
     assert event.details["sessions_revoked"] == 2 and event.details["by"] == "sub"
+
+
+def test_a_session_from_before_sessions_kept_their_provider_ends_by_subject_only(
+    app: Flask, alice: User, idp
+) -> None:
+    """Sessions started before migration 0019 have no provider session: a `sid` cannot name
+    them, the user's subject still does."""
+    browser = host_client(app, "acme")
+    assert sign_in(browser, ALICE).status_code == 302
+    [session] = rows(UserSession)
+    sid = session.sso_sid
+    with across_partners():
+        db.session.execute(update(UserSession).values(sso_issuer=None, sso_sid=None))
+        db.session.commit()
+    assert deliver(app, logout_token(idp, sid=sid)).status_code == 200
+    assert signed_in(browser)
+    assert deliver(app, logout_token(idp, subject=ALICE.subject)).status_code == 200
+    assert not signed_in(browser)
+    assert [e.details["sessions_revoked"] for e in logouts()] == [0, 1]
 
 
 def test_a_subject_nobody_here_is_linked_to_signs_out_nobody(
