@@ -9,7 +9,7 @@ from portal.operator.models import Operator
 from portal.privacy.models import DataExport
 from portal.roles.models import Role, RoleSetting, RoleTransition
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
-from portal.sso.models import SsoConnection, SsoIdentity
+from portal.sso.models import SsoConnection, SsoIdentity, SsoLogoutToken
 from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent, SubscriptionState
 from portal.support.models import EndReason, Impersonation
 from portal.tenancy.models import Partner, PartnerStatus
@@ -40,6 +40,7 @@ __all__ = [
     "RoleTransition",
     "SsoConnection",
     "SsoIdentity",
+    "SsoLogoutToken",
     "Subscription",
     "SubscriptionEvent",
     "SubscriptionState",

@@ -61,8 +61,16 @@ class ProviderServer:
         self.provider = DemoProvider(
             issuer=issuer,
             clients=[
-                DemoClient(*ACME_CLIENT, (f"http://acme.{callback_host}/sso/callback",)),
-                DemoClient(*GLOBEX_CLIENT, (f"http://globex.{callback_host}/sso/callback",)),
+                DemoClient(
+                    *ACME_CLIENT,
+                    (f"http://acme.{callback_host}/sso/callback",),
+                    f"http://acme.{callback_host}/sso/backchannel-logout",
+                ),
+                DemoClient(
+                    *GLOBEX_CLIENT,
+                    (f"http://globex.{callback_host}/sso/callback",),
+                    f"http://globex.{callback_host}/sso/backchannel-logout",
+                ),
             ],
             people=list(PEOPLE),
         )

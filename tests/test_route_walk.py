@@ -25,6 +25,7 @@ PUBLIC_PARTNER_ENDPOINTS = {
     "account.confirm_email",
     "sso.start",
     "sso.callback",
+    "sso.backchannel_logout",  # the provider's server, with a signed token (test_sso_logout.py)
     "partner_static",
     "branding.logo",
     "oauth.token",

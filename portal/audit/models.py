@@ -20,6 +20,8 @@ class ActorType(enum.StrEnum):
     SYSTEM = "system"
     ANONYMOUS = "anonymous"
     API_CLIENT = "api_client"
+    # A partner's own identity provider, acting through a back-channel logout.
+    IDENTITY_PROVIDER = "identity_provider"
 
 
 class AuditEvent(TenantOwned, db.Model):

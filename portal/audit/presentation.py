@@ -103,6 +103,7 @@ ACTIONS: dict[str, str] = {
     "sso.identity_unlink": "Sign-in method removed",
     "sso.invitation_accepted": "Invitation accepted by single sign-on",
     "sso.secret_reencrypted": "Client secret re-encrypted",
+    "sso.backchannel_logout": "Signed out by the identity provider",
     "partner.create": "Partner created",
     "partner.suspend": "Partner suspended",
     "partner.reactivate": "Partner reactivated",

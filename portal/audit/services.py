@@ -35,6 +35,8 @@ def _actor_of(actor: Any) -> tuple[ActorType, int | None, str]:
         return ActorType.USER, actor.id, actor.email
     if kind == "api_client":
         return ActorType.API_CLIENT, actor.id, actor.label
+    if kind == "identity_provider":
+        return ActorType.IDENTITY_PROVIDER, None, actor.label
     return ActorType.ANONYMOUS, None, ""
 
 

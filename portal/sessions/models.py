@@ -52,6 +52,10 @@ class UserSession(SessionRecord, TenantOwned, db.Model):
     impersonator_id: Mapped[int | None]
     remember: Mapped[bool] = mapped_column(default=False)
     revoked_by_id: Mapped[int | None]
+    # The identity provider's session this sign-in came from (the ID token's `iss` and
+    # `sid`), so that the provider's back-channel logout can end exactly this session.
+    sso_issuer: Mapped[str | None] = mapped_column(sa.String(500))
+    sso_sid: Mapped[str | None] = mapped_column(sa.String(255))
 
     user: Mapped[User] = relationship(
         primaryjoin="User.id == UserSession.user_id", foreign_keys="UserSession.user_id"
@@ -66,6 +70,7 @@ class UserSession(SessionRecord, TenantOwned, db.Model):
     def __table_args__(cls) -> tuple:
         return (
             sa.Index("ix_user_sessions_user_active", "user_id", "revoked_at"),
+            sa.Index("ix_user_sessions_sso_sid", "partner_id", "sso_sid"),
             referable(),  # support impersonations point at their sessions
             same_partner("user_id", "users", name="fk_user_sessions_user", ondelete="CASCADE"),
             same_partner("impersonator_id", "users", name="fk_user_sessions_impersonator"),

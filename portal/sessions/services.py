@@ -119,11 +119,14 @@ def start_user_session(
     *,
     method: LoginMethod = LoginMethod.PASSWORD,
     remember: bool = False,
+    provider_session: tuple[str, str | None] | None = None,
 ) -> tuple[UserSession, str]:
     """Create a new session record for `user` (never reuse one) and return it with its token.
 
     "Remember me" (when the partner allows it) makes the record last `remember_me_days` and
     survive idle periods; it is revoked by exactly the same actions as any other session.
+    `provider_session` is the identity provider's (issuer, sid) of a single sign-on, which
+    its back-channel logout names.
     """
     # Two sign-ins of one user at once count that user's sessions one after the other.
     lock_user(user.id)
@@ -148,6 +151,8 @@ def start_user_session(
         user_agent=client.user_agent_trimmed,
         login_method=method,
         remember=remember,
+        sso_issuer=provider_session[0] if provider_session else None,
+        sso_sid=provider_session[1] if provider_session else None,
     )
     db.session.add(record)
     db.session.flush()
@@ -285,6 +290,39 @@ def revoke_user_session(record: UserSession, *, by: User | None, reason: str) ->
             "session.revoke", target=record, details={"reason": reason, "user_id": record.user_id}
         )
     return bool(result.rowcount)
+
+
+def revoke_provider_sessions(
+    *, issuer: str, sid: str | None, user_id: int | None, reason: str
+) -> dict[int, int]:
+    """End the live sessions the identity provider `issuer` signed in: those of its session
+    `sid`, those of the user `user_id`, or those of both at once. How many per user.
+
+    A session started before sessions kept their provider (no `sso_issuer`) is ended by the
+    user alone, never by a `sid` it cannot match. The caller audits the logout as a whole
+    (`accept_logout_token`)."""
+    matching = [
+        UserSession.revoked_at.is_(None),
+        UserSession.expires_at > utcnow(),
+        UserSession.login_method == LoginMethod.OIDC,
+        or_(UserSession.sso_issuer == issuer, UserSession.sso_issuer.is_(None)),
+    ]
+    if sid is not None:
+        matching += [UserSession.sso_issuer == issuer, UserSession.sso_sid == sid]
+    if user_id is not None:
+        matching.append(UserSession.user_id == user_id)
+    found = db.session.execute(select(UserSession.id, UserSession.user_id).where(*matching)).all()
+    ended: dict[int, int] = {}
+    for session_id, owner in found:
+        result = db.session.execute(
+            update(UserSession)
+            .where(UserSession.id == session_id, UserSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow(), revoked_reason=reason, revoked_by_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount:
+            ended[owner] = ended.get(owner, 0) + 1
+    return ended
 
 
 def start_operator_session(operator: Operator, client: ClientInfo) -> tuple[OperatorSession, str]:

@@ -113,6 +113,7 @@ def index() -> tuple[str, int] | Response:
         errors=errors,
         connection=connection,
         callback_url=url_for("sso.callback", _external=True),
+        logout_url=url_for("sso.backchannel_logout", _external=True),
         discovery=discovery_document_url(connection.discovery_url) if connection else None,
         sso=evaluate("oidc_login"),
         password=evaluate("password_login"),

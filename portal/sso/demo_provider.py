@@ -6,6 +6,11 @@ token endpoint (authorization code with PKCE S256 required, client secret basic 
 userinfo. `make run` mounts it at `/dev/idp` of the development server only; the tests serve
 it on 127.0.0.1 over real HTTP. Production configuration never mounts it.
 
+Each sign-in at it is a provider session of its own, named by the ID token's `sid`. Its
+`/sessions` page lists them, each with a "Sign out" button: signing out there ends that
+provider session and sends the client it signed into a back-channel logout token (OpenID
+Connect Back-Channel Logout 1.0) at the client's registered `backchannel_logout_uri`.
+
 `faults` lets a test make it misbehave the way a broken or hostile provider would: an ID token
 with another nonce, already expired, for another audience or issuer, or signed by a key it
 does not publish.
@@ -17,21 +22,26 @@ import ipaddress
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import requests
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Error
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode, UserInfo
 from flask import Flask, abort, jsonify, request
+from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Response
 
 CODE_LIFETIME = 60  # seconds
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,7 @@ class DemoClient(ClientMixin):
     client_id: str
     client_secret: str = field(repr=False)  # Authlib's debug log lines show clients
     redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -85,6 +96,7 @@ class Code:
     code_challenge_method: str | None
     auth_time: int
     expires_at: float
+    sid: str = ""
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -132,14 +144,79 @@ class DemoProvider:
         self.codes: dict[str, Code] = {}
         self.used: set[str] = set()
         self.tokens: dict[str, DemoPerson] = {}
+        # Its sessions: sid -> (subject, client id), one per sign-in.
+        self.sessions: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
         self.token_requests = 0
+        self.now: Callable[[], int] = lambda: int(time.time())  # logout tokens' iat
+        # How a logout token reaches a client: (address, token) -> the HTTP status it got.
+        self.deliver: Callable[[str, str], int] = post_logout_token
+
+    def sign_out(self, sid: str) -> str:
+        """End the provider session `sid` and tell the client it signed into; what happened."""
+        with self._lock:
+            found = self.sessions.pop(sid, None)
+        if found is None:
+            return "No such session (already signed out?)."
+        subject, client_id = found
+        client = self.client(client_id)
+        if client is None or not client.backchannel_logout_uri:
+            return f"Signed out; {client_id} has no back-channel logout address to tell."
+        token = self.logout_token(client_id, subject=subject, sid=sid)
+        try:
+            status = self.deliver(client.backchannel_logout_uri, token)
+        except requests.RequestException as exc:
+            return f"Signed out; {client_id} could not be told ({type(exc).__name__})."
+        return f"Signed out; {client_id} answered HTTP {status}."
+
+    def logout_token(
+        self,
+        client_id: str,
+        *,
+        subject: str | None = None,
+        sid: str | None = None,
+        key: RSAKey | None = None,
+        **claims: Any,
+    ) -> str:
+        """The back-channel logout token this provider sends `client_id` when `subject`'s
+        session `sid` ends (either may be left out). `claims` add to or replace its claims;
+        a claim given as None is left out."""
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": client_id,
+            "iat": self.now(),
+            "jti": secrets.token_urlsafe(16),
+            "events": {BACKCHANNEL_EVENT: {}},
+            "sub": subject,
+            "sid": sid,
+            **claims,
+        }
+        key = key or self.key
+        header = {"alg": "RS256", "kid": key.kid, "typ": "logout+jwt"}
+        payload = {k: v for k, v in payload.items() if v is not None}
+        return jwt.encode(header, payload, key)
 
     def person(self, subject: str) -> DemoPerson | None:
         return next((p for p in self.people if p.subject == subject), None)
 
     def client(self, client_id: str) -> DemoClient | None:
         return next((c for c in self.clients if c.client_id == client_id), None)
+
+
+def post_logout_token(address: str, token: str) -> int:
+    """POST a logout token to a client's back-channel logout address (5 s at most). A
+    `*.localhost` host is reached on 127.0.0.1 with its name in the Host header: browsers
+    resolve such names to loopback, Python's resolver does not."""
+    parts = urlsplit(address)
+    headers = {}
+    if parts.hostname and parts.hostname.endswith(".localhost"):
+        headers["Host"] = parts.netloc
+        netloc = "127.0.0.1" + (f":{parts.port}" if parts.port else "")
+        address = urlunsplit(parts._replace(netloc=netloc))
+    response = requests.post(
+        address, data={"logout_token": token}, headers=headers, timeout=5, allow_redirects=False
+    )
+    return response.status_code
 
 
 def _grants(provider: DemoProvider) -> tuple[type, OpenIDCode]:
@@ -159,7 +236,9 @@ def _grants(provider: DemoProvider) -> tuple[type, OpenIDCode]:
                 code_challenge_method=data.get("code_challenge_method"),
                 auth_time=int(time.time()),
                 expires_at=time.time() + CODE_LIFETIME,
+                sid=(sid := secrets.token_urlsafe(16)),
             )
+            provider.sessions[sid] = (request.user.subject, request.client.client_id)
 
         def query_authorization_code(self, code: str, client: DemoClient) -> Code | None:
             with provider._lock:
@@ -206,6 +285,7 @@ def _grants(provider: DemoProvider) -> tuple[type, OpenIDCode]:
 
         def get_authorization_code_claims(self, authorization_code: Code) -> dict[str, Any]:
             claims = super().get_authorization_code_claims(authorization_code)
+            claims["sid"] = authorization_code.sid
             if provider.faults.nonce is not None:
                 claims["nonce"] = provider.faults.nonce
             return claims
@@ -236,6 +316,13 @@ button{{display:block;width:100%;margin:.5rem 0;padding:.75rem;font-size:1rem;cu
 passwords here: choose a person.</p>
 <form method="post">{buttons}
 <button type="submit" name="cancel" value="1">Cancel</button></form></body></html>"""
+
+
+SESSIONS_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Demo identity provider: sessions</title></head><body>
+<h1>Signed in at the demo identity provider</h1><p role="status">{note}</p>
+<p>Signing out here signs the person out of the portal too (back-channel logout).</p>
+<ul>{rows}</ul></body></html>"""
 
 
 def create_provider_app(provider: DemoProvider, *, loopback_only: bool = False) -> Flask:
@@ -272,6 +359,8 @@ def create_provider_app(provider: DemoProvider, *, loopback_only: bool = False) 
             token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
             code_challenge_methods_supported=["S256"],
             grant_types_supported=["authorization_code"],
+            backchannel_logout_supported=True,
+            backchannel_logout_session_supported=True,
         )
 
     @app.get("/jwks")
@@ -297,6 +386,29 @@ def create_provider_app(provider: DemoProvider, *, loopback_only: bool = False) 
         )
         page = PAGE.format(client=escape(grant.client.client_id), buttons=buttons)
         return Response(page, mimetype="text/html")
+
+    @app.get("/sessions")
+    def sessions() -> Response:
+        with provider._lock:
+            current = list(provider.sessions.items())
+        rows = "".join(
+            f"<li>{escape(subject)} at <strong>{escape(client_id)}</strong> "
+            f'<form method="post" action="{base}/sessions/{escape(sid)}/sign-out">'
+            '<button type="submit">Sign out</button></form></li>'
+            for sid, (subject, client_id) in current
+        )
+        page = SESSIONS_PAGE.format(note="", rows=rows or "<li>Nobody is signed in here.</li>")
+        return Response(page, mimetype="text/html")
+
+    @app.post("/sessions/<sid>/sign-out")
+    def sign_out(sid: str) -> Response:
+        note = provider.sign_out(sid)
+        return Response(
+            SESSIONS_PAGE.format(
+                note=escape(note), rows=f'<li><a href="{base}/sessions">Back</a></li>'
+            ),
+            mimetype="text/html",
+        )
 
     @app.post("/token")
     def token() -> Response:
@@ -350,6 +462,7 @@ def mount_demo_provider(app: Flask) -> None:
                 DEMO_CLIENT_ID,
                 DEMO_CLIENT_SECRET,
                 (f"http://acme.{server_name}/sso/callback",),
+                f"http://acme.{server_name}/sso/backchannel-logout",
             )
         ],
         people=list(DEMO_PEOPLE),

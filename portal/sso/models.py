@@ -100,3 +100,19 @@ class SsoIdentity(TenantOwned, db.Model):
             sa.UniqueConstraint("partner_id", "issuer", "subject"),
             same_partner("user_id", "users", name="fk_sso_identities_user", ondelete="CASCADE"),
         )
+
+
+class SsoLogoutToken(TenantOwned, db.Model):
+    """A back-channel logout token the partner accepted, by its `jti`: a second delivery of
+    the same token is a replay. Kept while the token's `iat` would still be accepted."""
+
+    __tablename__ = "sso_logout_tokens"
+    __table_args__ = (
+        sa.UniqueConstraint("partner_id", "jti"),
+        sa.Index("ix_sso_logout_tokens_partner_received", "partner_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(sa.String(500))
+    jti: Mapped[str] = mapped_column(sa.String(255))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -2,6 +2,8 @@
 
 `/sso/start` and `/sso/callback` live on the partner's own host: the provider sends people
 back to the host they left from, and the flow's state lives in that host's session cookie.
+`/sso/backchannel-logout` is where the provider's server posts its logout tokens, on the
+same host: a token is checked against that partner's provider only.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from flask import (
     abort,
     flash,
     g,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -26,16 +29,20 @@ from portal.auth.cookies import set_auth_cookie
 from portal.auth.guards import public
 from portal.auth.pages import client_info
 from portal.auth.throttle import throttle
-from portal.exceptions import PortalError
+from portal.exceptions import Conflict, PortalError
+from portal.extensions import csrf
 from portal.redirects import local_path
 from portal.roles.permissions import Permission
 from portal.roles.policy import requires
 from portal.sso import flow
 from portal.sso.crypto import SecretUnreadable
-from portal.sso.http import start_budget
+from portal.sso.http import ProviderUnavailable, start_budget
 from portal.sso.models import SsoIdentity
 from portal.sso.services import (
+    LogoutRefused,
     SsoError,
+    accept_logout_token,
+    current_connection,
     link_identity,
     refuse_sign_in,
     sign_in_connection,
@@ -45,6 +52,7 @@ from portal.sso.services import (
 )
 from portal.support.guards import owner_only
 from portal.tenancy.context import get_or_404
+from portal.unit_of_work import attempt
 from portal.web import perform
 
 log = logging.getLogger("portal.sso")
@@ -126,6 +134,38 @@ def callback() -> Response | tuple[str, int]:
     response = redirect(local_path(str(purpose.get("next", "")), url_for("home.index")))
     set_auth_cookie(response, result.token, expires=result.remember_until)
     return response
+
+
+@bp.post("/backchannel-logout")
+@public
+@csrf.exempt  # the provider's server posts here; it carries no cookie, its token is signed
+def backchannel_logout() -> Response | tuple[Response, int]:
+    """OpenID Connect Back-Channel Logout: 200 once the sessions the token names are signed
+    out (also when there were none), 400 with an OAuth error for a token that is refused."""
+    connection = current_connection()
+    if connection is None or connection.issuer is None:
+        abort(404)  # no provider (or none that passed a test) to verify a token against
+    start_budget()
+    try:
+        claims = flow.verify_logout_token(connection, request.form.get("logout_token", ""))
+        with attempt("This logout token was delivered twice at once; the other copy acted."):
+            accept_logout_token(claims, remember_for=flow.logout_token_memory())
+    except LogoutRefused as exc:
+        log.info("back-channel logout refused: %s", exc.message)
+        return _oauth_error(exc.error, exc.message, exc.status)
+    except ProviderUnavailable as exc:
+        return _oauth_error("temporarily_unavailable", exc.message, 503)
+    except Conflict as exc:  # another delivery of this token took its jti first
+        return _oauth_error("invalid_request", exc.message, 400)
+    except PortalError as exc:  # the stored client secret cannot be decrypted
+        if isinstance(exc, SecretUnreadable):
+            log.error("single sign-on: the stored client secret cannot be decrypted")
+        return _oauth_error("temporarily_unavailable", exc.message, 503)
+    return Response(status=200)
+
+
+def _oauth_error(error: str, description: str, status: int) -> tuple[Response, int]:
+    return jsonify(error=error, error_description=description), status
 
 
 @identities_bp.get("/")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 
 from portal.audit.services import record_audit
 from portal.auth.services import LoginResult
@@ -24,10 +25,10 @@ from portal.features.services import switch_feature
 from portal.roles.models import Role
 from portal.roles.policy import current_policy
 from portal.sessions.models import LoginMethod
-from portal.sessions.services import ClientInfo, start_user_session
+from portal.sessions.services import ClientInfo, revoke_provider_sessions, start_user_session
 from portal.sso.client import Probe
 from portal.sso.crypto import SecretUnreadable, secret_box
-from portal.sso.models import DEFAULT_SCOPES, SsoConnection, SsoIdentity
+from portal.sso.models import DEFAULT_SCOPES, SsoConnection, SsoIdentity, SsoLogoutToken
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
 from portal.unit_of_work import lock_partner, lock_user
@@ -101,6 +102,13 @@ class AccountDeactivated(SsoError):
 class IdentityTaken(SsoError):
     status = 409
     reason = "identity_taken"
+
+
+class LogoutRefused(PortalError):
+    """A back-channel logout token the portal does not act on: nothing was signed out."""
+
+    status = 400
+    error = "invalid_request"
 
 
 class ConnectionInvalid(Invalid):
@@ -303,6 +311,7 @@ class Claims:
     email: str | None
     email_verified: bool
     name: str
+    sid: str | None = None  # the provider's session, named again by its back-channel logout
 
     @classmethod
     def of(cls, claims: dict[str, Any]) -> Claims:
@@ -321,14 +330,22 @@ class Claims:
             email=address,
             email_verified=verified is True or verified == "true",
             name=str(name).strip()[:120],
+            sid=_session_id(claims.get("sid")),
         )
+
+
+def _session_id(value: Any) -> str | None:
+    """The ID token's `sid`, when it is one the portal can keep (a non-empty string)."""
+    return value if isinstance(value, str) and 0 < len(value) <= 255 else None
 
 
 def _identity(claims: Claims) -> SsoIdentity | None:
+    return _identity_of(claims.issuer, claims.subject)
+
+
+def _identity_of(issuer: str, subject: str) -> SsoIdentity | None:
     return db.session.execute(
-        select(SsoIdentity).where(
-            SsoIdentity.issuer == claims.issuer, SsoIdentity.subject == claims.subject
-        )
+        select(SsoIdentity).where(SsoIdentity.issuer == issuer, SsoIdentity.subject == subject)
     ).scalar_one_or_none()
 
 
@@ -452,7 +469,9 @@ def sign_in_with_oidc(
         record_audit("sso.invitation_accepted", target=user, actor=user)
     if identity is None:
         identity = _link(user, claims)
-    _record, token = start_user_session(user, client, method=LoginMethod.OIDC)
+    _record, token = start_user_session(
+        user, client, method=LoginMethod.OIDC, provider_session=(claims.issuer, claims.sid)
+    )
     now = utcnow()
     identity.last_used_at = now
     db.session.execute(
@@ -468,6 +487,78 @@ def sign_in_with_oidc(
         details={"method": "oidc", "identity": identity.id, "how": how},
     )
     return LoginResult(user, token, None)
+
+
+# --- Back-channel logout --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogoutClaims:
+    """What the portal uses of a verified logout token (`flow.verify_logout_token`)."""
+
+    issuer: str
+    jti: str
+    subject: str | None
+    sid: str | None
+
+
+@dataclass(frozen=True)
+class IdentityProvider:
+    """The partner's identity provider as the actor of an audit event."""
+
+    label: str
+    kind: str = "identity_provider"
+
+
+def accept_logout_token(claims: LogoutClaims, *, remember_for: timedelta) -> int:
+    """Sign out what the provider's logout token names: the portal sessions of its session
+    `sid`, or every single sign-on session of the user linked to its subject here (both:
+    that session of that user). Each token acts once: its `jti` is kept for `remember_for`
+    (as long as its `iat` would be accepted) and a second delivery is refused. How many
+    sessions were ended."""
+    lock_partner()  # two deliveries of one token take turns: the second finds the first's jti
+    now = utcnow()
+    db.session.execute(
+        delete(SsoLogoutToken)
+        .where(SsoLogoutToken.received_at < now - remember_for)
+        .execution_options(synchronize_session=False)
+    )
+    seen = db.session.execute(
+        select(SsoLogoutToken.id).where(SsoLogoutToken.jti == claims.jti)
+    ).first()
+    if seen is not None:
+        raise LogoutRefused("This logout token was delivered before (its jti is spent).")
+    db.session.add(SsoLogoutToken(issuer=claims.issuer, jti=claims.jti, received_at=now))
+    user_id = None
+    if claims.subject is not None:
+        identity = _identity_of(claims.issuer, claims.subject)
+        # A subject nobody here is linked to (perhaps linked at another partner) signs out
+        # nobody: the token was still valid, and is spent.
+        user_id = identity.user_id if identity is not None else None
+    ended = {}
+    if user_id is not None or (claims.subject is None and claims.sid is not None):
+        ended = revoke_provider_sessions(
+            issuer=claims.issuer,
+            sid=claims.sid,
+            user_id=user_id,
+            reason="signed out at the identity provider",
+        )
+    actor = IdentityProvider(claims.issuer[:254])
+    details = {
+        "issuer": claims.issuer[:200],
+        "by": "sid" if claims.sid else "sub",
+        "subject": (claims.subject or "")[:200] or None,
+        "sid": (claims.sid or "")[:200] or None,
+    }
+    for owner, count in sorted(ended.items()) or [(user_id, 0)]:
+        target = ("users", owner) if owner is not None else None
+        record_audit(
+            "sso.backchannel_logout",
+            target=target,
+            actor=actor,
+            details={**details, "sessions_revoked": count},
+        )
+    return sum(ended.values())
 
 
 # --- Linked identities ------------------------------------------------------------------------
