@@ -16,6 +16,7 @@ from conftest import (
     set_feature,
 )
 from flask import Flask
+from sqlalchemy import event
 from test_reports import FIREFOX_LINUX
 from test_subscriptions import plan
 from test_support import REASON, acting_as
@@ -316,3 +317,43 @@ def test_a_row_names_the_support_session_and_links_to_its_event(
     event_page = logged_in(app, acme_admin).get(f"/admin/audit/{change.id}").text
     assert f"<dt>While acting as</dt><dd>bob@acme.test — support session: “{REASON}”" in event_page
     assert ", ticket TCK-7</dd>" in event_page
+
+
+def test_who_as_a_whole_address_is_that_person_through_their_index(
+    app: Flask, acme: Partner, acme_admin: User, frozen_clock
+) -> None:
+    """A whole address finds that person's events (any case), not a longer address holding
+    it; part of one still finds every actor containing it. On SQLite the page reads the
+    person's events through the (partner, actor, time) index, however long the log."""
+    bob = make_user(acme, "bob@acme.test", display_name="Bob")
+    jim = make_user(acme, "jim.bob@acme.test", display_name="Jim")
+    _event(acme, "user.role_change", jim, {"from": "basic", "to": "guest"}, bob)
+    _event(acme, "user.deactivate", bob, {"sessions": 1}, jim)
+    admin = logged_in(app, acme_admin)
+
+    def actions(who: str) -> set[str]:
+        page = results(admin.get(f"/admin/audit/?who={who}").text)
+        return {name for name in ("Role changed", "User deactivated") if name in page}
+
+    assert actions("bob@acme.test") == {"Role changed"}
+    assert actions("BOB@Acme.Test") == {"Role changed"}
+    assert actions("jim.bob@acme.test") == {"User deactivated"}
+    assert actions("bob@acme") == {"Role changed", "User deactivated"}  # part of an address
+    if db.engine.dialect.name != "sqlite":
+        return
+    sent: list[tuple[str, object]] = []
+
+    def before(_conn, _cursor, statement: str, parameters: object, *_args) -> None:
+        sent.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        assert admin.get("/admin/audit/?who=bob@acme.test").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    statement, parameters = next((s, p) for s, p in sent if "FROM audit_events" in s)
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
+    assert any("ix_audit_events_partner_actor_time" in row[3] for row in plan), plan

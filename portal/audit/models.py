@@ -38,6 +38,8 @@ class AuditEvent(TenantOwned, db.Model):
         sa.Index("ix_audit_events_partner_target", "partner_id", "target_type", "target_id"),
         # The audit log filtered by action, newest first (migration 0013).
         sa.Index("ix_audit_events_partner_action_time", "partner_id", "action", "created_at"),
+        # The audit log filtered by who, as a whole address, newest first (migration 0020).
+        sa.Index("ix_audit_events_partner_actor_time", "partner_id", "actor_label", "created_at"),
         # "Done while impersonating" in the audit log: only the few events support made.
         sa.Index(
             "ix_audit_events_partner_support",
