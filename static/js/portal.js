@@ -89,6 +89,29 @@
     });
   });
 
+  // After a page loads, the focus goes to its news, where a keyboard or screen reader user
+  // needs it: the first field the server refused (its message is tied to it), else the page's
+  // error, else the message confirming what was just done. A page that focuses a field itself
+  // (autofocus), a link to a place in the page, and a user already elsewhere keep theirs.
+  function focusTheNews() {
+    var main = document.getElementById("main");
+    if (!main || location.hash || main.querySelector("[autofocus]")) return;
+    if (document.activeElement && document.activeElement !== document.body) return;
+    var news =
+      main.querySelector("[aria-invalid=true]") ||
+      main.querySelector(".form-error[role=alert]:not([hidden])") ||
+      main.querySelector(".flash");
+    if (!news) return;
+    if (!news.matches("input, select, textarea, button, a[href]")) news.setAttribute("tabindex", "-1");
+    news.focus();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", focusTheNews);
+  } else {
+    focusTheNews();
+  }
+
   document.addEventListener("change", function (event) {
     var field = event.target;
     if (field.matches && field.matches("select[data-autosubmit], input[data-autosubmit]") && field.form) {
