@@ -19,6 +19,7 @@ from portal.roles.models import Role
 from portal.support.models import EndReason, Impersonation
 from portal.tenancy.models import Partner
 from portal.users.models import User, UserStatus
+from portal.users.queries import PER_PAGE
 
 pytestmark = pytest.mark.browser
 
@@ -368,4 +369,27 @@ def test_keyboard_only_operator_onboards_a_partner(
         ("partner.create", initech.id),
     ]
     assert {e.actor_label for e in events} == {"op@portal.test"}
+    page.context.close()
+
+
+def test_keyboard_only_paging_keeps_the_place(
+    live_server: LiveServer, browser: Any, acme: Partner
+) -> None:
+    """The pager's link is replaced by the page it asks for (htmx): the focus goes to the new
+    page of results, not back to the top of the document."""
+    set_feature(acme, "impersonation", True)
+    agent = make_user(acme, "agent@acme.test", is_support=True, display_name="Sam Support")
+    for n in range(PER_PAGE):
+        make_user(acme, f"user{n:02d}@acme.test")
+    page = signed_in(browser, live_server, agent.email, PASSWORD)
+    page.goto(live_server.url("acme", "/support/"))
+    tab_to(page, "#support-table a[rel=next]", limit=PER_PAGE + 20)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#support-table >> text=Page 2 of 2")
+    assert page.evaluate("document.activeElement.id") == "support-table"
+    assert page.evaluate("location.search").endswith("&page=2")  # the address follows
+    page.keyboard.press("Tab")  # on to the first user of page 2, in the list's order
+    assert focused(page) == "user24@acme.test"
+    page.keyboard.press("Shift+Tab")  # and back to the filters above
+    assert page.evaluate("document.activeElement.id") == "subscription-filter"
     page.context.close()

@@ -48,6 +48,27 @@
     if (event.target.closest("[data-dismiss-alert]")) hideAlert();
   });
 
+  // A swap that replaces the element with the focus (a pager's link, a button without an id,
+  // which htmx cannot find again) would drop the focus to the top of the document, and a
+  // keyboard user would Tab through the whole page again: it goes to the new content instead.
+  var swapHadFocus = null;
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    var active = document.activeElement;
+    swapHadFocus = target && active && active !== document.body && target.contains(active) ? target.id || target : null;
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    var had = swapHadFocus;
+    swapHadFocus = null;
+    if (!had || (document.activeElement && document.activeElement !== document.body)) return;
+    var landing = typeof had === "string" ? document.getElementById(had) : had;
+    if (!landing || !landing.isConnected) return;
+    if (!landing.hasAttribute("tabindex")) landing.setAttribute("tabindex", "-1");
+    landing.focus();
+  });
+
   // No inline handlers (the Content-Security-Policy allows scripts from /static only):
   // <form data-confirm="Question?"> asks before submitting; <form data-confirm-deactivate=
   // "Question?"> asks when its "action" field says deactivate; <select data-autosubmit> (or a
