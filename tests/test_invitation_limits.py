@@ -287,5 +287,7 @@ def test_an_invitation_that_loses_its_address_to_a_sign_up_counts_nothing(
     admin.post_form(f"/admin/users/{pat.id}/invitation/revoke")
     again = invite(admin, "pat@acme.test")
     assert again.status_code == (429 if sent else 302), again.text
+    if sent:
+        assert "pat@acme.test was already sent 1 invitation within the last hour." in again.text
     assert len(rows(AuditEvent, action="invitation.send")) == 1
     assert len([m for m in mails_to("pat@acme.test") if "You are invited" in m.subject]) == 1

@@ -343,14 +343,15 @@ def _count_invitation(address: str, user: User | None = None) -> None:
     before_commit(
         lambda: record_audit("invitation.limited", target=target, details={"limit": name})
     )
+    invitations = f"{limit.amount} invitation{'s' if limit.amount != 1 else ''}"
     if name == "partner":
         message = (
-            f"This portal may send at most {limit.amount} invitations per {window}. "
+            f"This portal may send at most {invitations} per {window}. "
             f"Nothing was sent; try again in {later}."
         )
     else:
         message = (
-            f"{address} was already sent {limit.amount} invitations within the last {window}. "
+            f"{address} was already sent {invitations} within the last {window}. "
             f"Nothing was sent; try again in {later}."
         )
     raise InvitationLimited(message, wait)
