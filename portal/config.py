@@ -222,6 +222,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "MAINTENANCE_BATCH": _count("MAINTENANCE_BATCH", 500, 1, "a number of rows"),
         # The built-in demo identity provider at /dev/idp: development only.
         "DEMO_IDP": env == "development",
+        # Its signing key, made on the first start and kept (portal/sso/demo_provider.py).
+        "DEMO_IDP_KEY_FILE": str(INSTANCE / "demo_idp_key.json"),
     }
     config.update(overrides)
     # After the overrides: the options follow the database URL and timeouts finally chosen.

@@ -201,14 +201,16 @@ class AppPool:
     in-memory throttle counts) is reset when it is handed out again.
     """
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, **defaults: Any) -> None:
         self.database_url = database_url
+        self.defaults = defaults
         self.idle: dict[tuple, list[Flask]] = {}
         self.lent: list[tuple[tuple, Flask]] = []
         self.fresh: list[Flask] = []
         self.configs: dict[int, dict[str, Any]] = {}
 
     def get(self, *, fresh: bool = False, **extra: Any) -> Flask:
+        extra = {**self.defaults, **extra}
         if fresh:  # the test changes the app itself (adds routes, rewrites its config)
             app = _build(self.database_url, **extra)
             self.fresh.append(app)
@@ -249,8 +251,11 @@ def _dispose(app: Flask) -> None:
 
 
 @pytest.fixture(scope="session")
-def app_pool(database_url: str) -> Iterator[AppPool]:
-    pool = AppPool(database_url)
+def app_pool(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppPool]:
+    # Development apps mount the demo provider, whose key is kept: in the run's own folder,
+    # not the checkout's instance/.
+    key_file = tmp_path_factory.mktemp("instance") / "demo_idp_key.json"
+    pool = AppPool(database_url, DEMO_IDP_KEY_FILE=str(key_file))
     yield pool
     pool.close()
 

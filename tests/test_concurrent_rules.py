@@ -28,6 +28,7 @@ from portal.subscriptions.models import SubscriptionState as S
 from portal.subscriptions.services import ActorKind, start_signing
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
+from portal.tokens.models import ActionToken
 from portal.users.models import User, UserStatus
 
 HTMX = {"HX-Request": "true"}
@@ -205,6 +206,44 @@ def test_accepting_an_invitation_while_it_is_revoked(
     stored = rows(User, email="inv@acme.test")
     # One of the two happened, entirely: an active account, or none at all.
     assert stored == [] or stored[0].status == UserStatus.ACTIVE, [r.text for r in responses]
+
+
+def test_two_acceptances_of_one_invitation(
+    data: Flask, make_app, acme: Partner, acme_admin: User, attempt
+) -> None:
+    """The link is opened twice and both forms sent at once: one acceptance happens entirely
+    (the account active with its name and password, the link used, one event), the other
+    changes nothing and is told the link is spent."""
+    skip_unless_racing()
+    apps = [make_app(), make_app()]
+    admin = logged_in(apps[0], acme_admin)
+    admin.post_form("/admin/users/invite", {"email": "inv@acme.test", "role": "basic"})
+    [mail] = rows(OutboxMessage, to_address="inv@acme.test")
+    path = re.search(r"(/invite/\S+)", mail.body_text).group(1)
+    visitors = [host_client(a, "acme") for a in apps]
+    tokens = [v.csrf_token(path) for v in visitors]
+    passwords = [f"{PASSWORD}-{n}" for n in range(2)]
+    responses = post_together(
+        apps,
+        visitors,
+        tokens,
+        *[
+            (path, {"display_name": f"Inv {n}", "password": pw, "confirm": pw})
+            for n, pw in enumerate(passwords)
+        ],
+    )
+    [won] = [n for n, r in enumerate(responses) if r.status_code == 302]
+    lost = responses[1 - won]
+    assert lost.status_code in (404, 409), lost.text
+    assert "not valid" in lost.text or "changed by someone else" in lost.text, lost.text
+    [stored] = rows(User, email="inv@acme.test")
+    assert (stored.status, stored.display_name) == (UserStatus.ACTIVE, f"Inv {won}")
+    [link] = [t for t in rows(ActionToken) if t.user_id == stored.id]
+    assert link.used_at is not None
+    assert len(rows(AuditEvent, action="invitation.accept")) == 1
+    signing_in = host_client(apps[0], "acme")
+    assert signing_in.login("inv@acme.test", passwords[1 - won]).status_code == 422  # refused
+    assert signing_in.login("inv@acme.test", passwords[won]).status_code == 302
 
 
 def test_two_sign_ups_of_one_address(data: Flask, make_app, acme: Partner, attempt) -> None:

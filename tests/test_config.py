@@ -10,16 +10,19 @@ from pathlib import Path
 import pytest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import portal.config
 from portal import create_app
 from portal.config import ConfigError, load_config
 
 
 @pytest.fixture
-def environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """A controlled environment: no PORTAL_* variable but the ones the test sets."""
+def environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """A controlled environment: no PORTAL_* variable but the ones the test sets, and an
+    instance folder of the test's own (development keeps its keys there)."""
     for name in list(os.environ):
         if name.startswith("PORTAL_"):
             monkeypatch.delenv(name)
+    monkeypatch.setattr(portal.config, "INSTANCE", tmp_path / "instance")
     return monkeypatch
 
 

@@ -8,11 +8,18 @@ from typing import Any
 
 import pytest
 from browser import LiveServer, signed_in
-from conftest import PASSWORD, make_user, rows
+from conftest import PASSWORD, make_user, rows, set_feature
 
+from portal.audit.models import AuditEvent
+from portal.auth.passwords import hash_password
+from portal.extensions import db
+from portal.mail.models import OutboxMessage
+from portal.operator.models import Operator
 from portal.roles.models import Role
+from portal.support.models import EndReason, Impersonation
 from portal.tenancy.models import Partner
 from portal.users.models import User, UserStatus
+from portal.users.queries import PER_PAGE
 
 pytestmark = pytest.mark.browser
 
@@ -212,4 +219,177 @@ def test_keyboard_only_subscribe_and_sign_out(
     page.keyboard.press("Enter")
     page.wait_for_url("**/login")
     assert "You have signed out." in page.locator(".flash").inner_text()
+    page.context.close()
+
+
+def focused(page: Any) -> str:
+    """What has the focus: its text, or its id when it has no text of its own."""
+    return page.evaluate(
+        "(document.activeElement.innerText || document.activeElement.id || '').trim()"
+    )
+
+
+def test_keyboard_only_support_agent_acts_as_a_user_and_stops(
+    live_server: LiveServer, browser: Any, acme: Partner
+) -> None:
+    set_feature(acme, "impersonation", True)
+    agent = make_user(acme, "agent@acme.test", is_support=True, display_name="Sam Support")
+    bob = make_user(acme, "bob@acme.test", display_name="Bob Basic")
+    make_user(acme, "bea@acme.test", display_name="Bea Basic")
+    page = browser.new_context().new_page()
+    page.context.set_default_timeout(10_000)
+    page.goto(live_server.url("acme", "/login"))
+    page.keyboard.type(agent.email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(live_server.url("acme", "/"))
+    tab_to(page, "a[href$='/support/']")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/support/")
+    tab_to(page, "#q")
+    page.keyboard.type("bob")
+    page.wait_for_selector("#support-table >> text=1 user matches.")
+    assert page.evaluate("document.activeElement.id") == "q"  # the swap left the focus be
+    tab_to(page, "#support-table a")
+    assert focused(page) == "bob@acme.test"
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/support/users/{bob.id}")
+    assert page.locator("h1").inner_text() == "Bob Basic"
+    tab_to(page, "#reason")
+    page.keyboard.type("too short")
+    page.keyboard.press("Tab")
+    page.keyboard.type("CASE-77")
+    page.keyboard.press("Enter")  # submits the form from its last field
+    page.wait_for_selector("#reason-errors")
+    # Refused: the reason's field has the focus again, with its message, and keeps the text.
+    assert page.evaluate("document.activeElement.id") == "reason"
+    assert "in at least 10 characters" in page.locator("#reason-errors").inner_text()
+    assert page.input_value("#reason") == "too short"
+    assert rows(Impersonation) == []
+    page.keyboard.press("End")
+    page.keyboard.type(": the invoice page is empty")
+    tab_to(page, "#act-as button[type=submit]")
+    assert focused(page) == "Act as Bob Basic"
+    page.keyboard.press("Enter")
+    page.wait_for_url(live_server.url("acme", "/"))
+    banner = page.locator(".support-banner")
+    assert "you are acting as Bob Basic (bob@acme.test)" in banner.inner_text()
+    assert "Reason: too short: the invoice page is empty · ticket CASE-77." in banner.inner_text()
+    # The confirmation has the focus, so a screen reader reads it out; the banner's Stop is
+    # one Shift+Tab away.
+    assert focused(page).startswith("You are now acting as bob@acme.test.")
+    [imp] = rows(Impersonation)
+    assert (imp.agent_id, imp.target_id, imp.ticket, imp.ended_at) == (
+        agent.id,
+        bob.id,
+        "CASE-77",
+        None,
+    )
+    assert imp.reason == "too short: the invoice page is empty"
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.closest('.support-banner') !== null")
+    assert focused(page) == "Stop"
+    page.keyboard.press("Space")
+    page.wait_for_url(f"**/support/users/{bob.id}")
+    assert focused(page).startswith("You are back in your own account.")
+    assert page.locator(".support-banner").count() == 0
+    assert page.locator(".who").inner_text() == "Sam Support"
+    [imp] = rows(Impersonation)
+    assert imp.end_reason == EndReason.STOPPED and imp.ended_at is not None
+    events = [e for e in rows(AuditEvent) if e.action.startswith("support.")]
+    assert [(e.action, e.actor_id, e.on_behalf_of_id, e.impersonation_id) for e in events] == [
+        ("support.impersonation_start", agent.id, bob.id, imp.id),
+        ("support.impersonation_end", agent.id, bob.id, imp.id),
+    ]
+    assert events[1].details["how"] == "stopped"
+    page.context.close()
+
+
+def test_keyboard_only_operator_onboards_a_partner(
+    live_server: LiveServer, browser: Any, acme: Partner
+) -> None:
+    db.session.add(Operator(email="op@portal.test", password_hash=hash_password(PASSWORD)))
+    db.session.commit()
+    page = browser.new_context().new_page()
+    page.context.set_default_timeout(10_000)
+    page.goto(live_server.url(None, "/login"))
+    assert page.evaluate("document.activeElement.id") == "email"
+    page.keyboard.type("op@portal.test")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(live_server.url(None, "/operator/"))
+    tab_to(page, "a[href$='/operator/partners/new']")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/operator/partners/new")
+    assert page.evaluate("document.activeElement.id") == "name"  # focused on arrival
+    page.keyboard.type("Initech")
+    page.keyboard.press("Tab")
+    page.keyboard.type("acme")  # taken
+    page.keyboard.press("Tab")
+    page.keyboard.type("Boss@Initech.test")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("p.form-error")
+    # Refused: the message has the focus, the fields keep what was typed, nothing is stored.
+    assert focused(page) == "The address name acme is taken."
+    assert page.input_value("#name") == "Initech"
+    assert [p.slug for p in rows(Partner)] == ["acme"]
+    tab_to(page, "#slug")
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type("initech")
+    tab_to(page, "#base_theme")
+    page.keyboard.press("ArrowDown")  # a closed list steps to the next theme: midnight
+    assert page.input_value("#base_theme") == "midnight"
+    tab_to(page, "form button[type=submit]")
+    assert focused(page) == "Create the partner and invite the admin"
+    page.keyboard.press("Enter")
+    page.wait_for_url(live_server.url(None, "/operator/"))
+    assert focused(page) == (
+        f"Initech is live at initech.localhost:{live_server.port}; "
+        "its first admin has been invited."
+    )
+    assert "Initech" in page.locator("table").inner_text()
+    [initech] = rows(Partner, slug="initech")
+    assert (initech.name, initech.theme.base) == ("Initech", "midnight")
+    [boss] = rows(User, partner_id=initech.id)
+    assert (boss.email, boss.role, boss.status) == (
+        "boss@initech.test",
+        Role.ADMIN,
+        UserStatus.INVITED,
+    )
+    assert len(rows(OutboxMessage, to_address="boss@initech.test")) == 1
+    events = [e for e in rows(AuditEvent) if e.partner_id != acme.id]
+    assert [(e.action, e.partner_id) for e in events] == [
+        ("operator.login", None),
+        ("operator_session.start", None),
+        ("partner.create", None),
+        ("user.create", initech.id),
+        ("invitation.send", initech.id),
+        ("partner.create", initech.id),
+    ]
+    assert {e.actor_label for e in events} == {"op@portal.test"}
+    page.context.close()
+
+
+def test_keyboard_only_paging_keeps_the_place(
+    live_server: LiveServer, browser: Any, acme: Partner
+) -> None:
+    """The pager's link is replaced by the page it asks for (htmx): the focus goes to the new
+    page of results, not back to the top of the document."""
+    set_feature(acme, "impersonation", True)
+    agent = make_user(acme, "agent@acme.test", is_support=True, display_name="Sam Support")
+    for n in range(PER_PAGE):
+        make_user(acme, f"user{n:02d}@acme.test")
+    page = signed_in(browser, live_server, agent.email, PASSWORD)
+    page.goto(live_server.url("acme", "/support/"))
+    tab_to(page, "#support-table a[rel=next]", limit=PER_PAGE + 20)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#support-table >> text=Page 2 of 2")
+    assert page.evaluate("document.activeElement.id") == "support-table"
+    assert page.evaluate("location.search").endswith("&page=2")  # the address follows
+    page.keyboard.press("Tab")  # on to the first user of page 2, in the list's order
+    assert focused(page) == "user24@acme.test"
+    page.keyboard.press("Shift+Tab")  # and back to the filters above
+    assert page.evaluate("document.activeElement.id") == "subscription-filter"
     page.context.close()

@@ -8,17 +8,20 @@ again", a 429 problem on the API), nothing of it is stored or sent, and an audit
 from __future__ import annotations
 
 import secrets
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from apikit import Api, api_client_for, error_code, get_token
-from conftest import host_client, logged_in, make_user, rows
+from conftest import host_client, logged_in, make_user, rows, set_feature
 from flask import Flask
 from mailed import mailed_link, mails_to
-from racing import race, results, skip_unless_racing
+from racing import WAIT, first_write, race, results, skip_unless_racing
+from sqlalchemy import event
 
 from portal.audit.models import AuditEvent
+from portal.extensions import db
 from portal.mail.models import OutboxMessage
 from portal.roles.models import Role
 from portal.tenancy.models import Partner
@@ -194,3 +197,97 @@ def test_case_and_whitespace_variants_of_an_address_share_its_count(
     assert rows(User, email="pat@acme.test") == []
     assert len(mails_to("pat@acme.test")) == 2
     assert limited_events() == [("pat@acme.test", {"limit": "address"})]
+
+
+def test_an_invitation_that_loses_its_address_to_a_sign_up_counts_nothing(
+    make_app: Any, data: Flask, acme: Partner, acme_admin: User
+) -> None:
+    """An admin invites pat@ while a visitor signs up as pat@, each on their own app instance
+    and thread. Whoever loses, the invitation limit (one an hour to an address here) counts an
+    invitation only if it was sent.
+
+    The invitation stops just before it inserts pat@, having found the address free. On
+    PostgreSQL the sign-up (which takes no partner lock) then writes and commits pat@, and the
+    invitation's insert breaks the unique address. On SQLite the invitation holds the
+    database's write lock since before its check: the sign-up waits for it, then finds pat@.
+    """
+    skip_unless_racing()
+    set_feature(acme, "self_signup")
+    apps = [make_app(fresh=True, **{**LIMITS, "INVITE_LIMIT_PER_ADDRESS": "1/hour"}), make_app()]
+    admin, visitor = logged_in(apps[0], acme_admin), host_client(apps[1], "acme")
+    tokens = [admin.csrf_token("/"), visitor.csrf_token("/signup")]
+    checked, writing, signed_up = threading.Event(), threading.Event(), threading.Event()
+    postgres = db.engine.dialect.name == "postgresql"
+
+    def hold_invitation(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO USERS"):
+            checked.set()
+            assert writing.wait(WAIT) and (not postgres or signed_up.wait(WAIT))
+
+    def see_sign_up(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if first_write(statement):
+            writing.set()
+
+    def invite_pat() -> Any:
+        with apps[0].app_context():
+            form = {"email": "pat@acme.test", "role": "basic", "csrf_token": tokens[0]}
+            return admin.post("/admin/users/invite", data=form, headers=HTMX)
+
+    def sign_up_pat() -> Any:
+        assert checked.wait(WAIT)
+        form = {"email": "pat@acme.test", "display_name": "Pat", "csrf_token": tokens[1]}
+        try:
+            return visitor.post("/signup", data=form)
+        finally:
+            signed_up.set()
+
+    answers: list[Any] = [None, None]
+
+    def run(index: int, work: Any) -> None:
+        try:
+            answers[index] = work()
+        except BaseException as exc:  # reported below, not lost in the thread
+            answers[index] = exc
+            for flag in (checked, writing, signed_up):
+                flag.set()
+
+    engines = []
+    for app, hook in zip(apps, (hold_invitation, see_sign_up), strict=True):
+        with app.app_context():
+            engines.append((db.engine, hook))
+            event.listen(db.engine, "before_cursor_execute", hook)
+    try:
+        threads = [
+            threading.Thread(target=run, args=p) for p in enumerate((invite_pat, sign_up_pat))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT * 2)
+        assert not any(t.is_alive() for t in threads), "a writer hung"
+    finally:
+        for engine, hook in engines:
+            event.remove(engine, "before_cursor_execute", hook)
+    invited, visited = answers
+    assert not isinstance(invited, BaseException), invited
+    assert not isinstance(visited, BaseException), visited
+    assert visited.status_code == 302  # the visitor's answer is the same either way
+
+    [pat] = rows(User, email="pat@acme.test")
+    sent = len(rows(AuditEvent, action="invitation.send"))
+    if postgres:
+        assert invited.status_code == 409, invited.text
+        assert "pat@acme.test was just invited by someone else." in invited.text
+        assert sent == 0 and len(rows(AuditEvent, action="account.signup")) == 1
+    else:
+        assert invited.status_code == 302, invited.text
+        assert sent == 1 and rows(AuditEvent, action="account.signup") == []
+    # The pending account removed, the admin invites pat@ again within the hour: refused only
+    # if an invitation already went to pat@ (the one an hour allowed).
+    admin.post_form(f"/admin/users/{pat.id}/invitation/revoke")
+    again = invite(admin, "pat@acme.test")
+    assert again.status_code == (429 if sent else 302), again.text
+    if sent:
+        assert "pat@acme.test was already sent 1 invitation within the last hour." in again.text
+    assert len(rows(AuditEvent, action="invitation.send")) == 1
+    assert len([m for m in mails_to("pat@acme.test") if "You are invited" in m.subject]) == 1

@@ -3,13 +3,20 @@ the development-only demo provider, and the seeded demo connection."""
 
 from __future__ import annotations
 
+import json
+import stat
+import threading
+from typing import Any
+
 import pytest
 from conftest import host_client, rows
 from cryptography.fernet import Fernet
 from flask import Flask
 from oidc import ALICE, ProviderServer, configure, sign_in
+from racing import WAIT
 
 from portal.config import ConfigError
+from portal.sso import demo_provider
 from portal.sso.crypto import derived_key, key_id
 from portal.sso.http import AddressRefused, check_address
 from portal.sso.models import SsoConnection
@@ -112,6 +119,64 @@ def test_the_demo_provider_exists_in_development_only(make_app, data: Flask) -> 
         assert "portal_demo_idp" not in app.extensions
         answer = app.test_client().get("http://localhost/dev/idp/.well-known/openid-configuration")
         assert answer.status_code == 404
+
+
+def test_the_demo_providers_key_is_made_once_and_kept(make_app, data: Flask, tmp_path) -> None:
+    """A restart publishes the same key set, so keys and ID tokens the portal holds stay good."""
+    key_file = tmp_path / "instance" / "demo_idp_key.json"
+    key_sets = []
+    for _start in range(2):
+        app = make_app(fresh=True, PORTAL_ENV="development", DEMO_IDP_KEY_FILE=str(key_file))
+        answer = app.test_client().get("http://localhost/dev/idp/jwks")
+        assert answer.status_code == 200
+        key_sets.append(answer.json)
+    assert key_sets[0] == key_sets[1]
+    [published] = key_sets[0]["keys"]
+    assert published["kid"] == "demo-1" and "d" not in published  # the public half only
+    kept = json.loads(key_file.read_text())
+    assert {k: kept[k] for k in published} == published and "d" in kept
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert [p.name for p in key_file.parent.iterdir()] == [key_file.name]
+
+
+def test_two_first_starts_at_once_keep_one_key(tmp_path, monkeypatch) -> None:
+    """Two workers start on a fresh installation together: both find no key and make one; the
+    second keeps going only once the first is using its key. Both end up with the one kept."""
+    key_file = tmp_path / "demo_idp_key.json"
+    both_made_one = threading.Barrier(2, timeout=WAIT)
+    first_uses_it = threading.Event()
+    made = demo_provider.new_signing_key
+
+    def make_then_wait() -> Any:
+        key = made()
+        both_made_one.wait()  # each has passed its look for a kept key, each holds its own
+        if threading.current_thread() is threads[1]:
+            assert first_uses_it.wait(WAIT)
+        return key
+
+    monkeypatch.setattr(demo_provider, "new_signing_key", make_then_wait)
+    used: list[Any] = [None, None]
+
+    def start(index: int) -> None:
+        try:
+            used[index] = demo_provider.stable_signing_key(key_file).as_dict(private=False)
+        finally:
+            first_uses_it.set()
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert None not in used, "a start failed"
+    kept = json.loads(key_file.read_text())
+    assert used[0] == used[1] == {k: kept[k] for k in used[0]}
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [key_file.name]  # no candidate left behind
+
+    key_file.write_text("{}")
+    with pytest.raises(RuntimeError, match="delete it, and a new key is made on the next start"):
+        demo_provider.stable_signing_key(key_file)
 
 
 def test_the_seed_connects_acme_to_the_demo_provider(make_app, data: Flask) -> None:

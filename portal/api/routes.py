@@ -43,7 +43,7 @@ from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent, S
 from portal.subscriptions.services import ADMIN_ACTIONS, ActorKind, admin_move, start_signing
 from portal.support.services import end_for_session
 from portal.tenancy.context import get_or_404, parse_id
-from portal.unit_of_work import lock_partner
+from portal.unit_of_work import attempt, lock_partner
 from portal.users import services as users
 from portal.users.models import User
 from portal.users.queries import UserQuery, users_after
@@ -110,17 +110,17 @@ def get_user(user_id: int) -> Response:
 def invite_user() -> Response:
     data = body()
     try:
-        user = users.invite_user(
-            acting(),
-            text_field(data, "email"),
-            _role(data.get("role")),
-            text_field(data, "display_name", required=False),
-        )
+        with attempt():
+            user = users.invite_user(
+                acting(),
+                text_field(data, "email"),
+                _role(data.get("role")),
+                text_field(data, "display_name", required=False),
+            )
     except users.InvitationLimited as exc:
         # Answered here, not by the error handler (which rolls back): the refusal's audit
-        # event goes with this request's commit; nothing else was written.
+        # event goes with this request's commit; the step undid what the invitation wrote.
         return refusal_response(exc)
-    db.session.flush()
     response = _user_answer(user, 201)
     response.headers["Location"] = url_for("api.get_user", user_id=user.id)
     return response

@@ -11,6 +11,9 @@ Each sign-in at it is a provider session of its own, named by the ID token's `si
 provider session and sends the client it signed into a back-channel logout token (OpenID
 Connect Back-Channel Logout 1.0) at the client's registered `backchannel_logout_uri`.
 
+Its signing key is made once per installation and kept in the instance folder
+(`stable_signing_key`), so a restart of `make run` publishes the same key set.
+
 `faults` lets a test make it misbehave the way a broken or hostile provider would: an ID token
 with another nonce, already expired, for another audience or issuer, or signed by a key it
 does not publish.
@@ -18,13 +21,18 @@ does not publish.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import json
+import os
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,12 +44,46 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode, UserInfo
 from flask import Flask, abort, jsonify, request
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Response
 
 CODE_LIFETIME = 60  # seconds
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+KEY_PARAMETERS = {"kid": "demo-1", "use": "sig"}
+
+
+def new_signing_key() -> RSAKey:
+    return RSAKey.generate_key(2048, parameters=dict(KEY_PARAMETERS))
+
+
+def stable_signing_key(path: Path) -> RSAKey:
+    """The key kept in `path` (readable by its owner only), made and kept there on first use.
+
+    Two first starts at once (two workers) each write a whole key to a temporary file of their
+    own and hard-link it to `path`, which fails once `path` exists: the first link wins, and
+    both use the key it names, never one each.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, candidate = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
+        try:
+            with os.fdopen(fd, "w") as file:
+                json.dump(new_signing_key().as_dict(private=True), file)
+                file.flush()
+                os.fsync(file.fileno())
+            with contextlib.suppress(FileExistsError):  # another start's key got there first
+                os.link(candidate, path)
+        finally:
+            os.unlink(candidate)
+    try:
+        return RSAKey.import_key(json.loads(path.read_text()))
+    except (ValueError, JoseError) as exc:
+        raise RuntimeError(
+            f"{path} does not hold the demo identity provider's key: delete it, and a new key "
+            "is made on the next start"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -136,11 +178,11 @@ class DemoProvider:
     clients: list[DemoClient]
     people: list[DemoPerson]
     faults: Faults = field(default_factory=Faults)
+    key: RSAKey = field(default_factory=new_signing_key, repr=False)
 
     def __post_init__(self) -> None:
         self.issuer = self.issuer.rstrip("/")
-        self.key = RSAKey.generate_key(2048, parameters={"kid": "demo-1", "use": "sig"})
-        self.foreign = RSAKey.generate_key(2048, parameters={"kid": "demo-1", "use": "sig"})
+        self.foreign = new_signing_key()  # the same kid, never published
         self.codes: dict[str, Code] = {}
         self.used: set[str] = set()
         self.tokens: dict[str, DemoPerson] = {}
@@ -466,6 +508,7 @@ def mount_demo_provider(app: Flask) -> None:
             )
         ],
         people=list(DEMO_PEOPLE),
+        key=stable_signing_key(Path(app.config["DEMO_IDP_KEY_FILE"])),
     )
     app.extensions["portal_demo_idp"] = provider
     app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]

@@ -325,9 +325,12 @@ class InvitationLimited(UserError):
 def _count_invitation(address: str, user: User | None = None) -> None:
     """Count one invitation email an admin sends to `address`, or refuse it (429).
 
-    Checked before anything is written. The refusal's audit event is recorded with the
-    request's commit, so it stays when the page or API answer shows the refusal (which undoes
-    everything else the request wrote).
+    The last step of an invitation, once its user, link, email and audit event are written:
+    the count is kept outside the database and cannot be undone, so an invitation that fails
+    before it (an address taken meanwhile by a sign-up, which takes no partner lock) counts
+    nothing. A refusal undoes what the invitation wrote with the caller's step (`attempt()`);
+    its own audit event is recorded with the request's commit, so it stays when the page or
+    API answer shows the refusal.
     """
     refused = throttle().invitation(str(current_partner.id), address)
     if refused is None:
@@ -340,14 +343,15 @@ def _count_invitation(address: str, user: User | None = None) -> None:
     before_commit(
         lambda: record_audit("invitation.limited", target=target, details={"limit": name})
     )
+    invitations = f"{limit.amount} invitation{'s' if limit.amount != 1 else ''}"
     if name == "partner":
         message = (
-            f"This portal may send at most {limit.amount} invitations per {window}. "
+            f"This portal may send at most {invitations} per {window}. "
             f"Nothing was sent; try again in {later}."
         )
     else:
         message = (
-            f"{address} was already sent {limit.amount} invitations within the last {window}. "
+            f"{address} was already sent {invitations} within the last {window}. "
             f"Nothing was sent; try again in {later}."
         )
     raise InvitationLimited(message, wait)
@@ -363,13 +367,13 @@ def invite_user(actor: User, email: str, role: Role, display_name: str = "") -> 
         raise UserError("You cannot invite someone to a role above your own.")
     display_name = clean_display_name(display_name, required=False)
     address = clean_email(email)
-    if user_by_email(address) is None:  # a taken address is refused below, nothing counted
-        _count_invitation(address)
     user = create_user(
         address, role=role, display_name=display_name, status=UserStatus.INVITED, source="invite"
     )
     _send_invitation(actor, user)
     record_audit("invitation.send", target=user, details={"role": role.value})
+    db.session.flush()
+    _count_invitation(address)
     return user
 
 
@@ -425,10 +429,11 @@ def resend_invitation(actor: User | None, user: User) -> None:
     the platform operator's recovery, `actor` None, does not)."""
     hold_partner(actor, Permission.USERS_INVITE)
     _pending_invitation(user)
-    if actor is not None:
-        _count_invitation(user.email, user)
     _send_invitation(actor, user)
     record_audit("invitation.resend", target=user)
+    if actor is not None:
+        db.session.flush()
+        _count_invitation(user.email, user)
 
 
 def revoke_invitation(actor: User, user: User) -> None:

@@ -48,6 +48,27 @@
     if (event.target.closest("[data-dismiss-alert]")) hideAlert();
   });
 
+  // A swap that replaces the element with the focus (a pager's link, a button without an id,
+  // which htmx cannot find again) would drop the focus to the top of the document, and a
+  // keyboard user would Tab through the whole page again: it goes to the new content instead.
+  var swapHadFocus = null;
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    var active = document.activeElement;
+    swapHadFocus = target && active && active !== document.body && target.contains(active) ? target.id || target : null;
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    var had = swapHadFocus;
+    swapHadFocus = null;
+    if (!had || (document.activeElement && document.activeElement !== document.body)) return;
+    var landing = typeof had === "string" ? document.getElementById(had) : had;
+    if (!landing || !landing.isConnected) return;
+    if (!landing.hasAttribute("tabindex")) landing.setAttribute("tabindex", "-1");
+    landing.focus();
+  });
+
   // No inline handlers (the Content-Security-Policy allows scripts from /static only):
   // <form data-confirm="Question?"> asks before submitting; <form data-confirm-deactivate=
   // "Question?"> asks when its "action" field says deactivate; <select data-autosubmit> (or a
@@ -88,6 +109,29 @@
       if (summary && menu.contains(document.activeElement)) summary.focus();
     });
   });
+
+  // After a page loads, the focus goes to its news, where a keyboard or screen reader user
+  // needs it: the first field the server refused (its message is tied to it), else the page's
+  // error, else the message confirming what was just done. A page that focuses a field itself
+  // (autofocus), a link to a place in the page, and a user already elsewhere keep theirs.
+  function focusTheNews() {
+    var main = document.getElementById("main");
+    if (!main || location.hash || main.querySelector("[autofocus]")) return;
+    if (document.activeElement && document.activeElement !== document.body) return;
+    var news =
+      main.querySelector("[aria-invalid=true]") ||
+      main.querySelector(".form-error[role=alert]:not([hidden])") ||
+      main.querySelector(".flash");
+    if (!news) return;
+    if (!news.matches("input, select, textarea, button, a[href]")) news.setAttribute("tabindex", "-1");
+    news.focus();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", focusTheNews);
+  } else {
+    focusTheNews();
+  }
 
   document.addEventListener("change", function (event) {
     var field = event.target;
