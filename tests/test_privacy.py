@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,23 +14,29 @@ import sqlalchemy as sa
 from conftest import PASSWORD, across_partners, host_client, make_user, rows, set_feature
 from flask import Flask
 from flask_migrate import upgrade
+from test_subscriptions import plan
 from test_support import acting_as
 
 from portal.api.models import ApiClient, ApiToken, IdempotentRequest
 from portal.audit.models import AuditEvent
+from portal.audit.services import record_audit
 from portal.auth.passwords import hash_password
+from portal.branding.models import PartnerLogo
 from portal.clock import clock
 from portal.extensions import db
 from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
 from portal.privacy.models import DataExport
 from portal.privacy.offboarding import read_archive
+from portal.privacy.services import build_export
 from portal.roles.models import Role
 from portal.sessions.models import UserSession
+from portal.subscriptions.services import ActorKind, start_signing
 from portal.tenancy.models import Partner, PartnerStatus
 from portal.tenancy.scope import partner_scope
 from portal.tokens.models import ActionToken
 from portal.users.models import User, UserStatus
+from portal.users.services import change_role
 
 USER_IP, ADMIN_IP, OTHER_IP = "203.0.113.77", "198.51.100.9", "192.0.2.44"
 
@@ -42,6 +50,9 @@ def client_from(app: Flask, user: User, ip: str) -> Any:
     client.environ_base["HTTP_USER_AGENT"] = agent
     assert client.login(email).status_code == 302
     return client
+
+
+MAIL = {"from_address": "portal@acme.test", "body_text": "Hello", "body_html": ""}
 
 
 def make_operator() -> None:
@@ -101,6 +112,47 @@ def test_export_holds_everything_about_me_and_nothing_about_others(
     assert me.get("/account/data/download").status_code == 302
     assert "exports_expired" in maintenance(app)
     assert rows(DataExport) == []
+
+
+def test_the_export_fills_every_kind_of_record(
+    app: Flask, acme: Partner, acme_user: User, acme_admin: User, frozen_clock
+) -> None:
+    """A role change, a subscription with its history, a support session, and the mail of an
+    address the user had: each shows in the copy; mail sent to that address after the change
+    (someone else's by then) does not."""
+    set_feature(acme, "impersonation", True)
+    agent = make_user(acme, "agent@acme.test", is_support=True, display_name="Sam Support")
+    acting_as(app, agent, acme_user, reason="Checking the invoice address", ticket="T-42")
+    with partner_scope(acme):
+        me = db.session.get(User, acme_user.id)
+        admin = db.session.get(User, acme_admin.id)
+        change_role(admin, me, Role.ADVANCED)
+        starter = plan("starter", roles=(Role.ADVANCED,))
+        start_signing(me, starter, actor=me, kind=ActorKind.USER)
+        db.session.add(OutboxMessage(**MAIL, to_address="old.alice@acme.test", subject="Before"))
+        db.session.commit()
+        frozen_clock.advance(timedelta(minutes=1))
+        record_audit(
+            "account.email_change",
+            target=me,
+            actor=me,
+            details={"from": "old.alice@acme.test", "to": "alice@acme.test"},
+        )
+        db.session.commit()
+        frozen_clock.advance(timedelta(minutes=1))
+        db.session.add(OutboxMessage(**MAIL, to_address="old.alice@acme.test", subject="After"))
+        db.session.commit()
+        data = build_export(db.session.get(User, acme_user.id))
+    [changed] = data["role_history"]
+    assert changed["to"] == "advanced"
+    [subscription] = data["subscriptions"]
+    assert subscription["plan"] == "Starter" and subscription["state"] == "signing"
+    assert [h["to"] for h in subscription["history"]] == ["signing"]
+    [access] = data["support_accesses"]
+    assert access["agent"] == "agent@acme.test" and access["ticket"] == "T-42"
+    assert access["reason"] == "Checking the invoice address"
+    subjects = {m["subject"] for m in data["emails"] if m["to"] == "old.alice@acme.test"}
+    assert subjects == {"Before"}
 
 
 # --- Closing one's account ----------------------------------------------------------------------
@@ -506,6 +558,12 @@ def test_offboarding_archive_close_and_delete(
     make_operator()
     client_from(app, acme_user, USER_IP)
     client_from(app, globex_user, OTHER_IP)
+    image = b"\x89PNG\r\n\x1a\n not really an image, bytes all the same \x00\xff"
+    with partner_scope(acme):  # a logo: the one binary column of a partner's tables
+        db.session.add(
+            PartnerLogo(digest=hashlib.sha256(image).hexdigest(), data=image, width=2, height=1)
+        )
+        db.session.commit()
     globex_before = count_per_partner(owner_engine, globex.id)
     acme_before = count_per_partner(owner_engine, acme.id)
     out = app.test_cli_runner().invoke(args=["partner", "export", "acme", "-o", "/dev/null"])
@@ -520,6 +578,8 @@ def test_offboarding_archive_close_and_delete(
         assert len(tables[table]) == count, table  # every row of the partner, per table
     assert {u["email"] for u in tables["users"]} == {"alice@acme.test", "root@acme.test"}
     assert all(u["partner_id"] == acme.id for t in tables.values() for u in t if "partner_id" in u)
+    [logo] = tables["partner_logos"]
+    assert base64.b64decode(logo["data"]) == image  # binary columns as base64 text
 
     refused = root.post_form(
         f"/operator/partners/{acme.id}/close",

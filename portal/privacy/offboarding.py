@@ -6,11 +6,13 @@ The archive is a ZIP file:
   "exported_at": ISO time, "tables": {table: row count}}`
 - `tables/<table>.json` for `partners` (the one row) and every tenant table: a JSON array of
   objects, one per row ordered by id, keyed by column name; times are ISO 8601 UTC strings,
-  enumerations their stored value, JSON columns as they are.
+  enumerations their stored value, binary columns (a logo's image) standard base64 text,
+  JSON columns as they are.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import zipfile
@@ -49,6 +51,8 @@ def tenant_models() -> list[Any]:
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, bytes | memoryview):  # PostgreSQL's driver may give a memoryview
+        return base64.b64encode(bytes(value)).decode("ascii")
     if hasattr(value, "value") and isinstance(value.value, str):  # enumerations
         return value.value
     return value

@@ -91,6 +91,26 @@ def _event(row: AuditEvent) -> dict[str, Any]:
     }
 
 
+def _mail_to(user: User, audit: list[AuditEvent]) -> Any:
+    """The mail sent to the user's address, and to each address they had before, up to when
+    they changed it (the notice of the change to the old address included): after that, an
+    old address may be someone else's."""
+    conditions = [OutboxMessage.to_address == user.email]
+    for event in audit:
+        former = (event.details or {}).get("from")
+        if (
+            event.action == "account.email_change"
+            and event.target_type == "users"
+            and event.target_id == str(user.id)
+            and isinstance(former, str)
+        ):
+            conditions.append(
+                (OutboxMessage.to_address == former)
+                & (OutboxMessage.created_at <= event.created_at)
+            )
+    return or_(*conditions)
+
+
 def build_export(user: User) -> dict[str, Any]:
     """Everything the portal holds about `user`, as plain JSON values."""
     sessions = db.session.execute(
@@ -104,13 +124,13 @@ def build_export(user: User) -> dict[str, Any]:
         .where(Subscription.user_id == user.id)
         .order_by(Subscription.id)
     ).all()
-    events = db.session.execute(
-        select(AuditEvent).where(_events_about(user)).order_by(AuditEvent.id)
-    ).scalars()
+    audit = list(
+        db.session.execute(
+            select(AuditEvent).where(_events_about(user)).order_by(AuditEvent.id)
+        ).scalars()
+    )
     emails = db.session.execute(
-        select(OutboxMessage)
-        .where(OutboxMessage.to_address == user.email)
-        .order_by(OutboxMessage.id)
+        select(OutboxMessage).where(_mail_to(user, audit)).order_by(OutboxMessage.id)
     ).scalars()
     identities = db.session.execute(
         select(SsoIdentity).where(SsoIdentity.user_id == user.id).order_by(SsoIdentity.id)
@@ -121,7 +141,6 @@ def build_export(user: User) -> dict[str, Any]:
         .where(Impersonation.target_id == user.id)
         .order_by(Impersonation.id)
     ).all()
-    audit = list(events)
     return {
         "format": EXPORT_FORMAT,
         "generated_at": _iso(utcnow()),
