@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from flask import g, has_request_context, request
 from flask_login import current_user
+from sqlalchemy.orm import Session, SessionTransaction
 
 from portal.audit.models import ActorType, AuditEvent
 from portal.extensions import db
 from portal.monitoring import metrics
 
 log = logging.getLogger("portal.audit")
+_STORED = "portal_audit_stored"  # session.info: (event, action) flushed in this transaction
 
 
 class Impersonating(Protocol):
@@ -114,7 +117,6 @@ def record_audit(
         request_id=g.get("request_id") if has_request_context() else None,
     )
     db.session.add(event)
-    metrics.audit_recorded(action)
     # The event's action, target and actor, never its details (they may name what was typed).
     log.info(
         "audit %s",
@@ -126,3 +128,34 @@ def record_audit(
         },
     )
     return event
+
+
+# The metrics count events the database kept: flushed, then committed with their transaction.
+# An event undone with its step (a savepoint rolled back) or with the whole unit of work goes
+# back to transient and is never counted.
+
+
+@sa.event.listens_for(Session, "pending_to_persistent")
+def _flushed(session: Session, instance: object) -> None:
+    if isinstance(instance, AuditEvent):
+        session.info.setdefault(_STORED, []).append((instance, instance.action))
+
+
+@sa.event.listens_for(Session, "persistent_to_transient")
+def _undone(session: Session, instance: object) -> None:
+    if isinstance(instance, AuditEvent):
+        stored = session.info.get(_STORED, [])
+        stored[:] = [(e, action) for e, action in stored if e is not instance]
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint released: not committed yet
+        for _instance, action in session.info.pop(_STORED, []):
+            metrics.audit_recorded(action)
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_STORED, None)
