@@ -257,27 +257,36 @@ def test_an_audited_change_is_counted_and_logged_as_its_own_line(
     assert "Alice Renamed" not in json.dumps(line)  # what was typed stays in the details
 
 
-def test_an_event_undone_with_its_refused_action_is_not_counted(
-    metrics_app: Flask, acme: Partner
+def test_an_event_undone_with_its_refused_action_is_neither_counted_nor_logged(
+    metrics_app: Flask, acme: Partner, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Onboarding records `partner.create` before it invites the admin; a bad address undoes
-    both, and the counter says what the trail holds: nothing."""
+    both, and the counter and the log say what the trail holds: nothing."""
+    caplog.set_level(logging.INFO)
+
+    def audit_lines() -> list[str]:
+        return [e["audit_action"] for e in json_lines(caplog) if e["logger"] == "portal.audit"]
+
     db.session.add(Operator(email="op@portal.test", password_hash=hash_password(PASSWORD)))
     db.session.commit()
     console = host_client(metrics_app, None)
     assert console.login("op@portal.test").status_code == 302
     numbers = Scraper(metrics_app)
     form = {"slug": "initech", "name": "Initech", "admin_email": "not-an-address"}
+    caplog.clear()
     refused = console.post_form("/operator/partners/new", form)
     assert refused.status_code == 422 and "valid email" in refused.text
     assert [p.slug for p in rows(Partner)] == ["acme"]
     assert rows(AuditEvent, action="partner.create") == []
     assert numbers.moved("portal_audit_events_total", area="partner") == 0
+    assert audit_lines() == []
     form["admin_email"] = "boss@initech.test"
+    caplog.clear()
     assert console.post_form("/operator/partners/new", form).status_code == 302
-    stored = [e for e in rows(AuditEvent) if e.action.startswith("partner.")]
-    assert [e.action for e in stored] == ["partner.create", "partner.create"]
+    stored = [e.action for e in rows(AuditEvent) if e.action.startswith("partner.")]
+    assert stored == ["partner.create", "partner.create"]
     assert numbers.moved("portal_audit_events_total", area="partner") == 2
+    assert [a for a in audit_lines() if a.startswith("partner.")] == stored
 
 
 def test_mail_deliveries_are_counted_by_result(make_app, data: Flask, acme: Partner) -> None:

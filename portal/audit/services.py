@@ -15,7 +15,7 @@ from portal.extensions import db
 from portal.monitoring import metrics
 
 log = logging.getLogger("portal.audit")
-_STORED = "portal_audit_stored"  # session.info: (event, action) flushed in this transaction
+_STORED = "portal_audit_stored"  # session.info: events flushed in this transaction, their line
 
 
 class Impersonating(Protocol):
@@ -117,42 +117,44 @@ def record_audit(
         request_id=g.get("request_id") if has_request_context() else None,
     )
     db.session.add(event)
-    # The event's action, target and actor, never its details (they may name what was typed).
-    log.info(
-        "audit %s",
-        action,
-        extra={
-            "audit_action": action,
-            "target": f"{target_type}:{target_id}",
-            "actor": actor_label,
-        },
-    )
     return event
 
 
-# The metrics count events the database kept: flushed, then committed with their transaction.
-# An event undone with its step (a savepoint rolled back) or with the whole unit of work goes
-# back to transient and is never counted.
+# The log line and the metrics are for events the database kept: flushed, then committed with
+# their transaction. An event undone with its step (a savepoint rolled back) or with the whole
+# unit of work goes back to transient and is neither logged nor counted.
 
 
 @sa.event.listens_for(Session, "pending_to_persistent")
 def _flushed(session: Session, instance: object) -> None:
     if isinstance(instance, AuditEvent):
-        session.info.setdefault(_STORED, []).append((instance, instance.action))
+        # Read now: after the commit the instance is expired, and reading it would query.
+        line = (
+            instance.action,
+            f"{instance.target_type}:{instance.target_id}",
+            instance.actor_label,
+        )
+        session.info.setdefault(_STORED, []).append((instance, line))
 
 
 @sa.event.listens_for(Session, "persistent_to_transient")
 def _undone(session: Session, instance: object) -> None:
     if isinstance(instance, AuditEvent):
         stored = session.info.get(_STORED, [])
-        stored[:] = [(e, action) for e, action in stored if e is not instance]
+        stored[:] = [(e, line) for e, line in stored if e is not instance]
 
 
 @sa.event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
-    if not session.in_nested_transaction():  # a savepoint released: not committed yet
-        for _instance, action in session.info.pop(_STORED, []):
-            metrics.audit_recorded(action)
+    if session.in_nested_transaction():  # a savepoint released: not committed yet
+        return
+    for _instance, (action, target, actor) in session.info.pop(_STORED, []):
+        metrics.audit_recorded(action)
+        # The event's action, target and actor, never its details (they may name what was
+        # typed).
+        log.info(
+            "audit %s", action, extra={"audit_action": action, "target": target, "actor": actor}
+        )
 
 
 @sa.event.listens_for(Session, "after_transaction_end")
