@@ -81,10 +81,15 @@ def on_starting(server) -> None:
                 os.unlink(path)
     else:
         os.makedirs(directory, exist_ok=True)
+    # Imported now, once, in the arbiter: a first import inside child_exit could be cut short
+    # by a second worker's SIGCHLD, whose handler re-entered the half-imported package and
+    # stopped the arbiter with an ImportError (exit status 1 on a plain SIGTERM). Not at the
+    # top of this file: the package reads PROMETHEUS_MULTIPROC_DIR when first imported.
+    import prometheus_client.multiprocess  # noqa: F401
 
 
 def child_exit(server, worker) -> None:
     """A worker that exits takes its live gauges (pool in use) with it."""
-    from prometheus_client import multiprocess
+    from prometheus_client import multiprocess  # imported by on_starting already
 
     multiprocess.mark_process_dead(worker.pid)

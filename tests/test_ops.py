@@ -15,16 +15,22 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import PASSWORD, host_client, rows
+from conftest import PASSWORD, host_client, make_user, rows, set_feature
 from flask import Flask
+from test_mail_worker import SmtpServer, run_worker
+from test_subscriptions import plan
+from test_support import acting_as
 
 from portal.audit.models import AuditEvent
 from portal.auth.passwords import hash_password
 from portal.extensions import db
+from portal.mail.models import MailStatus
 from portal.observability import JsonFormatter
 from portal.operator.models import Operator
 from portal.sessions.models import OperatorSession
+from portal.subscriptions.models import Subscription, SubscriptionState
 from portal.tenancy.models import Partner
+from portal.tenancy.scope import partner_scope
 from portal.users.models import User
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,6 +172,191 @@ def test_counters_move_after_requests(metrics_app: Flask, acme: Partner, acme_us
     assert sample(after, "portal_active_sessions", kind="user") == 1
     assert "portal_db_pool_connections_in_use" in after
     assert sample(after, "portal_mail_outbox", status="failed") == 0
+
+
+class Scraper:
+    """The numbers of /metrics before an action, and how far one series moved since."""
+
+    def __init__(self, app: Flask) -> None:
+        self.root = host_client(app, None)
+        self.before = scrape(self.root).get_data(as_text=True)
+
+    def moved(self, name: str, **labels: str) -> float:
+        after = scrape(self.root).get_data(as_text=True)
+        return sample(after, name, **labels) - sample(self.before, name, **labels)
+
+
+def test_a_throttled_sign_in_is_counted_once(metrics_app: Flask, acme_user: User) -> None:
+    client = host_client(metrics_app, "acme")
+    numbers = Scraper(metrics_app)
+    for _ in range(5):
+        assert client.login("alice@acme.test", "not-the-password").status_code == 422
+    assert numbers.moved("portal_throttled_total", limit="sign_in") == 0
+    throttled = client.login("alice@acme.test")  # the right password, too late
+    assert throttled.status_code == 429 and "Too many failed sign-in attempts" in throttled.text
+    assert len(rows(AuditEvent, action="auth.login_throttled")) == 1
+    assert numbers.moved("portal_throttled_total", limit="sign_in") == 1
+    assert numbers.moved("portal_throttled_total") == 1  # no other limit counted it
+    assert numbers.moved("portal_sign_ins_total", kind="user", result="throttled") == 1
+    assert numbers.moved("portal_sign_ins_total", kind="user", result="failed") == 5
+
+
+def test_subscription_moves_are_counted_by_the_state_reached(
+    metrics_app: Flask, acme: Partner, acme_user: User
+) -> None:
+    with partner_scope(acme):
+        free = plan("free")
+        db.session.commit()
+    client = host_client(metrics_app, "acme")
+    assert client.login("alice@acme.test").status_code == 302
+    numbers = Scraper(metrics_app)
+    assert client.post_form("/account/subscription/start", {"plan_id": free.id}).status_code == 302
+    [sub] = rows(Subscription)
+    client.post_form(f"/account/subscription/{sub.id}/confirm", {"accept_terms": "1"})
+    client.post_form(f"/account/subscription/{sub.id}/cancel")
+    assert rows(Subscription)[0].state == SubscriptionState.UNSIGNED
+    history = [e.action for e in rows(AuditEvent) if e.action.startswith("subscription.")]
+    assert history == [
+        "subscription.signing",
+        "subscription.terms_accepted",
+        "subscription.signed",
+        "subscription.unsigned",
+    ]
+    for state in ("signing", "signed", "unsigned"):
+        assert numbers.moved("portal_subscription_transitions_total", to=state) == 1, state
+    assert numbers.moved("portal_subscription_transitions_total") == 3  # terms are no move
+    assert numbers.moved("portal_audit_events_total", area="subscription") == 4
+
+
+def test_an_audited_change_is_counted_and_logged_as_its_own_line(
+    metrics_app: Flask, acme_user: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    client = host_client(metrics_app, "acme")
+    assert client.login("alice@acme.test").status_code == 302
+    numbers = Scraper(metrics_app)
+    events_before = {e.id for e in rows(AuditEvent)}
+    caplog.clear()
+    saved = client.post_form(
+        "/account/profile",
+        {"display_name": "Alice Renamed"},
+        headers={"X-Request-ID": "req-audit-1"},
+    )
+    assert saved.status_code == 302
+    assert "Your profile is saved." in client.get(saved.headers["Location"]).text
+    [event] = [e for e in rows(AuditEvent) if e.id not in events_before]
+    assert event.action == "account.profile_update" and event.request_id == "req-audit-1"
+    assert numbers.moved("portal_audit_events_total", area="account") == 1
+    assert numbers.moved("portal_audit_events_total") == 1
+    [line] = [e for e in json_lines(caplog) if e["logger"] == "portal.audit"]
+    assert line["audit_action"] == "account.profile_update"
+    assert line["target"] == f"users:{acme_user.id}"
+    assert line["actor"] == "alice@acme.test"
+    assert line["request_id"] == "req-audit-1" and line["partner"] == "acme"
+    assert line["user"] == f"user:{acme_user.id}"
+    assert "Alice Renamed" not in json.dumps(line)  # what was typed stays in the details
+
+
+def test_an_event_undone_with_its_refused_action_is_neither_counted_nor_logged(
+    metrics_app: Flask, acme: Partner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Onboarding records `partner.create` before it invites the admin; a bad address undoes
+    both, and the counter and the log say what the trail holds: nothing."""
+    caplog.set_level(logging.INFO)
+
+    def audit_lines() -> list[str]:
+        return [e["audit_action"] for e in json_lines(caplog) if e["logger"] == "portal.audit"]
+
+    db.session.add(Operator(email="op@portal.test", password_hash=hash_password(PASSWORD)))
+    db.session.commit()
+    console = host_client(metrics_app, None)
+    assert console.login("op@portal.test").status_code == 302
+    numbers = Scraper(metrics_app)
+    form = {"slug": "initech", "name": "Initech", "admin_email": "not-an-address"}
+    caplog.clear()
+    refused = console.post_form("/operator/partners/new", form)
+    assert refused.status_code == 422 and "valid email" in refused.text
+    assert [p.slug for p in rows(Partner)] == ["acme"]
+    assert rows(AuditEvent, action="partner.create") == []
+    assert numbers.moved("portal_audit_events_total", area="partner") == 0
+    assert audit_lines() == []
+    form["admin_email"] = "boss@initech.test"
+    caplog.clear()
+    assert console.post_form("/operator/partners/new", form).status_code == 302
+    stored = [e.action for e in rows(AuditEvent) if e.action.startswith("partner.")]
+    assert stored == ["partner.create", "partner.create"]
+    assert numbers.moved("portal_audit_events_total", area="partner") == 2
+    assert [a for a in audit_lines() if a.startswith("partner.")] == stored
+
+
+def test_mail_deliveries_are_counted_by_result(make_app, data: Flask, acme: Partner) -> None:
+    class Refusing:
+        """Accepts mail, except for one address refused for good and one refused for now."""
+
+        def __init__(self) -> None:
+            self.delivered: list[list[str]] = []
+
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+            if address.startswith("gone@"):
+                return "550 5.1.1 No such mailbox"
+            if address.startswith("later@"):
+                return "451 4.3.0 Try again later"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope) -> str:
+            self.delivered.append(list(envelope.rcpt_tos))
+            return "250 Message accepted for delivery"
+
+    smtp = SmtpServer()
+    smtp.inbox = Refusing()
+    smtp.start()
+    try:
+        app = make_app(METRICS_TOKEN=TOKEN, SMTP_URL=smtp.url, SMTP_TIMEOUT=2, MAIL_MAX_ATTEMPTS=3)
+        for name in ("alice", "gone", "later"):
+            make_user(acme, f"{name}@acme.test")
+        client = host_client(app, "acme")
+        for name in ("alice", "gone", "later"):
+            forgot = client.post_form("/password/forgot", {"email": f"{name}@acme.test"})
+            assert forgot.status_code in (200, 302)
+        assert len(rows_outbox()) == 3
+        numbers = Scraper(app)
+        run_worker(app)
+    finally:
+        smtp.stop()
+    assert smtp.inbox.delivered == [["alice@acme.test"]]
+    status = {m.to_address: m.status for m in rows_outbox()}
+    assert status == {
+        "alice@acme.test": MailStatus.SENT,
+        "gone@acme.test": MailStatus.FAILED,
+        "later@acme.test": MailStatus.PENDING,
+    }
+    assert numbers.moved("portal_mail_deliveries_total", result="sent") == 1
+    assert numbers.moved("portal_mail_deliveries_total", result="failed") == 1
+    assert numbers.moved("portal_mail_deliveries_total", result="retry") == 1
+    assert numbers.moved("portal_mail_outbox", status="failed") == 1
+
+
+def test_a_request_made_by_a_support_agent_names_the_impersonator(
+    app: Flask, acme: Partner, caplog: pytest.LogCaptureFixture
+) -> None:
+    set_feature(acme, "impersonation", True)
+    agent = make_user(acme, "agent@acme.test", is_support=True)
+    bob = make_user(acme, "bob@acme.test")
+    client = acting_as(app, agent, bob)
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    page = client.get("/account/profile")
+    assert page.status_code == 200 and "bob@acme.test" in page.text
+    [line] = [e for e in json_lines(caplog) if e["logger"] == "portal.request"]
+    assert line["impersonator"] == f"user:{agent.id}"
+    assert line["user"] == f"user:{bob.id} (support user:{agent.id})"
+    assert line["endpoint"] == "account.profile" and line["partner"] == "acme"
+    client.post_form("/support/stop")
+    caplog.clear()
+    client.get("/account/profile")
+    [line] = [e for e in json_lines(caplog) if e["logger"] == "portal.request"]
+    assert "impersonator" not in line and line["user"] == f"user:{agent.id}"
 
 
 # --- flask operator ---------------------------------------------------------------------------

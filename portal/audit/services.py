@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from flask import g, has_request_context, request
 from flask_login import current_user
+from sqlalchemy.orm import Session, SessionTransaction
 
 from portal.audit.models import ActorType, AuditEvent
 from portal.extensions import db
 from portal.monitoring import metrics
 
 log = logging.getLogger("portal.audit")
+_STORED = "portal_audit_stored"  # session.info: events flushed in this transaction, their line
 
 
 class Impersonating(Protocol):
@@ -114,15 +117,47 @@ def record_audit(
         request_id=g.get("request_id") if has_request_context() else None,
     )
     db.session.add(event)
-    metrics.audit_recorded(action)
-    # The event's action, target and actor, never its details (they may name what was typed).
-    log.info(
-        "audit %s",
-        action,
-        extra={
-            "audit_action": action,
-            "target": f"{target_type}:{target_id}",
-            "actor": actor_label,
-        },
-    )
     return event
+
+
+# The log line and the metrics are for events the database kept: flushed, then committed with
+# their transaction. An event undone with its step (a savepoint rolled back) or with the whole
+# unit of work goes back to transient and is neither logged nor counted.
+
+
+@sa.event.listens_for(Session, "pending_to_persistent")
+def _flushed(session: Session, instance: object) -> None:
+    if isinstance(instance, AuditEvent):
+        # Read now: after the commit the instance is expired, and reading it would query.
+        line = (
+            instance.action,
+            f"{instance.target_type}:{instance.target_id}",
+            instance.actor_label,
+        )
+        session.info.setdefault(_STORED, []).append((instance, line))
+
+
+@sa.event.listens_for(Session, "persistent_to_transient")
+def _undone(session: Session, instance: object) -> None:
+    if isinstance(instance, AuditEvent):
+        stored = session.info.get(_STORED, [])
+        stored[:] = [(e, line) for e, line in stored if e is not instance]
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: not committed yet
+        return
+    for _instance, (action, target, actor) in session.info.pop(_STORED, []):
+        metrics.audit_recorded(action)
+        # The event's action, target and actor, never its details (they may name what was
+        # typed).
+        log.info(
+            "audit %s", action, extra={"audit_action": action, "target": target, "actor": actor}
+        )
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_STORED, None)

@@ -59,7 +59,8 @@ THROTTLE_ACTIONS = {
 
 
 def audit_recorded(action: str) -> None:
-    """Count what an audit event says happened (called by `record_audit`)."""
+    """Count what an audit event says happened, once its transaction committed (see
+    `portal/audit/services.py`): a refused, rolled-back action counts nothing."""
     area = action.split(".", 1)[0]
     AUDIT_EVENTS.labels(area=area[:40]).inc()
     if action in SIGN_IN_ACTIONS:
