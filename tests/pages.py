@@ -137,10 +137,10 @@ def partner_pages(ids: dict[str, Any], slug: str) -> dict[str, list[str]]:
             "/admin/sessions/",
             "/admin/settings/branding/",
             BRANDING_PREVIEW,
-            "/admin/api-clients/",
             "/developers",
         ]
-        + ([f"/admin/audit/{ids['audit_event']}"] if slug == "acme" else []),
+        # Acme's: the partner API is on there, with the demo's client, and the audit event.
+        + (["/admin/api-clients/", f"/admin/audit/{ids['audit_event']}"] if slug == "acme" else []),
         f"basic@{slug}.test": ["/", "/account/subscription/", "/account/activity"],
         f"guest@{slug}.test": ["/"],
         f"support@{slug}.test": ["/support/", f"/support/users/{basic}"],
@@ -207,15 +207,28 @@ def open_as(page: Any, base: str, who: str) -> None:
         page.wait_for_selector(".support-banner")
 
 
-def open_page(page: Any, base: str, path: str) -> None:
-    """Open the page; for the branding preview, choose the sidebar theme in the form and wait
-    for the live preview to follow (nothing is saved)."""
-    if path != BRANDING_PREVIEW:
-        page.goto(base + path)
-        return
-    page.goto(base + "/admin/settings/branding/")
-    page.check("input[name=base][value=sidebar]")
-    page.wait_for_selector("#preview-box[data-base=sidebar]")
+# The pages that answer with an error on purpose; every other one must answer 200.
+ERROR_PAGES = {"/no-such-page", "/operator/password/not-a-link"}
+# What must show on a page for its check to mean something (a table with its rows' actions).
+MUST_SHOW = {"/admin/api-clients/": "table button", "/operator/mail": "table button"}
+
+
+def open_page(page: Any, base: str, path: str) -> list[str]:
+    """Open the page (for the branding preview: choose the sidebar theme in the form and wait
+    for the live preview to follow; nothing is saved) and say what is wrong with it before
+    axe looks: an error answer, or the part that should show missing."""
+    if path == BRANDING_PREVIEW:
+        response = page.goto(base + "/admin/settings/branding/")
+        page.check("input[name=base][value=sidebar]")
+        page.wait_for_selector("#preview-box[data-base=sidebar]")
+    else:
+        response = page.goto(base + path)
+    wrong = []
+    if path not in ERROR_PAGES and response.status != 200:
+        wrong.append(f"answered {response.status}")
+    if path in MUST_SHOW and page.locator(MUST_SHOW[path]).count() == 0:
+        wrong.append(f"{MUST_SHOW[path]} is missing")
+    return wrong
 
 
 def sign_in(page: Any, base: str, email: str, password: str = DEMO_PASSWORD) -> None:

@@ -41,8 +41,10 @@ def check_pages(
         if email:
             open_as(page, base, email)
         for path in paths:
-            open_page(page, base, path)
+            wrong = open_page(page, base, path)
             problems = serious_violations(page, source)
+            if wrong:
+                problems.append({"id": "not-the-page", "impact": "serious", "nodes": wrong})
             # The role pages are matrices (roles by permissions, roles by roles): on a phone
             # they scroll sideways inside their table, by design.
             cut_off = [] if path in WIDE_BY_DESIGN else off_screen(page)
