@@ -32,7 +32,7 @@ PHONE = {"width": 390, "height": 844}
 AUDIT_LOG = "/admin/audit/"
 # A third partner on the sidebar theme (the demo's two use the default and midnight ones), and
 # the demo partner that lets visitors sign up themselves (neither does as seeded).
-SIDEBAR = "initech"
+SIDEBAR = "hooli"
 SELF_SIGNUP = "globex"
 
 
@@ -87,7 +87,7 @@ def _seed_for_newer_pages(partners: dict[str, int]) -> dict[tuple[str, int], int
     with partner_scope(other):
         switch_feature("self_signup", True)
     theme = Theme(base="sidebar", primary_color="#7c3aed", accent_color="#3b0764")
-    sidebar = Partner(slug=SIDEBAR, name="Initech", theme_settings=theme.to_dict())
+    sidebar = Partner(slug=SIDEBAR, name="Hooli", theme_settings=theme.to_dict())
     db.session.add(sidebar)
     db.session.flush()
     with partner_scope(sidebar):
