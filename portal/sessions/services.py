@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -311,18 +312,14 @@ def revoke_provider_sessions(
         matching += [UserSession.sso_issuer == issuer, UserSession.sso_sid == sid]
     if user_id is not None:
         matching.append(UserSession.user_id == user_id)
-    found = db.session.execute(select(UserSession.id, UserSession.user_id).where(*matching)).all()
-    ended: dict[int, int] = {}
-    for session_id, owner in found:
-        result = db.session.execute(
-            update(UserSession)
-            .where(UserSession.id == session_id, UserSession.revoked_at.is_(None))
-            .values(revoked_at=utcnow(), revoked_reason=reason, revoked_by_id=None)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount:
-            ended[owner] = ended.get(owner, 0) + 1
-    return ended
+    owners = db.session.execute(
+        update(UserSession)
+        .where(*matching)
+        .values(revoked_at=utcnow(), revoked_reason=reason, revoked_by_id=None)
+        .returning(UserSession.user_id)
+        .execution_options(synchronize_session=False)
+    ).scalars()
+    return dict(Counter(owners))
 
 
 def start_operator_session(operator: Operator, client: ClientInfo) -> tuple[OperatorSession, str]:
