@@ -66,3 +66,24 @@ def assert_budget(client: Any, app: Flask, path: str, budget: int, status: int =
     assert response.status_code == status, (path, response.status_code)
     assert len(statements) <= budget, f"{path}: budget {budget}, {statements.report()}"
     return response, statements
+
+
+def sqlite_plan(app: Flask, client: Any, path: str, containing: str) -> list[str]:
+    """SQLite's plan (`EXPLAIN QUERY PLAN`, one line per step) of the first statement that a
+    GET of `path` by `client` sends holding `containing`."""
+    sent: list[tuple[str, Any]] = []
+
+    def before(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        sent.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    statement, parameters = next((s, p) for s, p in sent if containing in s)
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
+    return [row[3] for row in plan]

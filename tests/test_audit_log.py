@@ -16,7 +16,7 @@ from conftest import (
     set_feature,
 )
 from flask import Flask
-from sqlalchemy import event
+from querybudget import sqlite_plan
 from test_reports import FIREFOX_LINUX
 from test_subscriptions import plan
 from test_support import REASON, acting_as
@@ -341,19 +341,5 @@ def test_who_as_a_whole_address_is_that_person_through_their_index(
     assert actions("bob@acme") == {"Role changed", "User deactivated"}  # part of an address
     if db.engine.dialect.name != "sqlite":
         return
-    sent: list[tuple[str, object]] = []
-
-    def before(_conn, _cursor, statement: str, parameters: object, *_args) -> None:
-        sent.append((statement, parameters))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        assert admin.get("/admin/audit/?who=bob@acme.test").status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-    statement, parameters = next((s, p) for s, p in sent if "FROM audit_events" in s)
-    with engine.connect() as conn:
-        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
-    assert any("ix_audit_events_partner_actor_time" in row[3] for row in plan), plan
+    plan = sqlite_plan(app, admin, "/admin/audit/?who=bob@acme.test", "FROM audit_events")
+    assert any("ix_audit_events_partner_actor_time" in step for step in plan), plan

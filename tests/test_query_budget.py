@@ -12,8 +12,7 @@ from datetime import timedelta
 import pytest
 from conftest import host_client, logged_in, make_user, set_feature
 from flask import Flask
-from querybudget import assert_budget, counted
-from sqlalchemy import event
+from querybudget import assert_budget, counted, sqlite_plan
 
 from portal.audit.services import record_audit
 from portal.extensions import db
@@ -275,23 +274,9 @@ def test_the_first_statement_finds_the_plan_by_the_users_subscription(
     user = make_user(acme, "sam@acme.test", role=Role.COMPANY)
     _sign_up_for_reports(acme, user)
     client = logged_in(app, user)
-    sent: list[tuple[str, object]] = []
-
-    def before(_conn, _cursor, statement: str, parameters: object, *_args) -> None:
-        sent.append((statement, parameters))
-
     client.get("/")
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        assert client.get("/").status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-    statement, parameters = next((s, p) for s, p in sent if "plans.entitlements" in s)
-    with engine.connect() as conn:
-        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
-    subscriptions = [row[3] for row in plan if "subscriptions" in row[3]]
+    plan = sqlite_plan(app, client, "/", "plans.entitlements")
+    subscriptions = [step for step in plan if "subscriptions" in step]
     assert subscriptions == [
         "SEARCH subscriptions USING INDEX uq_subscriptions_one_held_per_user (user_id=?)"
     ], plan
