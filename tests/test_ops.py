@@ -22,6 +22,7 @@ from test_subscriptions import plan
 from test_support import acting_as
 
 from portal.audit.models import AuditEvent
+from portal.audit.services import record_audit
 from portal.auth.passwords import hash_password
 from portal.extensions import db
 from portal.mail.models import MailStatus
@@ -255,6 +256,36 @@ def test_an_audited_change_is_counted_and_logged_as_its_own_line(
     assert line["request_id"] == "req-audit-1" and line["partner"] == "acme"
     assert line["user"] == f"user:{acme_user.id}"
     assert "Alice Renamed" not in json.dumps(line)  # what was typed stays in the details
+
+
+def test_a_partner_wide_event_names_the_partner_in_its_log_line(
+    app: Flask, acme: Partner, acme_admin: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ending every session is about the whole partner: the event and its log line say which
+    partner, not an empty target."""
+    caplog.set_level(logging.INFO)
+    admin = host_client(app, "acme")
+    assert admin.login("root@acme.test").status_code == 302
+    caplog.clear()
+    ended = admin.post_form("/admin/sessions/revoke-all")
+    assert ended.status_code == 302
+    assert "Everyone else must sign in again." in admin.get(ended.headers["Location"]).text
+    [event] = rows(AuditEvent, action="session.revoke_partner")
+    assert (event.target_type, event.target_id) == ("partners", str(acme.id))
+    [line] = [e for e in json_lines(caplog) if e["logger"] == "portal.audit"]
+    assert line["audit_action"] == "session.revoke_partner"
+    assert line["target"] == f"partners:{acme.id}"
+
+
+def test_an_event_without_target_logs_a_dash_not_none(
+    app: Flask, acme: Partner, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with partner_scope(acme):
+        record_audit("account.password_reset_request", details={"outcome": "test"})
+        db.session.commit()
+    [line] = [e for e in json_lines(caplog) if e["logger"] == "portal.audit"]
+    assert line["target"] == "-"
 
 
 def test_an_event_undone_with_its_refused_action_is_neither_counted_nor_logged(

@@ -131,7 +131,7 @@ def _flushed(session: Session, instance: object) -> None:
         # Read now: after the commit the instance is expired, and reading it would query.
         line = (
             instance.action,
-            f"{instance.target_type}:{instance.target_id}",
+            f"{instance.target_type}:{instance.target_id}" if instance.target_type else "-",
             instance.actor_label,
         )
         session.info.setdefault(_STORED, []).append((instance, line))

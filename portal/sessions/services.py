@@ -16,6 +16,7 @@ from portal.exceptions import PortalError
 from portal.extensions import db
 from portal.operator.models import Operator
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
+from portal.tenancy.context import current_partner
 from portal.tenancy.models import AtLimit, Partner, SessionPolicy
 from portal.tokens.generation import hash_token, new_token
 from portal.unit_of_work import before_commit, lock_user
@@ -272,6 +273,7 @@ def revoke_partner_sessions(
     count = db.session.execute(stmt).rowcount
     record_audit(
         "session.revoke_partner",
+        target=current_partner._get_current_object(),
         details={"reason": reason, "count": count, "kept": keep.id if keep else None},
     )
     return count
