@@ -13,16 +13,19 @@ from typing import Any
 import pytest
 from conftest import PASSWORD, host_client, logged_in, make_user, rows, set_feature
 from flask import Flask
+from oidc import configure
 from racing import TRIES, WAIT, first_write, race, results, skip_unless_racing
 from sqlalchemy import event
 from test_subscriptions import plan
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
+from portal.features.evaluation import evaluate, forget_settings
 from portal.mail.models import OutboxMessage
 from portal.roles.models import Role
 from portal.roles.policy import current_policy
 from portal.sessions.models import UserSession
+from portal.sso.models import SsoIdentity
 from portal.subscriptions.models import Subscription
 from portal.subscriptions.models import SubscriptionState as S
 from portal.subscriptions.services import ActorKind, start_signing
@@ -285,3 +288,35 @@ def test_a_burst_of_wrong_passwords_is_counted_one_by_one(
         assert len(rows(AuditEvent, action="auth.login_failed")) == 5 * (burst + 1)
     owner = host_client(make_app(fresh=True, **shared), "acme")
     assert owner.login(email, environ_base={"REMOTE_ADDR": "10.0.0.3"}).status_code == 302
+
+
+def test_two_admins_cannot_switch_off_both_ways_to_sign_in(
+    data: Flask, make_app, acme: Partner, acme_admin: User, idp, attempt
+) -> None:
+    """Password sign-in goes off only while single sign-on works, and single sign-on only while
+    password sign-in is on: one admin switching each off at the same instant leaves one way in."""
+    skip_unless_racing()
+    configure(acme, idp.issuer)
+    with partner_scope(acme):
+        db.session.add(SsoIdentity(user_id=acme_admin.id, issuer=idp.issuer, subject="sub-admin"))
+        db.session.commit()
+    second = make_user(acme, "second@acme.test", role=Role.ADMIN)
+    apps = [make_app(), make_app()]
+    clients = [logged_in(apps[0], acme_admin), logged_in(apps[1], second)]
+    tokens = [c.csrf_token("/") for c in clients]
+    responses = post_together(
+        apps,
+        clients,
+        tokens,
+        ("/admin/features/password_login", {"on": "0"}),
+        ("/admin/features/oidc_login", {"on": "0"}),
+    )
+    with partner_scope(rows(Partner, id=acme.id)[0]):
+        forget_settings()
+        still_on = [key for key in ("password_login", "oidc_login") if evaluate(key).on]
+    assert still_on, [r.status_code for r in responses]
+    assert sorted(r.status_code for r in responses) == [200, 409]
+    refused = next(r for r in responses if r.status_code == 409)
+    assert "only way to sign in" in refused.text
+    switched = [e.details["on"] for e in rows(AuditEvent, action="feature.switch")]
+    assert switched.count(False) == 1  # the refused one left no event

@@ -16,6 +16,7 @@ from portal.operator.models import Operator
 from portal.sso.models import SsoConnection, SsoIdentity
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope
+from portal.unit_of_work import lock_partner
 
 
 class FeatureError(PortalError):
@@ -84,7 +85,12 @@ def _row(key: str) -> FeatureSetting:
 
 
 def switch_feature(key: str, on: bool) -> None:
-    """The partner admin's switch for the current partner (refused while locked)."""
+    """The partner admin's switch for the current partner (refused while locked).
+
+    Under the partner's lock: whether the other way to sign in is still on is read as it is
+    now, so two admins switching off one way each cannot leave nobody a way in.
+    """
+    lock_partner()
     row = _row(key)
     if row.lock != Lock.NONE:
         raise FeatureError(
@@ -101,6 +107,7 @@ def switch_feature(key: str, on: bool) -> None:
 def lock_feature(operator: Operator | None, partner: Partner, key: str, lock: Lock) -> None:
     """An operator forces a feature on or off for a partner, or releases the lock."""
     with partner_scope(partner):
+        lock_partner()
         row = _row(key)
         if lock == Lock.OFF:
             _guard_login(key, False)

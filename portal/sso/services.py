@@ -288,7 +288,9 @@ def remove_connection() -> bool:
 
 def set_login_methods(*, sso_on: bool, password_on: bool) -> list[str]:
     """The two switches of the sign-in page, in an order that never strands anyone: what
-    turns on first, then what turns off (each refused by the features' own guards)."""
+    turns on first, then what turns off (each refused by the features' own guards), both
+    read under the partner's lock."""
+    lock_partner()
     wanted = {"oidc_login": sso_on, "password_login": password_on}
     changes = [(k, on) for k, on in wanted.items() if evaluate(k).partner_on != on]
     said = []
