@@ -275,6 +275,38 @@ def test_a_key_the_provider_rotated_in_is_fetched_once(app: Flask, alice: User, 
     assert second.status_code == 200 and fetches == [1]  # cached again
 
 
+def test_tokens_naming_unknown_keys_fetch_the_key_set_at_most_once_a_minute(
+    app: Flask, alice: User, idp, frozen_clock
+) -> None:
+    """Anyone may post a logout token: a stream of tokens with made-up key ids is refused
+    without making the portal fetch the provider's keys for each; a minute later a key the
+    provider really rotated in is fetched and accepted."""
+    browser = host_client(app, "acme")
+    assert sign_in(browser, ALICE).status_code == 302
+    [session] = rows(UserSession)
+    fetches = []
+    original = idp.app.wsgi_app
+
+    def counting(environ: dict, start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/jwks":
+            fetches.append(1)
+        return original(environ, start_response)
+
+    idp.app.wsgi_app = counting
+    strangers = [new_key(f"made-up-{n}") for n in range(3)]
+    for key in strangers * 3:
+        refused = deliver(app, logout_token(idp, sid=session.sso_sid, key=key))
+        assert refused.status_code == 400 and "signature" in refused.json["error_description"]
+    assert fetches == [1]  # the first unknown key id, then the cached set for a minute
+    idp.provider.key = new_key("demo-2")  # the provider rotates within that minute
+    early = deliver(app, logout_token(idp, sid=session.sso_sid))
+    assert early.status_code == 400 and fetches == [1] and signed_in(browser)
+    frozen_clock.advance(timedelta(seconds=61))
+    later = deliver(app, logout_token(idp, sid=session.sso_sid))
+    assert later.status_code == 200 and fetches == [1, 1]
+    assert not signed_in(browser)
+
+
 def test_a_replayed_token_is_refused(app: Flask, alice: User, idp) -> None:
     first, second, [one, _two] = signed_in_twice(app)
     token = logout_token(idp, subject=ALICE.subject, sid=one.sso_sid)

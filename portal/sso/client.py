@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.integrations.flask_client import FlaskIntegration
@@ -20,6 +21,7 @@ from flask import Flask, current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from portal.clock import utcnow
 from portal.exceptions import PortalError
 from portal.sso.crypto import secret_box
 from portal.sso.http import (
@@ -34,6 +36,9 @@ from portal.sso.models import SsoConnection
 WELL_KNOWN = "/.well-known/openid-configuration"
 ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
 METADATA_TTL = 600  # seconds a client trusts the discovery document it read
+# At most one fetch of the key set a minute forced by a token naming a key id the cached set
+# lacks: anyone may post a logout token, and must not make the portal hammer the provider.
+KEYS_REFETCH_INTERVAL = timedelta(seconds=60)
 FLOW_LIFETIME = 600  # seconds between leaving for the provider and coming back
 
 
@@ -54,6 +59,26 @@ class PartnerOIDCClient(FlaskOAuth2App):
     after METADATA_TTL, and the token endpoint authenticated the way the provider supports."""
 
     client_cls = ProviderSession
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keys_forced_at: datetime | None = None
+        self._keys_lock = threading.Lock()
+
+    def fetch_jwk_set(self, force: bool = False) -> dict[str, Any]:
+        """The provider's key set, cached with the discovery document; a forced fetch (an
+        unknown key id) at most once per KEYS_REFETCH_INTERVAL, else the cached set."""
+        if force:
+            with self._keys_lock:
+                now = utcnow()
+                recent = self._keys_forced_at is not None and (
+                    now - self._keys_forced_at < KEYS_REFETCH_INTERVAL
+                )
+                cached = self.server_metadata.get("jwks")
+                if recent and cached:
+                    return cached
+                self._keys_forced_at = now
+        return super().fetch_jwk_set(force=force)
 
     def load_server_metadata(self) -> dict[str, Any]:
         loaded = self.server_metadata.get("_loaded_at")
