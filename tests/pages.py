@@ -260,8 +260,11 @@ AXE_RUN = """async () => {
 
 def serious_violations(page: Any, source: str) -> list[dict[str, Any]]:
     """axe-core's critical and serious findings on the page as it is now. Evaluated through
-    the DevTools protocol, so the page's Content-Security-Policy stays as it is."""
-    page.evaluate(source)
+    the DevTools protocol, so the page's Content-Security-Policy stays as it is. A context
+    that has axe as an init script (`context.add_init_script(source)`, compiled once, not
+    parsed again per page) has it on every page already."""
+    if not page.evaluate("() => typeof axe !== 'undefined'"):
+        page.evaluate(source)
     return page.evaluate(AXE_RUN)
 
 

@@ -37,6 +37,7 @@ def check_pages(
     for email, paths in pages.items():
         context = browser.new_context(viewport=viewport)
         context.set_default_timeout(15_000)
+        context.add_init_script(source)  # axe on every page, without parsing it per page
         page = context.new_page()
         if email:
             open_as(page, base, email)
