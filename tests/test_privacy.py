@@ -565,9 +565,9 @@ def test_offboarding_archive_close_and_delete(
         )
         db.session.commit()
     globex_before = count_per_partner(owner_engine, globex.id)
-    acme_before = count_per_partner(owner_engine, acme.id)
     out = app.test_cli_runner().invoke(args=["partner", "export", "acme", "-o", "/dev/null"])
     assert out.exit_code == 0, out.output
+    acme_before = count_per_partner(owner_engine, acme.id)  # with the export's own event
 
     assert root.login("op@portal.test").status_code == 302
     archive = root.post_form(f"/operator/partners/{acme.id}/archive")
@@ -615,6 +615,37 @@ def test_offboarding_archive_close_and_delete(
     assert rows(Partner, id=acme.id) == []
     assert host_client(app, "acme").get("/login").status_code == 404
     assert rows(AuditEvent, action="partner.delete")
+
+
+def test_the_partners_own_trail_shows_the_operators_export_closing_and_reopening(
+    app: Flask, acme: Partner, acme_admin: User, root: Any
+) -> None:
+    """What the platform did to the whole partner is on the partner's own audit log too, for
+    its admins to read once it is back: who took a copy of everything, closed it, reopened it."""
+    make_operator()
+    assert root.login("op@portal.test").status_code == 302
+    assert root.post_form(f"/operator/partners/{acme.id}/archive").status_code == 200
+    root.post_form(f"/operator/partners/{acme.id}/close", {"grace_days": "7", "confirm": "acme"})
+    assert rows(Partner, id=acme.id)[0].status == PartnerStatus.CLOSED
+    root.post_form(f"/operator/partners/{acme.id}/reopen")
+    root.post_form(f"/operator/partners/{acme.id}/reactivate")
+    assert rows(Partner, id=acme.id)[0].status == PartnerStatus.ACTIVE
+    own = [e for e in rows(AuditEvent, partner_id=acme.id) if e.action.startswith("partner.")]
+    assert [e.action for e in own] == [
+        "partner.export",
+        "partner.close",
+        "partner.reopen",
+        "partner.reactivate",
+    ]
+    assert {e.actor_label for e in own} == {"op@portal.test"}
+    log = client_from(app, acme_admin, ADMIN_IP).get("/admin/audit/").text
+    for label in (
+        "All of the partner&#39;s data exported",
+        "Partner closed",
+        "Partner reopened",
+        "Partner reactivated",
+    ):
+        assert label in log, label
 
 
 def test_closing_refuses_bad_grace_periods(app: Flask, acme: Partner, root: Any) -> None:

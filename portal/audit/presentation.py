@@ -108,6 +108,9 @@ ACTIONS: dict[str, str] = {
     "partner.create": "Partner created",
     "partner.suspend": "Partner suspended",
     "partner.reactivate": "Partner reactivated",
+    "partner.close": "Partner closed",
+    "partner.reopen": "Partner reopened",
+    "partner.export": "All of the partner's data exported",
     "partner.admin_granted": "Admin granted by an operator",
 }
 # The filter's list: by what people read, as Jinja's `dictsort(by="value")` orders it.

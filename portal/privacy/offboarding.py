@@ -86,9 +86,10 @@ def export_archive(partner: Partner, *, actor: Any = None) -> bytes:
         archive.writestr("manifest.json", json.dumps(manifest, indent=2))
         for name, rows in tables.items():
             archive.writestr(f"tables/{name}.json", json.dumps(rows, indent=1, ensure_ascii=False))
-    record_audit(
-        "partner.export", actor=actor, target=partner, details={"tables": manifest["tables"]}
-    )
+    details = {"tables": manifest["tables"]}
+    with partner_scope(partner):  # the partner's own trail shows who took a copy of it all
+        record_audit("partner.export", actor=actor, target=partner, details=details)
+    record_audit("partner.export", actor=actor, target=partner, details=details)
     return buffer.getvalue()
 
 
@@ -119,12 +120,9 @@ def close_partner(operator: Any, partner: Partner, grace_days: int) -> datetime:
     partner.delete_after = now + timedelta(days=grace_days)
     with partner_scope(partner):
         ended = revoke_partner_sessions(by=None, reason="partner closed")
-    record_audit(
-        "partner.close",
-        actor=operator,
-        target=partner,
-        details={"grace_days": grace_days, "sessions": ended},
-    )
+        details = {"grace_days": grace_days, "sessions": ended}
+        record_audit("partner.close", actor=operator, target=partner, details=details)
+    record_audit("partner.close", actor=operator, target=partner, details=details)
     return partner.delete_after
 
 
@@ -134,6 +132,8 @@ def reopen_partner(operator: Any, partner: Partner) -> None:
         raise OffboardingError(f"{partner.name} is not closed.")
     partner.status = PartnerStatus.SUSPENDED
     partner.closed_at = partner.delete_after = None
+    with partner_scope(partner):
+        record_audit("partner.reopen", actor=operator, target=partner)
     record_audit("partner.reopen", actor=operator, target=partner)
 
 
