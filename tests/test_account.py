@@ -653,6 +653,10 @@ def test_password_change_ends_the_other_sessions_only(app: Flask, acme_user: Use
         (PASSWORD, NEW_PASSWORD, "something-else-1", "confirm", "The two passwords are not"),
         (PASSWORD, PASSWORD, None, "password", "Choose a password different"),
         ("", NEW_PASSWORD, None, "current_password", "Enter your current password."),
+        (PASSWORD, "password1234", None, "password", "This password is one of the most common"),
+        (PASSWORD, "Dragon2026!!", None, "password", "This password is one of the most common"),
+        (PASSWORD, "alice-in-wonderland", None, "password", "A password must not contain"),
+        (PASSWORD, "we-love-acme-corp", None, "password", "A password must not contain"),
     ],
 )
 def test_password_change_errors_in_place(

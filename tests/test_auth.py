@@ -76,16 +76,16 @@ def test_acme_cookie_authenticates_nobody_on_globex(
 def test_shared_email_logs_into_each_partner_only_with_its_own_password(
     app: Flask, acme: Partner, globex: Partner
 ) -> None:
-    make_user(acme, "shared@example.com", password="acme-shared-2026")
-    make_user(globex, "shared@example.com", password="globex-shared-2026")
+    make_user(acme, "shared@example.com", password="orchard-lantern-2026")
+    make_user(globex, "shared@example.com", password="harbour-lantern-2026")
     acme_client, globex_client = host_client(app, "acme"), host_client(app, "globex")
 
-    assert acme_client.login("shared@example.com", "globex-shared-2026").status_code == 422
-    assert globex_client.login("shared@example.com", "acme-shared-2026").status_code == 422
+    assert acme_client.login("shared@example.com", "harbour-lantern-2026").status_code == 422
+    assert globex_client.login("shared@example.com", "orchard-lantern-2026").status_code == 422
     assert rows(UserSession) == []
 
-    assert acme_client.login("shared@example.com", "acme-shared-2026").status_code == 302
-    assert globex_client.login("shared@example.com", "globex-shared-2026").status_code == 302
+    assert acme_client.login("shared@example.com", "orchard-lantern-2026").status_code == 302
+    assert globex_client.login("shared@example.com", "harbour-lantern-2026").status_code == 302
     sessions = rows(UserSession)
     assert {s.partner_id for s in sessions} == {acme.id, globex.id}
     assert "Acme Corp" in acme_client.get("/").text

@@ -56,6 +56,10 @@ def test_a_new_operator_chooses_their_password_through_the_link(app: Flask, data
     assert short.status_code == 422 and "at least 10 characters" in short.text
     differ = choose(root, path, NEW_PASSWORD, "something-else-entirely")
     assert differ.status_code == 422 and "not the same" in differ.text
+    common = choose(root, path, "1q2w3e4r5t6y")
+    assert common.status_code == 422 and "one of the most common" in common.text
+    own = choose(root, path, "my-portal-passphrase")  # a word of their own address
+    assert own.status_code == 422 and "must not contain" in own.text
 
     done = choose(root, path, NEW_PASSWORD)
     assert done.status_code == 302 and done.headers["Location"] == "/login"

@@ -176,6 +176,19 @@ def test_reset_sets_the_password_and_ends_every_session(
     assert "account.password_reset" in events and "session.revoke_all" in events
 
 
+def test_a_common_password_or_ones_own_name_is_refused_and_the_link_stays_usable(
+    acme_client: HostClient, acme_user: User
+) -> None:
+    path = reset_path(acme_client)
+    weak_ones = (("password2026", "one of the most common"), ("alice-again-99", "not contain"))
+    for weak, says in weak_ones:
+        refused = set_password(acme_client, path, weak)
+        assert refused.status_code == 422 and says in refused.text, weak
+    assert verify_password(stored(acme_user).password_hash, PASSWORD)
+    assert set_password(acme_client, path).status_code == 302
+    assert verify_password(stored(acme_user).password_hash, NEW_PASSWORD)
+
+
 def test_reset_link_works_once(acme_client: HostClient, acme_user: User) -> None:
     path = reset_path(acme_client)
     assert set_password(acme_client, path).status_code == 302

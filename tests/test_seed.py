@@ -44,9 +44,9 @@ def test_seed_creates_the_demo_accounts_and_is_idempotent(app: Flask, data: Flas
         return host_client(app, slug).login(email, password).status_code
 
     assert login("acme", "admin@acme.test", "portal-demo-2026") == 302
-    assert login("acme", "shared@example.com", "globex-shared-2026") == 422
-    assert login("acme", "shared@example.com", "acme-shared-2026") == 302
-    assert login("globex", "shared@example.com", "globex-shared-2026") == 302
+    assert login("acme", "shared@example.com", "harbour-lantern-2026") == 422
+    assert login("acme", "shared@example.com", "orchard-lantern-2026") == 302
+    assert login("globex", "shared@example.com", "harbour-lantern-2026") == 302
     assert login(None, "operator@portal.test", "portal-demo-2026") == 302
     assert (
         host_client(app, None).login("operator@portal.test", "portal-demo-2026").status_code == 302

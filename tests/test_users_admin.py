@@ -118,6 +118,18 @@ def test_invitation_flow(app: Flask, admin, acme: Partner, frozen_clock) -> None
     assert page.status_code == 200 and "new.person@acme.test" in page.text
     short = invitee.post_form(path, {"display_name": "New", "password": "x", "confirm": "x"})
     assert short.status_code == 422 and "at least 10 characters" in short.text
+    for weak, says in (
+        ("qwerty123456", "one of the most common"),
+        ("new.person-2026", "must not contain"),  # their own address
+        ("acme-forever-1", "must not contain"),  # the partner's name
+    ):
+        refused = invitee.post_form(
+            path, {"display_name": "New Person", "password": weak, "confirm": weak}
+        )
+        assert refused.status_code == 422 and says in refused.text, weak
+    [still] = rows(User, email="new.person@acme.test")
+    assert still.status == UserStatus.INVITED and still.password_hash is None
+    assert invitee.get(path).status_code == 200  # a refused password leaves the link usable
     accepted = invitee.post_form(
         path, {"display_name": "New Person", "password": PASSWORD, "confirm": PASSWORD}
     )

@@ -16,7 +16,13 @@ from flask import url_for
 from sqlalchemy import select
 
 from portal.audit.services import record_audit
-from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from portal.auth.passwords import (
+    MIN_PASSWORD_LENGTH,
+    context_words,
+    hash_password,
+    password_refusal,
+    verify_password,
+)
 from portal.auth.throttle import throttle
 from portal.clock import utcnow
 from portal.extensions import db
@@ -75,11 +81,19 @@ def _clean_address(email: str, field: str = "email") -> str:
     return address
 
 
-def _check_new_password(password: str, field: str = "password") -> None:
+def _check_new_password(
+    password: str, field: str = "password", *, email: str | None = None, name: str | None = None
+) -> None:
+    """The length, then the rules of `password_refusal`: not a common password, none of the
+    partner's names nor the person's own (`email`, `name`) in it."""
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise AccountError(
             f"Use between {MIN_PASSWORD_LENGTH} and {MAX_PASSWORD_LENGTH} characters.", field
         )
+    context = context_words(current_partner.name, current_partner.slug, email, name)
+    refusal = password_refusal(password, context)
+    if refusal is not None:
+        raise AccountError(refusal, field)
 
 
 def _user_by_email(address: str) -> User | None:
@@ -234,7 +248,8 @@ def send_password_reset(user: User, *, by: User) -> None:
 
 def reset_password(token: str, password: str) -> User:
     """Set a new password with a reset link; every session of the user ends."""
-    _check_new_password(password)
+    owner = open_link(token, TokenPurpose.PASSWORD_RESET).user
+    _check_new_password(password, email=owner.email, name=owner.display_name)
     record = _use_link(token, TokenPurpose.PASSWORD_RESET)
     user = record.user
     user.password_hash = hash_password(password)
@@ -346,7 +361,8 @@ def sign_up(email: str, display_name: str, *, client_ip: str | None = None) -> U
 def verify_signup(token: str, display_name: str, password: str) -> User:
     """Complete a sign-up with its emailed link: name and password chosen, the account active."""
     name = clean_display_name(display_name)
-    _check_new_password(password)
+    pending = open_link(token, TokenPurpose.VERIFY_EMAIL).user
+    _check_new_password(password, email=pending.email, name=name)
     user = _use_link(token, TokenPurpose.VERIFY_EMAIL).user
     user.display_name = name
     user.password_hash = hash_password(password)
@@ -504,7 +520,7 @@ def change_password(
         field="current_password",
         message="Your current password is not correct.",
     )
-    _check_new_password(new)
+    _check_new_password(new, email=user.email, name=user.display_name)
     if new == current:
         raise AccountError("Choose a password different from the current one.", "password")
     user.password_hash = hash_password(new)

@@ -1,7 +1,11 @@
-"""Password hashing with argon2 (argon2-cffi), tunable per environment."""
+"""Password hashing with argon2 (argon2-cffi), tunable per environment, and the rules a new
+password must meet beyond its length: not one of the most common passwords, not made of the
+portal's or the person's own names."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from functools import cache
 
 from argon2 import PasswordHasher, profiles
@@ -9,6 +13,50 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 
 MIN_PASSWORD_LENGTH = 10
+# How many of the most common passwords (zxcvbn's list, from leaked password corpora, most
+# frequent first) a new password is checked against, also with digits and symbols at its end
+# taken off ("dragon2026!" is "dragon").
+COMMON_PASSWORDS = 10_000
+MIN_CONTEXT_WORD = 4  # shorter names ("bob", "hr") are too common inside words to refuse
+TOO_COMMON = "This password is one of the most common ones, which are tried first; choose another."
+HAS_CONTEXT = (
+    "A password must not contain the portal's name or your own name or email address; "
+    "choose another."
+)
+_TRAILING = re.compile(r"[\d\W_]+$")
+_WORDS = re.compile(r"[^\W_]+")
+
+
+@cache
+def _common() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # 30,000 passwords; loaded when needed
+
+    return frozenset(FREQUENCY_LISTS["passwords"][:COMMON_PASSWORDS])
+
+
+def context_words(*names: str | None) -> set[str]:
+    """The words of `names` (a partner's name and address name, a person's email address and
+    name) that a password may not contain: each word of at least MIN_CONTEXT_WORD letters."""
+    words = set()
+    for name in names:
+        local, at, domain = (name or "").lower().partition("@")
+        text = f"{local} {' '.join(domain.split('.')[:-1])}" if at else local  # no ".com"
+        for word in _WORDS.findall(text):
+            if len(word) >= MIN_CONTEXT_WORD:
+                words.add(word)
+    return words
+
+
+def password_refusal(password: str, context: Iterable[str] = ()) -> str | None:
+    """Why `password` may not be chosen, or None: one of the most common passwords (as it is,
+    or without the digits and symbols at its end), or containing a word of `context` (see
+    `context_words`). The length is the caller's to check."""
+    lowered = password.lower()
+    if lowered in _common() or _TRAILING.sub("", lowered) in _common():
+        return TOO_COMMON
+    if any(word in lowered for word in context):
+        return HAS_CONTEXT
+    return None
 
 
 @cache

@@ -10,7 +10,12 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select, update
 
 from portal.audit.services import record_audit
-from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
+from portal.auth.passwords import (
+    MIN_PASSWORD_LENGTH,
+    context_words,
+    hash_password,
+    password_refusal,
+)
 from portal.clock import utcnow
 from portal.exceptions import NotFound, PortalError
 from portal.extensions import db
@@ -168,11 +173,14 @@ class OperatorAccountError(PortalError):
     """An operator account cannot be created or changed so."""
 
 
-def _check_password(password: str) -> None:
+def _check_password(password: str, email: str | None = None) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise OperatorAccountError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
         )
+    refusal = password_refusal(password, context_words(email))
+    if refusal is not None:
+        raise OperatorAccountError(refusal, status=422)
 
 
 def create_operator(
@@ -182,7 +190,7 @@ def create_operator(
     with a password nobody knows until they choose theirs through a set-password link."""
     address = clean_email(email)
     if password is not None:
-        _check_password(password)
+        _check_password(password, address)
     taken = db.session.execute(select(Operator.id).where(Operator.email == address)).first()
     if taken:
         raise OperatorAccountError(f"{address} is already an operator.", status=409)
@@ -263,8 +271,8 @@ def set_password_by_link(token: str, password: str) -> Operator:
     Under the operator's lock, the link is checked again against the password as it is now:
     of two uses at once, the second finds it used.
     """
-    _check_password(password)
     operator = operator_for_link(token)
+    _check_password(password, operator.email)
     lock_operator(operator.id)
     db.session.refresh(operator)
     operator = operator_for_link(token)

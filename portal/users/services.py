@@ -19,7 +19,12 @@ from flask import current_app, url_for
 from sqlalchemy import func, select
 
 from portal.audit.services import record_audit
-from portal.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
+from portal.auth.passwords import (
+    MIN_PASSWORD_LENGTH,
+    context_words,
+    hash_password,
+    password_refusal,
+)
 from portal.auth.signout import duration
 from portal.auth.throttle import throttle
 from portal.exceptions import Forbidden, PortalError
@@ -35,7 +40,13 @@ from portal.support.services import end_impersonations_of
 from portal.tenancy.context import current_partner
 from portal.text import character_problem, collapse_spaces
 from portal.tokens.models import ActionToken, TokenPurpose
-from portal.tokens.services import TokenInvalid, issue_token, redeem_token, revoke_tokens
+from portal.tokens.services import (
+    TokenInvalid,
+    issue_token,
+    peek_token,
+    redeem_token,
+    revoke_tokens,
+)
 from portal.unit_of_work import before_commit, lock_partner
 from portal.users.models import User, UserStatus, normalize_email
 
@@ -119,10 +130,8 @@ def create_user(
             "already invited to" if existing.status == UserStatus.INVITED else "already a user of"
         )
         raise UserError(f"{address} is {state} this portal.")
-    if password is not None and len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(
-            f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
-        )
+    if password is not None:
+        check_new_password(password, email=address, name=display_name)
     user = User(
         email=address,
         display_name=clean_display_name(display_name, required=False),
@@ -445,13 +454,24 @@ def revoke_invitation(actor: User, user: User) -> None:
     db.session.delete(user)
 
 
-def accept_invitation(token: str, display_name: str, password: str) -> User:
-    """Redeem an invitation on its partner's host: set name and password, become active."""
-    name = clean_display_name(display_name)
+def check_new_password(password: str, *, email: str | None, name: str | None) -> None:
+    """A password an admin sets or an invitee chooses: long enough, not a common one, none of
+    the partner's names nor the person's own in it (`portal/auth/passwords.py`)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
         )
+    context = context_words(current_partner.name, current_partner.slug, email, name)
+    refusal = password_refusal(password, context)
+    if refusal is not None:
+        raise UserError(refusal, status=422)
+
+
+def accept_invitation(token: str, display_name: str, password: str) -> User:
+    """Redeem an invitation on its partner's host: set name and password, become active."""
+    name = clean_display_name(display_name)
+    invited = peek_token(token, TokenPurpose.INVITE).user
+    check_new_password(password, email=invited.email, name=name)
     record = redeem_token(token, TokenPurpose.INVITE)
     user = record.user
     if user.status != UserStatus.INVITED:
