@@ -1,11 +1,12 @@
 """Every HTTP call to a partner's identity provider: bounded in time, size and destination.
 
 A request to the portal shares one budget (`PORTAL_OIDC_TIMEOUT`, 3 s by default) among all
-the calls it makes to the provider (discovery, keys, token), connecting and reading included,
-so a provider that hangs or drips costs a sign-in a few seconds, never a worker. Answers are
-read up to `MAX_ANSWER` bytes; redirects are not followed. Outside development a provider
-must be https on a public address (a partner admin must not make the portal fetch from its
-own network); every address a call goes to is checked, not only the one typed in.
+the calls it makes to the provider (discovery, keys, token), name lookups, connecting and
+reading included, so a provider that hangs or drips, or whose DNS is slow, costs a sign-in a
+few seconds, never a worker. Answers are read up to `MAX_ANSWER` bytes; redirects are not
+followed. Outside development a provider must be https on a public address (a partner admin
+must not make the portal fetch from its own network); every address a call goes to is
+checked, not only the one typed in.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -22,6 +25,9 @@ from flask import current_app, g, has_app_context
 from portal.exceptions import Invalid, PortalError
 
 MAX_ANSWER = 256 * 1024  # bytes: discovery documents and key sets are a few kilobytes
+RESOLVER_THREADS = 4  # name lookups at once per process; a late one keeps its thread
+
+_resolver = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="portal-resolve")
 
 
 class ProviderUnavailable(PortalError):
@@ -51,17 +57,35 @@ def check_address(url: str) -> None:
         raise AddressRefused(f"{parts.hostname} must be reached over https, not http.")
     if private_ok:
         return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise ProviderUnavailable(f"The name {parts.hostname} could not be resolved.") from exc
-    for info in infos:
+    for info in _resolve(parts.hostname, parts.port or 443):
         address = ipaddress.ip_address(info[4][0])
         if not address.is_global:
             raise AddressRefused(
                 f"{parts.hostname} resolves to a private or reserved address ({address}); "
                 "the portal calls identity providers on public addresses only."
             )
+
+
+def _resolve(host: str, port: int) -> list[Any]:
+    """The host's addresses, looked up within what is left of the request's budget: the
+    resolver's own retries (seconds each) never hold the request. A lookup that runs late
+    finishes in the background on one of RESOLVER_THREADS threads; when all are busy with
+    late lookups, the next waits its budget in the queue and is then dropped, unstarted."""
+    remaining = _remaining()
+    if remaining <= 0:
+        raise _too_slow(host)
+    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        return future.result(timeout=remaining)
+    except TimeoutError as exc:
+        future.cancel()  # still queued: never started
+        seconds = current_app.config["OIDC_TIMEOUT"]
+        raise ProviderUnavailable(
+            f"The identity provider's address ({host}) could not be resolved within "
+            f"{seconds:g} seconds."
+        ) from exc
+    except (OSError, UnicodeError) as exc:
+        raise ProviderUnavailable(f"The name {host} could not be resolved.") from exc
 
 
 def start_budget() -> None:
