@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,11 +27,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
 from portal.exceptions import Invalid, PortalError
+from portal.resolver import resolve
 
 MAX_ANSWER = 256 * 1024  # bytes: discovery documents and key sets are a few kilobytes
-RESOLVER_THREADS = 4  # name lookups at once per process; a late one keeps its thread
-
-_resolver = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="portal-resolve")
 # The call in progress: its host and the addresses check_address approved for it.
 _approved: ContextVar[dict[str, list[str]] | None] = ContextVar("oidc_approved", default=None)
 
@@ -65,9 +62,7 @@ def check_address(url: str) -> list[str]:
         raise AddressRefused(f"{parts.hostname} must be reached over https, not http.")
     if private_ok:
         return []
-    addresses = list(
-        dict.fromkeys(str(info[4][0]) for info in _resolve(parts.hostname, parts.port or 443))
-    )
+    addresses = _resolve(parts.hostname, parts.port or 443)
     for address in addresses:
         if not ipaddress.ip_address(address).is_global:
             raise AddressRefused(
@@ -77,19 +72,14 @@ def check_address(url: str) -> list[str]:
     return addresses
 
 
-def _resolve(host: str, port: int) -> list[Any]:
-    """The host's addresses, looked up within what is left of the request's budget: the
-    resolver's own retries (seconds each) never hold the request. A lookup that runs late
-    finishes in the background on one of RESOLVER_THREADS threads; when all are busy with
-    late lookups, the next waits its budget in the queue and is then dropped, unstarted."""
+def _resolve(host: str, port: int) -> list[str]:
+    """The host's addresses, looked up within what is left of the request's budget."""
     remaining = _remaining()
     if remaining <= 0:
         raise _too_slow(host)
-    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        return future.result(timeout=remaining)
+        return resolve(host, port, remaining)
     except TimeoutError as exc:
-        future.cancel()  # still queued: never started
         seconds = current_app.config["OIDC_TIMEOUT"]
         raise ProviderUnavailable(
             f"The identity provider's address ({host}) could not be resolved within "
