@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
+# The demo's maintenance run (prepares data copies, applies retention) repeats every few
+# seconds next to the server; production runs it from a timer (docs/deployment.md).
+MAINTENANCE_EVERY ?= 5
 # The demo is development (PORTAL_ENV defaults to production, which needs real settings).
 FLASK := PORTAL_ENV=development PORTAL_SERVER_NAME=localhost:$(PORT) $(BIN)/flask --app wsgi
 
@@ -37,7 +40,10 @@ run: seed
 	@echo "  operator console  http://localhost:$(PORT)/"
 	@echo "  Acme Corp         http://acme.localhost:$(PORT)/"
 	@echo "  Globex            http://globex.localhost:$(PORT)/"
+	@echo "  (copies of people's data are prepared by \`flask maintenance run --every $(MAINTENANCE_EVERY)\`, in the background)"
 	@echo
+	@$(FLASK) maintenance run --every $(MAINTENANCE_EVERY) & maintenance=$$!; \
+	trap 'kill $$maintenance 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 # Production: gunicorn with the settings in gunicorn.conf.py; every PORTAL_* variable comes

@@ -4,13 +4,17 @@ worker, against a real SMTP server on loopback (aiosmtpd)."""
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from conftest import host_client, rows
 from flask import Flask
+from racing import WAIT
 
 from portal import unit_of_work
 from portal.audit.models import AuditEvent
@@ -121,6 +125,45 @@ def test_retried_after_an_outage_then_failed_for_good(
     assert len(smtp.inbox.messages) == 1
     [message] = rows(OutboxMessage)
     assert message.status == MailStatus.SENT and message.attempts == 2
+
+
+def test_an_smtp_server_whose_name_resolves_too_slowly_is_retried_later(
+    make_app, data: Flask, acme_user: User, frozen_clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SMTP timeout bounds the name lookup too: the worker moves on (and retries with
+    backoff) instead of waiting out the resolver's retries with messages leased."""
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+    real = socket.getaddrinfo
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "slow-smtp.example.com":
+            return real(host, *args, **kwargs)
+        entered.set()
+        try:
+            assert release.wait(WAIT), "the test never released the lookup"
+            return real("127.0.0.1", *args, **kwargs)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    app = make_app(SMTP_URL="smtp://slow-smtp.example.com:2525", SMTP_TIMEOUT=0.25)
+    try:
+        forgot(app, "alice@acme.test")
+        began = time.monotonic()
+        run_worker(app)
+        took = time.monotonic() - began
+        assert entered.is_set() and not finished.is_set()  # the lookup still hangs
+    finally:
+        release.set()
+    assert finished.wait(WAIT)  # and ends on its own thread once the resolver answers
+    assert 0.25 <= took < 2.5
+    [message] = rows(OutboxMessage)
+    assert message.status == MailStatus.PENDING and message.attempts == 1
+    assert message.error == (
+        "TimeoutError: the SMTP server's name slow-smtp.example.com could not be resolved "
+        "within 0.25 s"
+    )
+    assert message.next_attempt_at == frozen_clock.now() + timedelta(seconds=60)
 
 
 def test_failed_after_every_attempt_and_retried_by_an_operator(

@@ -26,6 +26,7 @@ from portal.clock import clock
 from portal.extensions import db
 from portal.mail.models import OutboxMessage
 from portal.operator.models import Operator
+from portal.privacy import cli as privacy_cli
 from portal.privacy.models import DataExport
 from portal.privacy.offboarding import read_archive
 from portal.privacy.services import build_export
@@ -112,6 +113,55 @@ def test_export_holds_everything_about_me_and_nothing_about_others(
     assert me.get("/account/data/download").status_code == 302
     assert "exports_expired" in maintenance(app)
     assert rows(DataExport) == []
+
+
+def test_make_run_prepares_the_copy_asked_for_in_the_browser(
+    app: Flask, acme: Partner, acme_user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run` starts the maintenance run on repeat beside the server; its next round
+    prepares the copy a person asked for, and the page offers it."""
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    assert "MAINTENANCE_EVERY ?= 5\n" in makefile
+    assert "$(FLASK) maintenance run --every $(MAINTENANCE_EVERY) &" in makefile
+    waits: list[float] = []
+    monkeypatch.setattr(privacy_cli, "sleep", waits.append)  # the rounds follow at once
+    real = privacy_cli.run_maintenance
+    calls: list[datetime] = []
+
+    def first_round_fails(now: datetime, **kwargs: Any) -> Any:
+        calls.append(now)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+        return real(now, **kwargs)
+
+    monkeypatch.setattr(privacy_cli, "run_maintenance", first_round_fails)
+    me = client_from(app, acme_user, USER_IP)
+    asked = me.post_form("/account/data/export", follow_redirects=True)
+    assert "is being prepared" in asked.text and "Download my data" not in asked.text
+
+    every = ["maintenance", "run", "--every", "5"]
+    result = app.test_cli_runner().invoke(args=[*every, "--rounds", "3"])
+    assert result.exit_code == 0, result.output
+    assert "maintenance: running every 5 s" in result.output
+    assert "maintenance: OperationalError" in result.stderr  # said, and the loop went on
+    assert result.stdout.count("exports_prepared") == 1  # in the second round, once
+    assert "Nothing to do" not in result.output  # a round with nothing done stays quiet
+    assert result.output.rstrip().endswith("maintenance: stopped")
+    assert waits == [5.0, 5.0] and len(calls) == 3
+
+    page = me.get("/account/data")
+    assert "Download my data" in page.text and "being prepared" not in page.text
+    download = me.get("/account/data/download")
+    assert download.status_code == 200
+    assert json.loads(download.data)["profile"]["email"] == "alice@acme.test"
+
+    for args, problem in (
+        (["--rounds", "1"], "--rounds goes with --every"),
+        ([*every[2:], "--dry-run"], "--dry-run runs once"),
+        (["--every", "0"], "0.5<=x<=86400"),
+    ):
+        refused = app.test_cli_runner().invoke(args=["maintenance", "run", *args])
+        assert refused.exit_code == 2 and problem in refused.output, refused.output
 
 
 def test_the_export_fills_every_kind_of_record(

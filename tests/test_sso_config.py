@@ -4,23 +4,36 @@ the development-only demo provider, and the seeded demo connection."""
 from __future__ import annotations
 
 import json
+import socket
 import stat
 import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import host_client, rows
+import urllib3
+from conftest import host_client, logged_in, rows
 from cryptography.fernet import Fernet
-from flask import Flask
-from oidc import ALICE, ProviderServer, configure, sign_in
+from flask import Flask, g
+from oidc import ACME_CLIENT, ALICE, ProviderServer, configure, sign_in
 from racing import WAIT
 
 from portal.config import ConfigError
+from portal.extensions import db
 from portal.sso import demo_provider
 from portal.sso.crypto import derived_key, key_id
-from portal.sso.http import AddressRefused, check_address
+from portal.sso.http import (
+    AddressRefused,
+    ProviderSession,
+    ProviderUnavailable,
+    check_address,
+    start_budget,
+)
 from portal.sso.models import SsoConnection
 from portal.tenancy.models import Partner
+from portal.tenancy.scope import partner_scope
 from portal.users.models import User
 
 NEW_KEY = Fernet.generate_key().decode()
@@ -100,6 +113,114 @@ def test_an_address_refused_in_production_is_a_field_error(
     assert response.status_code == 422
     assert 'id="discovery_url-error"' in response.text and "over https" in response.text
     assert rows(SsoConnection) == []
+
+
+SLOW_HOST = "slow-dns.example.com"
+SLOW_PROVIDER = f"https://{SLOW_HOST}/realms/acme"
+
+
+@dataclass
+class SlowDns:
+    """A resolver that takes SLOW_HOST's lookup and answers only once the test lets it."""
+
+    entered: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+    lookups: int = 0
+
+
+@pytest.fixture
+def slow_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowDns]:
+    dns = SlowDns()
+    real = socket.getaddrinfo
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != SLOW_HOST:
+            return real(host, *args, **kwargs)
+        dns.lookups += 1
+        dns.entered.set()
+        try:
+            assert dns.release.wait(WAIT), "the test never released the lookup"
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443))]
+        finally:
+            dns.finished.set()
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    yield dns
+    dns.release.set()
+    # A lookup still running when the request gave up ends once released, on its own thread.
+    assert not dns.entered.is_set() or dns.finished.wait(WAIT)
+
+
+def slow_dns_app(make_app) -> Flask:
+    return make_app(OIDC_ALLOW_PRIVATE=False, OIDC_TIMEOUT=0.25)
+
+
+def test_a_name_lookup_gets_the_requests_budget_not_the_resolvers(
+    make_app, slow_dns: SlowDns
+) -> None:
+    app = slow_dns_app(make_app)
+    with app.app_context():
+        began = time.monotonic()
+        with pytest.raises(ProviderUnavailable) as refused:
+            check_address(SLOW_PROVIDER)
+        took = time.monotonic() - began
+    assert refused.value.message == (
+        f"The identity provider's address ({SLOW_HOST}) could not be resolved within 0.25 seconds."
+    )
+    assert 0.25 <= took < 2  # the budget, not the resolver's retries (its answer never came)
+    assert slow_dns.entered.is_set() and not slow_dns.finished.is_set()
+    slow_dns.release.set()
+    assert slow_dns.finished.wait(WAIT)  # the late lookup ends on its own thread, unwaited
+
+    # The budget is the request's, shared: none left, no lookup is even started.
+    with app.app_context():
+        start_budget()
+        g.oidc_deadline = time.monotonic() - 0.01
+        with pytest.raises(ProviderUnavailable, match=r"did not answer within 0\.25 seconds"):
+            check_address(SLOW_PROVIDER)
+    assert slow_dns.lookups == 1
+
+
+def point_at_slow_dns(acme: Partner, idp: ProviderServer) -> None:
+    """Acme's provider, tested and saved, then moved to a name whose DNS is slow."""
+    configure(acme, idp.issuer)
+    with partner_scope(acme):
+        [connection] = rows(SsoConnection)
+        connection.discovery_url = SLOW_PROVIDER
+        db.session.commit()
+
+
+def test_test_connection_says_the_name_did_not_resolve_in_time(
+    make_app, data: Flask, acme: Partner, acme_admin: User, idp: ProviderServer, slow_dns: SlowDns
+) -> None:
+    point_at_slow_dns(acme, idp)
+    admin = logged_in(slow_dns_app(make_app), acme_admin)
+    began = time.monotonic()
+    page = admin.post_form("/admin/settings/login/test", follow_redirects=True)
+    assert time.monotonic() - began < 2.5
+    assert page.status_code == 200
+    assert (
+        f"Connection test failed: The identity provider&#39;s address ({SLOW_HOST}) could not "
+        "be resolved within 0.25 seconds." in page.text
+    )
+
+
+def test_a_logout_token_while_the_providers_dns_is_slow_is_a_503(
+    make_app, data: Flask, acme: Partner, acme_user: User, idp: ProviderServer, slow_dns: SlowDns
+) -> None:
+    point_at_slow_dns(acme, idp)
+    token = idp.provider.logout_token(ACME_CLIENT[0], sid="sid-1")
+    began = time.monotonic()
+    answer = host_client(slow_dns_app(make_app), "acme").post(
+        "/sso/backchannel-logout", data={"logout_token": token}
+    )
+    assert time.monotonic() - began < 2.5
+    assert answer.status_code == 503 and answer.json == {
+        "error": "temporarily_unavailable",
+        "error_description": f"The identity provider's address ({SLOW_HOST}) could not be "
+        "resolved within 0.25 seconds.",
+    }
 
 
 def test_the_demo_provider_exists_in_development_only(make_app, data: Flask) -> None:
@@ -192,3 +313,36 @@ def test_the_seed_connects_acme_to_the_demo_provider(make_app, data: Flask) -> N
     assert elsewhere.test_cli_runner().invoke(args=["seed-demo"]).exit_code == 0
     [connection] = rows(SsoConnection)
     assert connection.discovery_url == connection.issuer == "http://127.0.0.1:6001/dev/idp"
+
+
+def test_a_call_goes_to_the_addresses_checked_never_a_second_lookup(
+    make_app, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection is made to the addresses the check approved: the name is not looked
+    up again (unbounded, and a second answer could be a private address)."""
+    first, second = "93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
+    lookups: list[str] = []
+    connects: list[tuple[str, int]] = []
+    real = socket.getaddrinfo
+
+    def lookup(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "pinned.example.com":
+            return real(host, port, *args, **kwargs)
+        lookups.append(host)
+        answer = [first, second] if len(lookups) == 1 else ["127.0.0.1"]  # rebinding
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answer]
+
+    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        connects.append(address)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", connect)
+    app = slow_dns_app(make_app)
+    with app.app_context(), pytest.raises(ProviderUnavailable, match="could not be reached"):
+        start_budget()
+        ProviderSession().request(
+            "GET", "https://pinned.example.com/.well-known/x", withhold_token=True
+        )
+    assert lookups == ["pinned.example.com"]
+    assert connects == [(first, 443), (second, 443)]  # each approved address, in order

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -25,6 +26,7 @@ from portal.exceptions import NotFound, PortalError
 from portal.extensions import db
 from portal.mail.models import MailStatus, OutboxMessage
 from portal.monitoring.metrics import MAIL
+from portal.resolver import resolve
 from portal.tenancy.scope import unscoped
 from portal.theming import logo_url
 
@@ -128,11 +130,33 @@ def claim_due(limit: int = BATCH) -> list[Claimed]:
     return claimed
 
 
+class BoundedSMTP(smtplib.SMTP):
+    """smtplib's client, the server's name looked up within the timeout too (the socket's
+    timeout starts at connect; the system resolver's retries would take seconds each)."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        try:
+            addresses = resolve(host, port, timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(
+                f"the SMTP server's name {host} could not be resolved within {timeout:g} s"
+            ) from exc
+        *others, last = addresses
+        for address in others:  # the next address when one refuses; a timeout ends it
+            try:
+                return socket.create_connection((address, port), timeout, self.source_address)
+            except TimeoutError:
+                raise
+            except OSError:
+                continue
+        return socket.create_connection((last, port), timeout, self.source_address)
+
+
 def smtp_send(smtp_url: str, email: EmailMessage, timeout: float) -> None:
     """One SMTP conversation (`smtp://user:pass@host:port?starttls=1`); every step waits at
-    most `timeout` seconds (the socket's timeout covers connect, STARTTLS and each command)."""
+    most `timeout` seconds (the name lookup, connect, STARTTLS and each command)."""
     url = urlsplit(smtp_url)
-    with smtplib.SMTP(url.hostname or "localhost", url.port or 25, timeout=timeout) as smtp:
+    with BoundedSMTP(url.hostname or "localhost", url.port or 25, timeout=timeout) as smtp:
         if parse_qs(url.query).get("starttls") == ["1"]:
             smtp.starttls()
         if url.username:

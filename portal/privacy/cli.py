@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from time import sleep
+from typing import Any
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from portal import unit_of_work
 from portal.clock import utcnow
 from portal.commands import transactional
 from portal.database import refresh_statistics
@@ -50,21 +54,67 @@ def erase(slug: str, email: str, yes: bool) -> str:
 @maintenance_cli.command("run")
 @click.option("--dry-run", is_flag=True, help="Print what would be done, change nothing.")
 @click.option("--batch", type=click.IntRange(1, 100_000), help="Rows per transaction.")
-def run(dry_run: bool, batch: int | None) -> None:
+@click.option(
+    "--every",
+    type=click.FloatRange(0.5, 86_400),
+    help="Run again every SECONDS until SIGTERM or Ctrl-C (the demo's `make run`: 5).",
+)
+@click.option("--rounds", type=click.IntRange(1), help="With --every: stop after N runs.")
+def run(dry_run: bool, batch: int | None, every: float | None, rounds: int | None) -> None:
     """Apply every partner's retention policy (safe on several nodes at once)."""
+    if every is None:
+        if rounds is not None:
+            raise click.UsageError("--rounds goes with --every.")
+        _run_once(dry_run, batch, quiet=False)
+        return
+    if dry_run:
+        raise click.UsageError("--dry-run runs once; leave out --every.")
+    _run_every(every, batch, rounds)
+
+
+def _run_once(dry_run: bool, batch: int | None, *, quiet: bool) -> None:
+    """One maintenance run; `quiet` (the repeating run) says only what it did."""
     report = run_maintenance(utcnow(), dry_run=dry_run, batch=batch)
     verb = "would process" if dry_run else "processed"
     for slug, policy, count in report:
         click.echo(f"{slug:<24} {policy:<22} {verb} {count}")
-    if not report:
+    if not report and not quiet:
         click.echo("Nothing to do." if not dry_run else "Nothing would be done.")
     if not dry_run and db.engine.dialect.name == "sqlite":
         analyzed = refresh_statistics(db.engine)
         if analyzed:
             tables = ", ".join(analyzed)
             click.echo(f"Query planner statistics refreshed (SQLite ANALYZE): {tables}.")
-        else:
+        elif not quiet:
             click.echo("Query planner statistics are current (SQLite).")
+
+
+def _run_every(every: float, batch: int | None, rounds: int | None) -> None:
+    """The maintenance run again and again (the demo's background loop, or a node without a
+    timer), like the mail worker: a failed run is logged and the next one tries again."""
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        stopping.append(signum)  # finish the run in hand, then leave
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    click.echo(f"maintenance: running every {every:g} s")
+    done = 0
+    try:
+        while not stopping:
+            try:
+                _run_once(False, batch, quiet=True)
+            except Exception as exc:  # the database away or locked: say so, try again later
+                unit_of_work.rollback()
+                click.echo(f"maintenance: {exc.__class__.__name__}: {exc}", err=True)
+            done += 1
+            if rounds is not None and done >= rounds:
+                break
+            sleep(every)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo("maintenance: stopped")
 
 
 @partner_cli.command("export")
