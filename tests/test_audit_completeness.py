@@ -59,9 +59,16 @@ SKIPPED_TABLES = {"audit_events", "outbox_messages"}
 
 
 def stored(partner_id: int) -> dict[str, set]:
-    """Every row of the partner, its own settings row too, without bookkeeping columns."""
+    """Every row of the partner, its own settings row too, without bookkeeping columns: one
+    statement, each row as a JSON array (binary columns by their length)."""
     with unscoped():
-        state = {}
+        connection = db.session.connection()  # a plain statement: no ORM hook to run
+        as_json = (
+            sa.func.json_build_array
+            if connection.dialect.name == "postgresql"
+            else sa.func.json_array
+        )
+        parts = []
         for table in db.metadata.sorted_tables:
             if table.name in SKIPPED_TABLES:
                 continue
@@ -71,9 +78,16 @@ def stored(partner_id: int) -> dict[str, set]:
                 key = table.c.partner_id
             else:
                 continue
-            columns = [c for c in table.c if c.name not in NOT_ACTIONS]
-            stmt = sa.select(*columns).where(key == partner_id)
-            state[table.name] = {repr(tuple(r)) for r in db.session.execute(stmt)}
+            columns = [
+                sa.func.length(c) if isinstance(c.type, sa.LargeBinary) else c
+                for c in table.c
+                if c.name not in NOT_ACTIONS
+            ]
+            row = sa.cast(as_json(*columns), sa.Text)
+            parts.append(sa.select(sa.literal(table.name), row).where(key == partner_id))
+        state: dict[str, set] = {}
+        for name, row in connection.execute(sa.union_all(*parts)):
+            state.setdefault(name, set()).add(row)
         db.session.rollback()
         return state
 
