@@ -459,10 +459,11 @@ def partner_writes(w: Walk) -> dict[str, Callable[[], list[Write]]]:
         }
         return [Write("/admin/settings/sessions", form, ["settings.session_policy_update"])]
 
-    def api_client(suffix: str, action: str, status: int) -> Callable[[], list[Write]]:
+    def api_client(suffix: str, action: str, status: int, says: str) -> Callable[[], list[Write]]:
         def prepare() -> list[Write]:
             _, _, row_id = api_client_for(w.acme, w.admin, name=f"Walk {next(w.counter)}")
-            return [Write(f"/admin/api-clients/{row_id}/{suffix}", {}, [action], status=(status,))]
+            path = f"/admin/api-clients/{row_id}/{suffix}"
+            return [Write(path, {}, [action], status=(status,), says=says)]
 
         return prepare
 
@@ -538,11 +539,19 @@ def partner_writes(w: Walk) -> dict[str, Callable[[], list[Write]]]:
         other = w.other_session(user)
         if all_others:
             return [
-                Write("/account/sessions/revoke-others", {}, ["session.revoke_all"], client, user)
+                Write(
+                    "/account/sessions/revoke-others",
+                    {},
+                    ["session.revoke_all"],
+                    client,
+                    user,
+                    says="Signed out 1 other session(s).",
+                )
             ]
         check = w.becomes(UserSession, other, revoked_at=clock.now())
         path = f"/account/sessions/{other}/revoke"
-        return [Write(path, {}, ["session.revoke"], client, user, check=check)]
+        says = "That device is signed out."
+        return [Write(path, {}, ["session.revoke"], client, user, check=check, says=says)]
 
     def admin_sessions(which: str) -> list[Write]:
         target = w.user()
@@ -672,8 +681,12 @@ def partner_writes(w: Walk) -> dict[str, Callable[[], list[Write]]]:
                 status=(201,),
             )
         ],
-        "api_clients_admin.rotate": api_client("rotate", "api_client.rotate_secret", 200),
-        "api_clients_admin.revoke": api_client("revoke", "api_client.revoke", 302),
+        "api_clients_admin.rotate": api_client(
+            "rotate", "api_client.rotate_secret", 200, "stopped working"
+        ),
+        "api_clients_admin.revoke": api_client(
+            "revoke", "api_client.revoke", 302, "revoked: its secret and tokens no longer work"
+        ),
         "plans_admin.new": lambda: [
             Write("/admin/plans/new", {**PLAN_FORM, "code": "gold"}, ["plan.create"])
         ],
@@ -746,6 +759,7 @@ def run_write(w: Walk, endpoint: str, write: Write) -> None:
     if write.then is not None:
         response = write.then(response)
     label = (endpoint, write.path, response.status_code)
+    assert write.actions, label  # a write is on the trail; a route that writes none: NOT_WRITES
     assert response.status_code in write.status, (*label, response.text[:2000])
     page = response.get_data(as_text=True)
     if response.status_code == 302 and write.send is None:  # a refusal shows its message
