@@ -191,3 +191,20 @@ def test_support_flag_against_promotion_to_admin(team, attempt) -> None:
     assert codes(responses) == [302, 409]
     [stored] = rows(User, id=user.id)
     assert stored.is_support != (stored.role == Role.ADMIN)  # exactly one change stuck
+
+
+def test_bulk_demotions_of_each_other_leave_one_admin(team, attempt) -> None:
+    first, second = team["admins"]
+    responses = post_together(
+        team,
+        ("/admin/users/bulk", {"action": "role", "role": "company", "user_ids": [second.id]}),
+        ("/admin/users/bulk", {"action": "role", "role": "company", "user_ids": [first.id]}),
+    )
+    codes(responses)
+    assert len(active_admins()) == 1
+    assert len(audit("user.role_change")) == 1
+    # The loser is refused as a whole (no longer an admin) or for their one row.
+    loser = [r for r in responses if r.status_code != 200 or "0 of 1 done" in r.text]
+    assert len(loser) == 1, [r.text for r in responses]
+    [winner] = [r for r in responses if r not in loser]
+    assert "1 of 1 done" in winner.text

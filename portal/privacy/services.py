@@ -26,6 +26,7 @@ from portal.extensions import db
 from portal.mail.models import OutboxMessage
 from portal.privacy.models import DataExport
 from portal.roles.models import Role
+from portal.roles.permissions import Permission
 from portal.sessions.models import UserSession
 from portal.sso.models import SsoIdentity
 from portal.subscriptions.models import Plan, Subscription, SubscriptionEvent
@@ -37,6 +38,7 @@ from portal.tokens.models import ActionToken
 from portal.unit_of_work import lock_partner
 from portal.users.models import User, UserStatus
 from portal.users.search import purge_replaced_entries
+from portal.users.services import hold_partner
 
 EXPORT_FORMAT = "partner-portal.user-export/1"
 RECENT_SIGN_IN = timedelta(minutes=10)
@@ -403,7 +405,10 @@ def erase_user(user: User, *, by: User | None, reason: str = "erasure request") 
     """
     if by is not None and by.id == user.id:
         raise Forbidden("You cannot erase your own account here; close it on Your data.")
-    lock_partner()  # the last-admin rule and ending impersonations read across rows
+    if by is None:
+        lock_partner()  # the last-admin rule and ending impersonations read across rows
+    else:  # and the admin may have lost the right to erase while this request waited
+        hold_partner(by, Permission.USERS_DEACTIVATE)
     if is_erased(user):
         raise PrivacyError("This account is already erased.")
     if user.role.is_admin and user.status == UserStatus.ACTIVE and not _other_active_admins(user):
