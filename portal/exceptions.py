@@ -6,6 +6,8 @@ API) each render them their own way (`portal/web.py`, `portal/commands.py`).
 
 from __future__ import annotations
 
+from flask import g, has_request_context
+
 
 class PortalError(Exception):
     """A refusal the person asking can understand.
@@ -21,6 +23,8 @@ class PortalError(Exception):
         self.message = message
         if status is not None:
             self.status = status
+        if has_request_context():  # the request's log line names what was refused (failed)
+            g.setdefault("refusals", []).append(self)
 
     @property
     def headers(self) -> dict[str, str]:

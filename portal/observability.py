@@ -96,10 +96,24 @@ def log_request(response: Response) -> Response:
                     "duration_ms": round(seconds * 1000, 1),
                     "ip": request.remote_addr,
                     "impersonator": _impersonator(),
+                    "refused": _refused(response.status_code),
                 }
             },
         )
     return response
+
+
+def _refused(status: int) -> list[str] | None:
+    """For a refused request (4xx, 5xx): the form fields that failed validation and the
+    refusals the services raised, by name (`InviteForm`'s `email`, `AccountError(password)`),
+    never what was typed."""
+    if status < 400:
+        return None
+    named = list(dict.fromkeys(g.get("refused_fields", [])))
+    for error in g.get("refusals", []):
+        field = getattr(error, "field", None)
+        named.append(f"{type(error).__name__}({field})" if field else type(error).__name__)
+    return named or None
 
 
 class ContextFilter(logging.Filter):

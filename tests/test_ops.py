@@ -258,6 +258,36 @@ def test_an_audited_change_is_counted_and_logged_as_its_own_line(
     assert "Alice Renamed" not in json.dumps(line)  # what was typed stays in the details
 
 
+def request_lines(caplog: pytest.LogCaptureFixture, method: str) -> list[dict]:
+    lines = [e for e in json_lines(caplog) if e["logger"] == "portal.request"]
+    return [e for e in lines if e["method"] == method]
+
+
+def test_a_refused_request_names_what_was_refused_never_what_was_typed(
+    acme_client, acme_user: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Failed input validation is on record (ASVS 16.3.3): the request's line names the form
+    fields that failed and the services' refusals, without their values."""
+    caplog.set_level(logging.INFO)
+    acme_client.login("alice@acme.test")
+    caplog.clear()
+    typed = {"current_password": "not-her-password-xyz", "password": "Secret-2026-abc"}
+    refused = acme_client.post_form("/account/password", {**typed, "confirm": "Different-1"})
+    assert refused.status_code == 422
+    [line] = request_lines(caplog, "POST")
+    assert line["status"] == 422 and line["refused"] == ["confirm"]
+    caplog.clear()
+    wrong = acme_client.post_form("/account/password", {**typed, "confirm": typed["password"]})
+    assert wrong.status_code == 422
+    [line] = request_lines(caplog, "POST")
+    assert line["refused"] == ["AccountError(current_password)"]
+    assert not any(value in json.dumps(line) for value in typed.values())
+    caplog.clear()
+    assert acme_client.get("/account/profile").status_code == 200
+    [line] = request_lines(caplog, "GET")
+    assert "refused" not in line
+
+
 def test_a_partner_wide_event_names_the_partner_in_its_log_line(
     app: Flask, acme: Partner, acme_admin: User, caplog: pytest.LogCaptureFixture
 ) -> None:

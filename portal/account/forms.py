@@ -10,6 +10,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 from portal.account.services import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
 from portal.auth.passwords import MIN_PASSWORD_LENGTH
 from portal.exceptions import PortalError
+from portal.forms import PortalForm
 from portal.users.forms import display_name_ok
 from portal.users.services import UserError, clean_email
 
@@ -64,11 +65,11 @@ def attach_error(form: FlaskForm, error: PortalError) -> None:
         form.form_errors.append(str(error))
 
 
-class ForgotPasswordForm(FlaskForm):
+class ForgotPasswordForm(PortalForm):
     email = email_field("Email")
 
 
-class ResetPasswordForm(FlaskForm):
+class ResetPasswordForm(PortalForm):
     password, confirm = new_password_fields("New password")
 
 
@@ -76,23 +77,23 @@ def name_field(label: str) -> StringField:
     return StringField(label, validators=[DataRequired("Enter your name."), display_name_ok])
 
 
-class SignupForm(FlaskForm):
+class SignupForm(PortalForm):
     """No password here: it is chosen by whoever opens the link mailed to the address."""
 
     email = email_field("Email")
     display_name = name_field("Your name")
 
 
-class VerifySignupForm(FlaskForm):
+class VerifySignupForm(PortalForm):
     display_name = name_field("Your name")
     password, confirm = new_password_fields("Choose a password")
 
 
-class ProfileForm(FlaskForm):
+class ProfileForm(PortalForm):
     display_name = name_field("Display name")
 
 
-class EmailChangeForm(FlaskForm):
+class EmailChangeForm(PortalForm):
     new_email = email_field("New email address")
     password = PasswordField(
         "Your password",
@@ -103,7 +104,7 @@ class EmailChangeForm(FlaskForm):
     )
 
 
-class PasswordChangeForm(FlaskForm):
+class PasswordChangeForm(PortalForm):
     current_password = PasswordField(
         "Current password",
         validators=[
@@ -114,5 +115,5 @@ class PasswordChangeForm(FlaskForm):
     password, confirm = new_password_fields("New password")
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(PortalForm):
     """A button that confirms a link: only the CSRF token."""

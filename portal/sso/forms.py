@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from portal.forms import PortalForm
 from portal.sso.models import DEFAULT_SCOPES
 
 
-class ConnectionForm(FlaskForm):
+class ConnectionForm(PortalForm):
     discovery_url = StringField(
         "Issuer or discovery URL",
         validators=[

@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import Field, StringField, TextAreaField
 from wtforms.validators import ValidationError
 
+from portal.forms import PortalForm
 from portal.support.services import (
     MAX_REASON_LENGTH,
     MAX_TICKET_LENGTH,
@@ -27,7 +28,7 @@ def _checked_by(clean):
     return check
 
 
-class StartForm(FlaskForm):
+class StartForm(PortalForm):
     reason = TextAreaField(
         "Reason (the user reads it)",
         validators=[_checked_by(clean_reason)],

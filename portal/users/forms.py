@@ -7,6 +7,7 @@ from wtforms import EmailField, Field, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from portal.auth.passwords import MIN_PASSWORD_LENGTH
+from portal.forms import PortalForm
 from portal.roles.models import Role
 from portal.users.services import InvalidName, clean_display_name
 
@@ -23,7 +24,7 @@ def role_choices(roles: list[Role], label) -> list[tuple[str, str]]:
     return [(r.value, label(r)) for r in roles]
 
 
-class InviteForm(FlaskForm):
+class InviteForm(PortalForm):
     email = EmailField(
         "Email", validators=[DataRequired("Enter an email address."), Length(max=254)]
     )
@@ -31,11 +32,11 @@ class InviteForm(FlaskForm):
     role = SelectField("Role", validators=[DataRequired("Choose a role.")])
 
 
-class RoleForm(FlaskForm):
+class RoleForm(PortalForm):
     role = SelectField("New role", validators=[DataRequired("Choose a role.")])
 
 
-class AcceptInvitationForm(FlaskForm):
+class AcceptInvitationForm(PortalForm):
     display_name = StringField(
         "Your name", validators=[DataRequired("Enter your name."), display_name_ok]
     )
