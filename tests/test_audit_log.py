@@ -343,3 +343,41 @@ def test_who_as_a_whole_address_is_that_person_through_their_index(
         return
     plan = sqlite_plan(app, admin, "/admin/audit/?who=bob@acme.test", "FROM audit_events")
     assert any("ix_audit_events_partner_actor_time" in step for step in plan), plan
+
+
+def test_every_action_the_portal_records_has_a_name_people_read() -> None:
+    """Each action a service records (found in the source) reads as words in the "What"
+    column and in the action filter, not as its code."""
+    import ast
+    from pathlib import Path
+
+    from portal.audit.presentation import ACTIONS
+    from portal.privacy.retention import POLICIES
+    from portal.subscriptions.models import SubscriptionState
+
+    computed = {  # actions whose name the code computes, as the code computes them
+        "f'retention.{policy.name}'": [f"retention.{p.name}" for p in POLICIES],
+        "f'subscription.{to.value}'": [f"subscription.{s.value}" for s in SubscriptionState],
+        "action": ["user.signup_remove", "invitation.revoke"],  # remove_pending_user
+    }
+    recorded: set[str] = set()
+    root = Path(__file__).resolve().parent.parent / "portal"
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            called = getattr(node, "func", None)
+            name = getattr(called, "id", getattr(called, "attr", None))
+            if not (isinstance(node, ast.Call) and name in ("record_audit", "audit_maintenance")):
+                continue
+            if not node.args:
+                continue
+            first = node.args[0]
+            options = [first.body, first.orelse] if isinstance(first, ast.IfExp) else [first]
+            for option in options:
+                if isinstance(option, ast.Constant):
+                    recorded.add(option.value)
+                else:
+                    source = ast.unparse(option)
+                    assert source in computed, f"{path.name}: say which actions {source} names"
+                    recorded.update(computed[source])
+    assert len(recorded) > 80
+    assert sorted(recorded - set(ACTIONS)) == []

@@ -31,8 +31,8 @@ def test_the_context_is_the_names_words_without_short_ones_or_the_top_level_doma
         ("QWERTYUIOP", TOO_COMMON),  # case does not help
         ("dragon2026!", TOO_COMMON),  # nor digits and symbols at the end
         ("football_____", TOO_COMMON),
-        ("mySmithFamily-1", HAS_CONTEXT),
-        ("ACME-rules-the-world", HAS_CONTEXT),
+        ("mySmithFamily-1", HAS_CONTEXT.format(portal="the portal")),
+        ("ACME-rules-the-world", HAS_CONTEXT.format(portal="the portal")),
         ("correct-horse-battery", None),
         ("2026-dragon-kite", None),  # a common word inside a longer password is fine
         ("portal-demo-2026", None),

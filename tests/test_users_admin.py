@@ -116,6 +116,7 @@ def test_invitation_flow(app: Flask, admin, acme: Partner, frozen_clock) -> None
     invitee = host_client(app, "acme")
     page = invitee.get(path)
     assert page.status_code == 200 and "new.person@acme.test" in page.text
+    assert "not a common password, and not your name or Acme Corp's." in page.text
     short = invitee.post_form(path, {"display_name": "New", "password": "x", "confirm": "x"})
     assert short.status_code == 422 and "at least 10 characters" in short.text
     for weak, says in (

@@ -91,7 +91,7 @@ def _check_new_password(
             f"Use between {MIN_PASSWORD_LENGTH} and {MAX_PASSWORD_LENGTH} characters.", field
         )
     context = context_words(current_partner.name, current_partner.slug, email, name)
-    refusal = password_refusal(password, context)
+    refusal = password_refusal(password, context, portal=current_partner.name)
     if refusal is not None:
         raise AccountError(refusal, field)
 

@@ -20,8 +20,8 @@ COMMON_PASSWORDS = 10_000
 MIN_CONTEXT_WORD = 4  # shorter names ("bob", "hr") are too common inside words to refuse
 TOO_COMMON = "This password is one of the most common ones, which are tried first; choose another."
 HAS_CONTEXT = (
-    "A password must not contain the portal's name or your own name or email address; "
-    "choose another."
+    "A password must not contain {portal}'s name, nor a word of your own name or email "
+    "address; choose another."
 )
 _TRAILING = re.compile(r"[\d\W_]+$")
 _WORDS = re.compile(r"[^\W_]+")
@@ -47,7 +47,9 @@ def context_words(*names: str | None) -> set[str]:
     return words
 
 
-def password_refusal(password: str, context: Iterable[str] = ()) -> str | None:
+def password_refusal(
+    password: str, context: Iterable[str] = (), *, portal: str = "the portal"
+) -> str | None:
     """Why `password` may not be chosen, or None: one of the most common passwords (as it is,
     or without the digits and symbols at its end), or containing a word of `context` (see
     `context_words`). The length is the caller's to check."""
@@ -55,7 +57,7 @@ def password_refusal(password: str, context: Iterable[str] = ()) -> str | None:
     if lowered in _common() or _TRAILING.sub("", lowered) in _common():
         return TOO_COMMON
     if any(word in lowered for word in context):
-        return HAS_CONTEXT
+        return HAS_CONTEXT.format(portal=portal)
     return None
 
 

@@ -178,7 +178,7 @@ def _check_password(password: str, email: str | None = None) -> None:
         raise OperatorAccountError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
         )
-    refusal = password_refusal(password, context_words(email))
+    refusal = password_refusal(password, context_words(email), portal="the platform")
     if refusal is not None:
         raise OperatorAccountError(refusal, status=422)
 

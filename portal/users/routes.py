@@ -23,6 +23,7 @@ from werkzeug.wrappers import Response
 
 from portal.account.services import send_password_reset
 from portal.auth.guards import public
+from portal.auth.passwords import MIN_PASSWORD_LENGTH
 from portal.exceptions import PortalError
 from portal.features.evaluation import feature_on
 from portal.roles.models import Role
@@ -328,4 +329,9 @@ def accept(token: str) -> tuple[str, int] | Response:
             session["sign_in_as"] = user.email
             return redirect(url_for("auth.login"))
     status = 422 if form.errors else 200
-    return render_template("users/accept.html", form=form, invitation=invitation), status
+    return render_template(
+        "users/accept.html",
+        form=form,
+        invitation=invitation,
+        min_password_length=MIN_PASSWORD_LENGTH,
+    ), status

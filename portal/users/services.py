@@ -462,7 +462,7 @@ def check_new_password(password: str, *, email: str | None, name: str | None) ->
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
         )
     context = context_words(current_partner.name, current_partner.slug, email, name)
-    refusal = password_refusal(password, context)
+    refusal = password_refusal(password, context, portal=current_partner.name)
     if refusal is not None:
         raise UserError(refusal, status=422)
 
