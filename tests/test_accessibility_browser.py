@@ -10,6 +10,7 @@ import pytest
 from browser import LiveServer
 from pages import (
     AUDIT_LOG,
+    AXE_CONTEXT,
     DESKTOP,
     PHONE,
     SIDEBAR,
@@ -35,7 +36,7 @@ def check_pages(
     base = server.url(slug, "").rstrip("/")
     found: dict[str, list[dict[str, Any]]] = {}
     for email, paths in pages.items():
-        context = browser.new_context(viewport=viewport)
+        context = browser.new_context(viewport=viewport, **AXE_CONTEXT)
         context.set_default_timeout(15_000)
         context.add_init_script(source)  # axe on every page, without parsing it per page
         page = context.new_page()

@@ -50,18 +50,45 @@ def test_refusals_of_htmx_requests_are_shown(
 ) -> None:
     page = signed_in(browser, live_server, acme_admin.email, PASSWORD)
     page.goto(live_server.url("acme", "/admin/features/"))
-    # Password sign-in is the only way in: switching it off is refused with 409 and a reason.
-    page.locator("#feature-password_login").get_by_role("switch").uncheck()
-    page.wait_for_selector("#feature-password_login .form-error")
-    assert page.locator("#feature-password_login").get_by_role("switch").is_checked()
+    switches = []
+    page.on("request", lambda r: switches.append(r.url) if r.method == "POST" else None)
 
-    # A bare message (an expired form, 400) appears in the page's alert, the table stays.
+    # Password sign-in is the only way in: switching it off is refused with 409 and a reason,
+    # and the row is redrawn as it is, the switch On beside the reason. One click, as a user
+    # does: uncheck() would click again (a second request) if the redrawn row replaced the
+    # switch before it had looked whether its click took.
+    password = page.locator("#feature-password_login")
+    with page.expect_response(lambda r: r.url.endswith("/admin/features/password_login")) as sent:
+        password.get_by_role("switch").click()
+    assert sent.value.status == 409
+    password.locator(".form-error").wait_for()
+    assert password.get_by_role("switch").is_checked()
+    assert "Password sign-in" in password.locator(".form-error").inner_text()
+    assert len(switches) == 1
+
+    # A bare message (an expired form, 400) appears in the page's alert, the table stays, and
+    # the switch goes back Off: the feature was not switched on.
     page.evaluate(
         "document.body.setAttribute('hx-headers', JSON.stringify({'X-CSRFToken': 'stale'}));"
         "document.querySelectorAll('input[name=csrf_token]').forEach(i => i.value = 'stale')"
     )
-    page.locator("#feature-self_signup").get_by_role("switch").check()
+    signup = page.locator("#feature-self_signup").get_by_role("switch")
+    signup.click()
     page.wait_for_selector("#htmx-alert >> text=This form has expired")
     assert page.locator("#feature-self_signup").is_visible()
+    assert not signup.is_checked()
     page.click("#htmx-alert button")
     assert page.locator("#htmx-alert").is_hidden()
+
+    # A failure on the way (no connection) or on the server (500) is not drawn either: the
+    # alert says so and the switch shows what the portal has, not what was asked for.
+    page.route("**/admin/features/self_signup", lambda route: route.abort())
+    signup.click()
+    page.wait_for_selector("#htmx-alert >> text=The portal could not be reached")
+    assert not signup.is_checked()
+    page.unroute("**/admin/features/self_signup")
+    error_page = "<!doctype html><h1>Internal Server Error</h1>"
+    page.route("**/features/self_signup", lambda route: route.fulfill(status=500, body=error_page))
+    signup.click()
+    page.wait_for_selector("#htmx-alert >> text=Something went wrong on our side")
+    assert not signup.is_checked()

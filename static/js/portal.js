@@ -25,22 +25,42 @@
     return /^\s*</.test(text || "");
   }
 
+  // A switch (a feature's On/Off) moves as soon as it is clicked, before the server answers.
+  // When the answer is not drawn (a bare refusal, a failure, no connection) the switches of the
+  // form that asked go back to where the server last drew them: the page never shows a feature
+  // switched that the portal did not switch. (A drawn answer redraws them anyway.)
+  function requester(event) {
+    var config = event.detail.requestConfig;
+    return (config && config.elt) || event.detail.elt;
+  }
+
+  function restoreSwitches(elt) {
+    var form = elt && elt.closest ? elt.closest("form") : null;
+    if (!form) return;
+    form.querySelectorAll("input[role=switch]").forEach(function (toggle) {
+      toggle.checked = toggle.defaultChecked;
+    });
+  }
+
   document.addEventListener("htmx:beforeRequest", hideAlert);
 
   document.addEventListener("htmx:beforeSwap", function (event) {
     var xhr = event.detail.xhr;
     if (xhr.status >= 400 && xhr.status < 500 && !isFragment(xhr.responseText)) {
       event.detail.shouldSwap = false;
+      restoreSwitches(requester(event));
       showAlert(xhr.responseText || "That did not work. Reload the page and try again.");
     }
   });
 
   document.addEventListener("htmx:responseError", function (event) {
     var text = event.detail.xhr.responseText;
+    restoreSwitches(requester(event));
     showAlert(text && !isFragment(text) ? text : "Something went wrong on our side. Please try again.");
   });
 
-  document.addEventListener("htmx:sendError", function () {
+  document.addEventListener("htmx:sendError", function (event) {
+    restoreSwitches(requester(event));
     showAlert("The portal could not be reached. Check your connection and try again.");
   });
 
