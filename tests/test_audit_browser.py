@@ -42,6 +42,16 @@ def test_who_filter_applies_on_enter_and_nothing_is_cut_off(
     assert overflow <= 0, overflow
     region = page.locator("[role=region][aria-label='Audit events']")
     assert region.get_attribute("tabindex") == "0"
+    # The table does not scroll sideways either, and no column is squeezed to a few letters:
+    # on a phone each event is a card (Who: …, What: …), with a visible link to its details.
+    inner = region.evaluate("r => r.scrollWidth - r.clientWidth")
+    assert inner <= 0, inner
+    details = page.locator("#audit-results tbody a:has-text('details')").first
+    assert details.is_visible() == (width < 576)
+    if width < 576:
+        who = page.locator("#audit-results tbody td[data-label=Who]").first
+        assert who.evaluate("td => getComputedStyle(td, '::before').content") == '"Who: "'
+        assert who.evaluate("td => getComputedStyle(td).display") == "block"
     page.click("#audit-results tbody a")  # the event's own page
     page.wait_for_selector("h1:has-text('User created')")
     context.close()

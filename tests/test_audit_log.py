@@ -307,7 +307,8 @@ def test_a_row_names_the_support_session_and_links_to_its_event(
     row = next(r for r in page.split("<tr>") if "<code>account.profile_update</code>" in r)
     assert f'href="/admin/audit/{change.id}"' in row
     assert (
-        "<td>agent@acme.test" in row and '<span class="badge badge-support">support</span>' in row
+        '<td data-label="Who">agent@acme.test' in row
+        and '<span class="badge badge-support">support</span>' in row
     )
     assert f"as bob@acme.test · {REASON} · ticket TCK-7" in row
     other = next(r for r in page.split("<tr>") if "<code>user.reactivate</code>" in r)

@@ -64,7 +64,9 @@ def test_user_downloads_and_closes_on_a_phone(
     expect(page.locator(".flash")).to_contain_text("Your copy is being prepared")
     result = make_app().test_cli_runner().invoke(args=["maintenance", "run"])
     assert result.exit_code == 0, result.output
-    page.reload()
+    # No reload: the page asks again by itself while the copy is being prepared.
+    expect(page.locator("#data-copy")).to_contain_text("is ready until", timeout=15_000)
+    assert page.locator("#data-copy[hx-trigger]").count() == 0  # and then stops asking
     with page.expect_download() as download:
         page.click("text=Download my data")
     assert download.value.suggested_filename.startswith("my-data-")

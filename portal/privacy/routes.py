@@ -63,7 +63,7 @@ def index() -> str:
 def export() -> Response:
     def act() -> str:
         request_export(_me())
-        return "Your copy is being prepared. This page offers it once it is ready (minutes)."
+        return "Your copy is being prepared. This page offers it as soon as it is ready."
 
     return perform(act, back=url_for("account_data.index"))
 
