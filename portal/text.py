@@ -49,3 +49,9 @@ def character_problem(text: str, *, of: str = "the text") -> str | None:
     if hidden is not None:
         return f"Remove the invisible or text-direction character U+{ord(hidden):04X} from {of}."
     return None
+
+
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """ "1 session", "3 sessions", "1,200 users": the number and the noun in agreement (also a
+    Jinja filter: `{{ n|counted("day") }}`)."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"

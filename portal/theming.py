@@ -20,6 +20,7 @@ from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader, TemplateNotFound
 from jinja2.loaders import split_template_path
 
 from portal.tenancy.models import BASE_THEMES, Theme
+from portal.text import counted
 
 PREFIX = "@"
 
@@ -243,3 +244,4 @@ def init_app(app: Flask, templates_dir: Path) -> None:
         logo_url=logo_url,
         support_contact=support_contact,
     )
+    app.jinja_env.filters["counted"] = counted

@@ -635,7 +635,7 @@ def test_password_change_ends_the_other_sessions_only(app: Flask, acme_user: Use
     assert response.status_code == 302 and response.headers["Location"] == "/account/password"
     page = laptop.get("/account/password")
     assert page.status_code == 200
-    assert "Your password has been changed. 1 other session(s) were signed out." in page.text
+    assert "Your password has been changed. 1 other session was signed out." in page.text
     assert phone.get("/").status_code == 302  # the other device is signed out
     sessions = {s.revoked_reason for s in rows(UserSession, user_id=acme_user.id)}
     assert sessions == {None, "password change"}

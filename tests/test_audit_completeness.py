@@ -545,7 +545,7 @@ def partner_writes(w: Walk) -> dict[str, Callable[[], list[Write]]]:
                     ["session.revoke_all"],
                     client,
                     user,
-                    says="Signed out 1 other session(s).",
+                    says="Signed out 1 other session.",
                 )
             ]
         check = w.becomes(UserSession, other, revoked_at=clock.now())

@@ -382,3 +382,23 @@ def test_every_action_the_portal_records_has_a_name_people_read() -> None:
                     recorded.update(computed[source])
     assert len(recorded) > 80
     assert sorted(recorded - set(ACTIONS)) == []
+
+
+def test_back_from_an_event_returns_to_the_list_as_it_was_left(
+    app: Flask, acme: Partner, acme_admin: User
+) -> None:
+    admin = logged_in(app, acme_admin)
+    [event] = [e for e in rows(AuditEvent) if e.action == "user.create"][:1]
+    filtered = "http://acme.localhost/admin/audit/?who=root%40acme.test&page=2"
+    page = admin.get(f"/admin/audit/{event.id}", headers={"Referer": filtered})
+    assert page.text.count('href="/admin/audit/?who=root%40acme.test&amp;page=2"') == 2
+    for elsewhere in (
+        "http://globex.localhost/admin/audit/?who=x",  # another partner's host
+        "http://evil.test/admin/audit/?who=x",
+        "http://acme.localhost/admin/users/?q=x",  # another page of this host
+        "",
+    ):
+        plain = admin.get(f"/admin/audit/{event.id}", headers={"Referer": elsewhere})
+        assert '<li><a href="/admin/audit/">Audit log</a></li>' in plain.text, elsewhere
+        assert '<p class="back-link"><a href="/admin/audit/">' in plain.text, elsewhere
+        assert "who=x" not in plain.text and "q=x" not in plain.text

@@ -148,7 +148,7 @@ def test_disabling_a_role_that_would_strand_users_is_refused(
     form |= {f"perm_{r.value}": [p.value for p in DEFAULT_PERMISSIONS[r]] for r in Role}
     response = admin.post_form("/admin/roles/", form)
     assert response.status_code == 422
-    assert "1 user(s) have the role advanced" in response.text
+    assert "1 user has the role advanced" in response.text
     assert all(s.enabled for s in rows(RoleSetting))
     # With a way out (advanced -> basic) the same change is accepted.
     edges["edge_advanced_basic"] = "admin"

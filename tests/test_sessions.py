@@ -101,7 +101,7 @@ def test_deny_new_at_the_limit(app: Flask, acme: Partner, acme_user: User) -> No
     third = host_client(app, "acme")
     response = third.login(acme_user.email)
     assert response.status_code == 409
-    assert "already signed in on 2 device(s)" in response.text
+    assert "already signed in on 2 devices" in response.text
     assert len(rows(UserSession)) == 2
     assert is_in(first) and is_in(second) and not is_in(third)
     assert "session.limit_denied" in [e.action for e in rows(AuditEvent)]

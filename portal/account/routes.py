@@ -29,6 +29,7 @@ from portal.roles.permissions import Permission
 from portal.roles.policy import requires
 from portal.support.guards import impersonating, owner_only
 from portal.support.queries import account_activity
+from portal.text import counted
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid
 from portal.unit_of_work import attempt
@@ -306,7 +307,11 @@ def password() -> Page:
         except PortalError as exc:
             attach_error(form, exc)
         else:
-            others = f" {ended} other session(s) were signed out." if ended else ""
+            others = (
+                f" {counted(ended, 'other session')} {'was' if ended == 1 else 'were'} signed out."
+                if ended
+                else ""
+            )
             flash(f"Your password has been changed.{others}", "info")
             return redirect(url_for("account.password"))
     return page("account/password.html", form)

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -17,6 +18,7 @@ from flask import (
     make_response,
     render_template,
     request,
+    url_for,
 )
 
 from portal.audit.presentation import (
@@ -35,6 +37,7 @@ from portal.audit.presentation import (
 )
 from portal.extensions import db
 from portal.features.evaluation import feature
+from portal.redirects import local_path
 from portal.roles.permissions import Permission
 from portal.roles.policy import requires
 from portal.template_urls import row_links
@@ -98,12 +101,23 @@ def detail(event_id: int) -> str:
         abort(404)
     return render_template(
         "audit/detail.html",
+        back=_back_to_the_list(),
         event=event,
         names=target_names([event]),
         describe=describe,
         target_label=target_label,
         detail_items=detail_items,
     )
+
+
+def _back_to_the_list() -> str:
+    """The list as the admin left it (its filters and page, from the referring address on
+    this same host), else the unfiltered list."""
+    index = url_for("audit_admin.index")
+    came_from = urlsplit(request.referrer or "")
+    if came_from.netloc != request.host or came_from.path != index or not came_from.query:
+        return index
+    return local_path(f"{came_from.path}?{came_from.query}", index, prefix=index)
 
 
 @bp.get("/export.csv")

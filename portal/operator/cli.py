@@ -25,6 +25,7 @@ from portal.operator.services import (
 )
 from portal.tenancy.context import partner_by_slug
 from portal.tenancy.models import Partner
+from portal.text import counted
 
 partner_cli = AppGroup("partner", help="Onboard, list, suspend and configure partners.")
 operator_cli = AppGroup("operator", help="Platform operator accounts (the root domain's console).")
@@ -67,7 +68,7 @@ def suspend(slug: str, reason: str) -> str:
     """Suspend a partner: its portal closes and every session ends."""
     partner = partner_by_slug(slug)
     ended = suspend_partner(None, partner, reason)
-    return f"{partner.name} is suspended; {ended} session(s) ended."
+    return f"{partner.name} is suspended; {counted(ended, 'session')} ended."
 
 
 @partner_cli.command("reactivate")
@@ -166,4 +167,4 @@ def list_operators() -> None:
 def deactivate_operator_command(email: str) -> str:
     """Deactivate an operator; their sessions end at once."""
     ended = deactivate_operator(None, email)
-    return f"{email} is deactivated; {ended} session(s) ended."
+    return f"{email} is deactivated; {counted(ended, 'session')} ended."

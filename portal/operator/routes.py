@@ -44,6 +44,7 @@ from portal.operator.services import (
 from portal.roles.models import Role
 from portal.tenancy.models import BASE_THEMES, Partner
 from portal.tenancy.scope import partner_scope
+from portal.text import counted
 from portal.theming import THEMES, contrast_notes
 from portal.unit_of_work import attempt
 from portal.users.models import User
@@ -139,7 +140,7 @@ def suspend(partner_id: int) -> Response:
 
     def act() -> str:
         ended = suspend_partner(_operator(), partner, request.form.get("reason", ""))
-        return f"{partner.name} is suspended; {ended} session(s) ended."
+        return f"{partner.name} is suspended; {counted(ended, 'session')} ended."
 
     return perform(act, back=url_for("operator.index"))
 

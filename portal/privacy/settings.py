@@ -8,6 +8,7 @@ from portal.audit.services import record_audit
 from portal.exceptions import Invalid
 from portal.tenancy.context import current_partner
 from portal.tenancy.models import RetentionPolicy
+from portal.text import counted
 from portal.unit_of_work import lock_partner
 
 RETENTION_FIELDS = {
@@ -45,8 +46,8 @@ def update_retention(values: dict[str, object]) -> RetentionPolicy:
             )
     if policy.audit_years < config["RETENTION_AUDIT_MIN_YEARS"]:
         raise RetentionError(
-            f"Audit events must be kept at least {config['RETENTION_AUDIT_MIN_YEARS']} "
-            "year(s) on this platform."
+            f"Audit events must be kept at least "
+            f"{counted(config['RETENTION_AUDIT_MIN_YEARS'], 'year')} on this platform."
         )
     lock_partner()
     partner = current_partner._get_current_object()

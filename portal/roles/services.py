@@ -14,6 +14,7 @@ from portal.roles.permissions import ADMIN_FLOOR, Permission
 from portal.roles.policy import PartnerPolicy, RoleConfig, current_policy
 from portal.tenancy.context import current_partner
 from portal.tenancy.scope import forget_partner_caches
+from portal.text import counted
 from portal.unit_of_work import lock_partner
 from portal.users.models import User, UserStatus
 
@@ -58,7 +59,8 @@ def _stranded(enabled: dict[Role, bool], edges: dict[tuple[Role, Role], Role]) -
             continue
         if not any(frm == role and enabled[to] for frm, to in edges):
             problems.append(
-                f"{counts[role]} user(s) have the role {role.value}, which would be disabled "
+                f"{counted(counts[role], 'user')} {'has' if counts[role] == 1 else 'have'} "
+                f"the role {role.value}, which would be disabled "
                 f"with no allowed transition to an enabled role."
             )
     return problems

@@ -27,6 +27,7 @@ from portal.sessions.services import (
 from portal.support.guards import owner_only
 from portal.support.services import end_for_session
 from portal.tenancy.context import current_partner, get_or_404
+from portal.text import counted
 from portal.users.models import User
 from portal.users.search import contains_pattern
 from portal.web import is_htmx
@@ -103,7 +104,7 @@ def revoke_others() -> Response | str:
     )
     if is_htmx():
         return _own_list()
-    flash(f"Signed out {count} other session(s).", "info")
+    flash(f"Signed out {counted(count, 'other session')}.", "info")
     return redirect(url_for("sessions.index"))
 
 
@@ -168,7 +169,7 @@ def revoke_user(user_id: int) -> Response:
     count = revoke_user_sessions(
         user, by=_me(), reason=_reason("revoked by an administrator"), keep=keep
     )
-    flash(f"Ended {count} session(s) of {user.email}.", "info")
+    flash(f"Ended {counted(count, 'session')} of {user.email}.", "info")
     return _back(url_for("sessions_admin.index"))
 
 
@@ -179,7 +180,7 @@ def revoke_all() -> Response:
     count = revoke_partner_sessions(
         by=_me(), reason=_reason("all sessions revoked by an administrator"), keep=g.user_session
     )
-    flash(f"Ended {count} session(s). Everyone else must sign in again.", "info")
+    flash(f"Ended {counted(count, 'session')}. Everyone else must sign in again.", "info")
     return redirect(url_for("sessions_admin.index"))
 
 

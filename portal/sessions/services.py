@@ -18,6 +18,7 @@ from portal.operator.models import Operator
 from portal.sessions.models import LoginMethod, OperatorSession, UserSession
 from portal.tenancy.context import current_partner
 from portal.tenancy.models import AtLimit, Partner, SessionPolicy
+from portal.text import counted
 from portal.tokens.generation import hash_token, new_token
 from portal.unit_of_work import before_commit, lock_user
 from portal.users.models import User, UserStatus
@@ -44,8 +45,9 @@ class SessionLimitReached(PortalError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(
-            f"You are already signed in on {limit} device(s), the most this portal allows. "
-            "Sign out on another device (or ask an administrator to end a session) and try again."
+            f"You are already signed in on {counted(limit, 'device')}, the most this portal "
+            "allows. Sign out on another device (or ask an administrator to end a session) "
+            "and try again."
         )
 
 

@@ -32,6 +32,7 @@ from portal.sso.http import (
     start_budget,
 )
 from portal.sso.models import SsoConnection
+from portal.text import counted
 
 WELL_KNOWN = "/.well-known/openid-configuration"
 ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
@@ -235,7 +236,7 @@ def probe_provider(address: str) -> Probe:
         None,
         (
             f"Discovery answered for {issuer}.",
-            f"{len(signing)} signing key(s) found.",
+            f"{counted(len(signing), 'signing key')} found.",
             *notes,
         ),
     )

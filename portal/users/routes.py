@@ -33,6 +33,7 @@ from portal.sessions.services import live_sessions_of
 from portal.sso.services import identities_of
 from portal.subscriptions.services import held_subscription, pending_subscription, plan_offers
 from portal.tenancy.context import get_or_404, parse_ids
+from portal.text import counted
 from portal.tokens.models import TokenPurpose
 from portal.tokens.services import TokenInvalid, peek_token
 from portal.unit_of_work import attempt, expect_version
@@ -153,7 +154,7 @@ def change_role(user_id: int) -> Response:
 def deactivate(user_id: int) -> Response:
     def act(user: User) -> str:
         ended = services.deactivate_user(_actor(), user)
-        return f"{user.email} is deactivated; {ended} session(s) ended."
+        return f"{user.email} is deactivated; {counted(ended, 'session')} ended."
 
     return _user_action(user_id, act)
 
@@ -280,7 +281,7 @@ def bulk() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
 
         def apply(user: User) -> str:
             ended = services.deactivate_user(actor, user)
-            return f"Deactivated; {ended} session(s) ended."
+            return f"Deactivated; {counted(ended, 'session')} ended."
     else:
 
         def apply(user: User) -> str:
