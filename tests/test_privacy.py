@@ -623,7 +623,8 @@ def test_offboarding_archive_close_and_delete(
     archive = root.post_form(f"/operator/partners/{acme.id}/archive")
     assert archive.status_code == 200 and archive.mimetype == "application/zip"
     manifest, tables = read_archive(archive.data)
-    assert manifest["partner"] == "acme"
+    assert manifest["partner"] == "acme" and manifest["exported_at"].endswith("Z")
+    assert all(u["created_at"].endswith("Z") for u in tables["users"])  # times say they are UTC
     for table, count in acme_before.items():
         assert len(tables[table]) == count, table  # every row of the partner, per table
     assert {u["email"] for u in tables["users"]} == {"alice@acme.test", "root@acme.test"}

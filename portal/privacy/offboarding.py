@@ -49,8 +49,8 @@ def tenant_models() -> list[Any]:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
+    if isinstance(value, datetime):  # stored as naive UTC: said so, as in a user's export
+        return value.isoformat() + "Z"
     if isinstance(value, bytes | memoryview):  # PostgreSQL's driver may give a memoryview
         return base64.b64encode(bytes(value)).decode("ascii")
     if hasattr(value, "value") and isinstance(value.value, str):  # enumerations
@@ -80,7 +80,7 @@ def export_archive(partner: Partner, *, actor: Any = None) -> bytes:
         manifest = {
             "format": ARCHIVE_FORMAT,
             "partner": partner.slug,
-            "exported_at": utcnow().isoformat(),
+            "exported_at": utcnow().isoformat() + "Z",
             "tables": {name: len(rows) for name, rows in tables.items()},
         }
         archive.writestr("manifest.json", json.dumps(manifest, indent=2))
