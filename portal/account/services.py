@@ -18,9 +18,8 @@ from sqlalchemy import select
 from portal.audit.services import record_audit
 from portal.auth.passwords import (
     MIN_PASSWORD_LENGTH,
-    context_words,
     hash_password,
-    password_refusal,
+    partner_password_refusal,
     verify_password,
 )
 from portal.auth.throttle import throttle
@@ -90,8 +89,7 @@ def _check_new_password(
         raise AccountError(
             f"Use between {MIN_PASSWORD_LENGTH} and {MAX_PASSWORD_LENGTH} characters.", field
         )
-    context = context_words(current_partner.name, current_partner.slug, email, name)
-    refusal = password_refusal(password, context, portal=current_partner.name)
+    refusal = partner_password_refusal(password, email=email, name=name)
     if refusal is not None:
         raise AccountError(refusal, field)
 

@@ -12,6 +12,8 @@ from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 
+from portal.tenancy.context import current_partner
+
 MIN_PASSWORD_LENGTH = 10
 # How many of the most common passwords (zxcvbn's list, from leaked password corpora, most
 # frequent first) a new password is checked against, also with digits and symbols at its end
@@ -59,6 +61,13 @@ def password_refusal(
     if any(word in lowered for word in context):
         return HAS_CONTEXT.format(portal=portal)
     return None
+
+
+def partner_password_refusal(password: str, *, email: str | None, name: str | None) -> str | None:
+    """`password_refusal` for a person of the partner in scope: its name and address name and
+    the person's own `email` and `name` are the context."""
+    context = context_words(current_partner.name, current_partner.slug, email, name)
+    return password_refusal(password, context, portal=current_partner.name)
 
 
 @cache

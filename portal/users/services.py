@@ -21,9 +21,8 @@ from sqlalchemy import func, select
 from portal.audit.services import record_audit
 from portal.auth.passwords import (
     MIN_PASSWORD_LENGTH,
-    context_words,
     hash_password,
-    password_refusal,
+    partner_password_refusal,
 )
 from portal.auth.signout import duration
 from portal.auth.throttle import throttle
@@ -461,8 +460,7 @@ def check_new_password(password: str, *, email: str | None, name: str | None) ->
         raise UserError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", status=422
         )
-    context = context_words(current_partner.name, current_partner.slug, email, name)
-    refusal = password_refusal(password, context, portal=current_partner.name)
+    refusal = partner_password_refusal(password, email=email, name=name)
     if refusal is not None:
         raise UserError(refusal, status=422)
 
