@@ -252,14 +252,9 @@ def test_an_invalid_logout_token_is_refused_and_signs_out_nobody(
     assert logouts() == [] and rows(SsoLogoutToken) == []
 
 
-def test_a_key_the_provider_rotated_in_is_fetched_once(app: Flask, alice: User, idp) -> None:
-    """The keys are cached with the client (signing in fetched them); a token signed with a
-    key id the cache lacks fetches the key set again, once."""
-    browser = host_client(app, "acme")
-    assert sign_in(browser, ALICE).status_code == 302
-    [session] = rows(UserSession)
-    idp.provider.key = new_key("demo-2")  # the provider rotates: its key set holds the new key
-    fetches = []
+def key_set_fetches(idp: ProviderServer) -> list[int]:
+    """A list that grows by one each time the portal fetches the provider's key set."""
+    fetches: list[int] = []
     original = idp.app.wsgi_app
 
     def counting(environ: dict, start_response: Any) -> Any:
@@ -268,6 +263,17 @@ def test_a_key_the_provider_rotated_in_is_fetched_once(app: Flask, alice: User, 
         return original(environ, start_response)
 
     idp.app.wsgi_app = counting
+    return fetches
+
+
+def test_a_key_the_provider_rotated_in_is_fetched_once(app: Flask, alice: User, idp) -> None:
+    """The keys are cached with the client (signing in fetched them); a token signed with a
+    key id the cache lacks fetches the key set again, once."""
+    browser = host_client(app, "acme")
+    assert sign_in(browser, ALICE).status_code == 302
+    [session] = rows(UserSession)
+    idp.provider.key = new_key("demo-2")  # the provider rotates: its key set holds the new key
+    fetches = key_set_fetches(idp)
     response = deliver(app, logout_token(idp, sid=session.sso_sid))
     assert response.status_code == 200 and fetches == [1]
     assert not signed_in(browser)
@@ -284,15 +290,7 @@ def test_tokens_naming_unknown_keys_fetch_the_key_set_at_most_once_a_minute(
     browser = host_client(app, "acme")
     assert sign_in(browser, ALICE).status_code == 302
     [session] = rows(UserSession)
-    fetches = []
-    original = idp.app.wsgi_app
-
-    def counting(environ: dict, start_response: Any) -> Any:
-        if environ["PATH_INFO"] == "/jwks":
-            fetches.append(1)
-        return original(environ, start_response)
-
-    idp.app.wsgi_app = counting
+    fetches = key_set_fetches(idp)
     strangers = [new_key(f"made-up-{n}") for n in range(3)]
     for key in strangers * 3:
         refused = deliver(app, logout_token(idp, sid=session.sso_sid, key=key))
