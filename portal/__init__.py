@@ -90,7 +90,7 @@ class PortalFlask(Flask):
         An exception from the view or the commit reaches the error handlers, which roll back.
         """
         response = super().dispatch_request()
-        unit_of_work.commit()
+        unit_of_work.commit(last=True)
         return response
 
     def log_exception(self, exc_info: Any) -> None:

@@ -5,6 +5,7 @@ never reaches across partners."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -325,20 +326,24 @@ def test_short_texts_keep_the_plain_search(acme: Partner) -> None:
     assert search.indexed("abc") == (db.engine.dialect.name == "sqlite")
 
 
-@pytest.mark.parametrize("path", ["/admin/users/?q=user0500", "/admin/users/?q=nomatch-anywhere"])
+@pytest.mark.parametrize(
+    ("path", "searches"),
+    [("/admin/users/?q=user0500", [1]), ("/admin/users/?q=nomatch-anywhere", [1, 1])],
+)
 def test_a_search_page_keeps_the_list_budget(
-    app: Flask, acme_admin: User, people, path: str
+    app: Flask, acme_admin: User, people, path: str, searches: list[int]
 ) -> None:
-    """The session, the index's candidates counted up to a few, the page with its count:
-    three statements, the admin lists' budget; both through the index, each searching it
-    once (the page and its count read the same candidates)."""
+    """The session, then the page with its count and how many candidates the index found:
+    two statements, searching the index once (the page, its count and the candidates' count
+    read the same candidates). A page with no row to carry that count counts the candidates
+    on their own: three, the admin lists' budget."""
     admin = logged_in(app, acme_admin)
     admin.get(path)  # this process learns the partner's id and configuration
     with counted(app) as statements:
         assert admin.get(path).status_code == 200
-    assert len(statements) <= 3, statements.report()
+    assert len(statements) == 1 + len(searches), statements.report()
     index = "users_search MATCH" if db.engine.dialect.name == "sqlite" else "user_search_ids("
-    assert [s.count(index) for s in statements if index in s] == [1, 1]
+    assert [s.count(index) for s in statements if index in s] == searches
 
 
 def test_the_migration_indexes_existing_users_and_comes_undone(make_app, tmp_path) -> None:
@@ -474,7 +479,12 @@ def search_function_held_to_the_policies(owner_engine) -> Iterator[None]:
 
 
 def test_a_function_held_to_the_policies_is_not_used(
-    app: Flask, acme_admin: User, people, acme: Partner, search_function_held_to_the_policies
+    app: Flask,
+    acme_admin: User,
+    people,
+    acme: Partner,
+    owner_engine,
+    search_function_held_to_the_policies,
 ) -> None:
     """Owned by a role held to row-level security the function is correct but as slow as the
     plain search: the count says "many" without running it, and the page reads as before."""
@@ -483,13 +493,45 @@ def test_a_function_held_to_the_policies_is_not_used(
         count = sa.select(search.candidate_count("postgresql"))
         assert db.session.execute(count, search.params("user0500")).scalar_one() == search.FEW
     admin = logged_in(app, acme_admin)
-    admin.get("/admin/users/?q=user0500")
-    with counted(app) as statements:
-        page = admin.get("/admin/users/?q=user0500")
-    assert "user0500@acme.test" in page.text and "person5@acme.test" in page.text
-    assert "globex.test" not in page.text
-    # Only the count names the function (in the branch not taken); the page does not.
-    assert [s[:11] for s in statements if "user_search_ids(" in s] == ["SELECT CASE"]
+    with function_that_fails_when_run(owner_engine[0]):
+        for path in ("/admin/users/?q=user0500", "/admin/users/?q=nomatch-anywhere"):
+            admin.get(path)
+            with counted(app) as statements:
+                page = admin.get(path)
+            assert page.status_code == 200, page.text
+            # The page through the index finds nobody (the function's condition says no) and
+            # the count on its own says "many" (the CASE's other branch): both name the
+            # function and neither runs it. The page that follows reads the partner's rows.
+            naming = [s.split(None, 1)[0] for s in statements if "user_search_ids(" in s]
+            assert naming == ["WITH", "SELECT"]
+            assert "user_search_ids(" not in statements[-1]
+    listed = admin.get("/admin/users/?q=user0500").text
+    assert "user0500@acme.test" in listed and "person5@acme.test" in listed
+    assert "globex.test" not in listed
+
+
+@contextmanager
+def function_that_fails_when_run(superuser: sa.Engine) -> Iterator[None]:
+    """`user_search_ids` replaced (same signature, owner and grants) by one that fails if a
+    statement ever runs it; the original put back after."""
+    signature = "public.user_search_ids(text, text, integer)"
+    with superuser.begin() as conn:
+        original = conn.execute(
+            sa.text(f"SELECT pg_get_functiondef('{signature}'::regprocedure)")
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "CREATE OR REPLACE FUNCTION public.user_search_ids("
+                "email_pattern text, name_pattern text, max_rows integer) RETURNS SETOF integer "
+                "LANGUAGE plpgsql STABLE SECURITY DEFINER ROWS 100 "
+                "AS $$ BEGIN RAISE EXCEPTION 'user_search_ids was run'; END $$"
+            )
+        )
+    try:
+        yield
+    finally:
+        with superuser.begin() as conn:
+            conn.exec_driver_sql(original)
 
 
 def test_the_function_migration_comes_undone_on_postgresql(

@@ -173,18 +173,29 @@ def search_users(
     query: UserQuery, per_page: int = PER_PAGE, *, with_subscription: bool = False
 ) -> Page:
     """One page of the current partner's users (the ORM adds the partner filter) and how many
-    match (up to a limit, unless the query asks to count all), in one statement (a search's
-    candidates counted first, when the trigram index may find them); `with_subscription`: each
-    with their live subscription and its plan (the one in force, else the one being signed),
-    in the same statement."""
+    match (up to a limit, unless the query asks to count all), in one statement (a search
+    through the trigram index too, when the index finds few candidates); `with_subscription`:
+    each with their live subscription and its plan (the one in force, else the one being
+    signed), in the same statement."""
     values = _params(query)
-    indexed = _through_index(query, values)
-    filtered = _filtered(query, indexed=indexed)
-    statement = _page_statement(
-        filtered, query.sort, query.direction, indexed, with_subscription, query.count_all
-    )
     page = query.page
-    rows = _page_rows(statement, page, per_page, values, query.count_all)
+    rows = None
+    indexed = bool(query.q) and search.indexed(query.q)
+    if indexed:
+        # Through the index first: the page says how many candidates the index found (up to
+        # a few). Fewer, and they were all of them: this is the page, read with one search of
+        # the index. Else the partner's rows are read as below; and a page with no row to
+        # say is decided by counting the candidates on their own.
+        rows = _page_rows(
+            _statement(query, True, with_subscription), page, per_page, values, query.count_all
+        )
+        if not (rows and rows[0].candidates < search.FEW):
+            indexed = not rows and _through_index(query, values)
+            rows = rows if indexed else None
+    filtered = _filtered(query, indexed=indexed)
+    statement = _statement(query, indexed, with_subscription)
+    if rows is None:
+        rows = _page_rows(statement, page, per_page, values, query.count_all)
     counted = True
     if rows:
         total = rows[0].total
@@ -207,6 +218,17 @@ def search_users(
         per_page=per_page,
         counted=counted,
         subscriptions=subscriptions,
+    )
+
+
+def _statement(query: UserQuery, indexed: bool, with_subscription: bool) -> Select:
+    return _page_statement(
+        _filtered(query, indexed=indexed),
+        query.sort,
+        query.direction,
+        indexed,
+        with_subscription,
+        query.count_all,
     )
 
 
@@ -260,6 +282,8 @@ def _page_statement(
         None if count_all else bindparam("count_limit"),
     )
     stmt = select(User, keys.c.total).join(keys, keys.c.id == User.id).order_by(*ordering)
+    if indexed:
+        stmt = stmt.add_columns(search.found_count(search.dialect()).label("candidates"))
     if with_subscription:
         stmt = (
             stmt.add_columns(Subscription, Plan)

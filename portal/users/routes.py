@@ -40,6 +40,7 @@ from portal.unit_of_work import attempt, expect_version
 from portal.users import services
 from portal.users.forms import AcceptInvitationForm, InviteForm, RoleForm, role_choices
 from portal.users.models import User, UserStatus
+from portal.users.presentation import shown_users
 from portal.users.queries import SORTS, UserQuery, search_users
 from portal.web import is_htmx, list_page, perform, refused
 
@@ -52,13 +53,16 @@ def _actor() -> User:
 
 
 def _list_context(query: UserQuery) -> dict:
+    page = search_users(query)
+    policy = current_policy()
     return {
-        "page": search_users(query),
+        "page": page,
+        "rows": shown_users(page.items, policy),
         "query": query,
         "sorts": SORTS,
         "roles": list(Role),
         "statuses": list(UserStatus),
-        "policy": current_policy(),
+        "policy": policy,
     }
 
 
