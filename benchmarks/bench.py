@@ -47,7 +47,8 @@ DURATION = int(os.environ.get("PORTAL_BENCH_DURATION") or (3 if QUICK else 10))
 PORT = int(os.environ.get("PORTAL_BENCH_PORT") or 5113)
 CONCURRENCY = (1, 8)
 WORKERS = 2
-COOKIE = "__Host-portal_auth"  # the production cookie name
+COOKIE = "__Host-portal_auth"  # the production cookie names: signed in,
+SESSION_COOKIE = "__Host-portal"  # and the session's (CSRF secret, flashed messages)
 BIN = Path(sys.executable).parent
 # (label, partner, path): the pages of the issue's table, the large partner's user search and
 # audit log, and a small partner's pages to compare the large one with.
@@ -63,6 +64,7 @@ PAGES = [
     ("/admin/users/ (small)", "p001", "/admin/users/"),
 ]
 TOKENS = {"big": admin_token("big"), "p001": admin_token("p001")}
+BASELINE_COOKIES = f"{COOKIE}={BIG_ADMIN_TOKEN}"  # the baseline sets none of its own
 
 
 def missing_tools() -> list[str]:
@@ -119,16 +121,39 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def fetch(port: int, host: str, path: str, token: str) -> tuple[int, str]:
+def fetch(port: int, host: str, path: str, cookies: str) -> tuple[int, str]:
+    status, body, _set = _get(port, host, path, cookies)
+    return status, body
+
+
+def _get(port: int, host: str, path: str, cookies: str) -> tuple[int, str, list[str]]:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", headers={"Host": host, "Cookie": f"{COOKIE}={token}"}
+        f"http://127.0.0.1:{port}{path}", headers={"Host": host, "Cookie": cookies}
     )
     opener = urllib.request.build_opener(NoRedirect)
     try:
         with opener.open(request, timeout=30) as response:
-            return response.status, response.read().decode()
+            return (
+                response.status,
+                response.read().decode(),
+                response.headers.get_all("Set-Cookie") or [],
+            )
     except urllib.error.HTTPError as exc:
-        return exc.code, ""
+        return exc.code, "", []
+
+
+def browser_cookies(port: int, host: str, token: str) -> str:
+    """The cookies a signed-in browser sends: the sign-in cookie and, from its first page on,
+    the session cookie the portal set on it (the secret its forms' CSRF tokens are made
+    from). Without it every request would be a browser's first, minting and signing a new
+    secret and setting the cookie again."""
+    signed_in = f"{COOKIE}={token}"
+    _status, _body, set_cookies = _get(port, host, "/", signed_in)
+    for header in set_cookies:
+        name, _, rest = header.partition("=")
+        if name == SESSION_COOKIE:
+            return f"{signed_in}; {SESSION_COOKIE}={rest.split(';', 1)[0]}"
+    raise SystemExit(f"the portal's home page at {host} set no {SESSION_COOKIE} cookie")
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -144,7 +169,7 @@ def _ms(text: str) -> float:
     return float(number) * UNITS[unit]
 
 
-def wrk(port: int, host: str, path: str, token: str, connections: int) -> dict[str, float]:
+def wrk(port: int, host: str, path: str, cookies: str, connections: int) -> dict[str, float]:
     out = subprocess.run(
         [
             "wrk",
@@ -157,7 +182,7 @@ def wrk(port: int, host: str, path: str, token: str, connections: int) -> dict[s
             "-H",
             f"Host: {host}",
             "-H",
-            f"Cookie: {COOKIE}={token}",
+            f"Cookie: {cookies}",
             f"http://127.0.0.1:{port}{path}",
         ],
         capture_output=True,
@@ -192,7 +217,11 @@ def run(dataset: Dataset) -> list[dict]:
     )
     baseline = None
     try:
-        status, home = fetch(PORT, f"big.{portal_host}", "/", BIG_ADMIN_TOKEN)
+        cookies = {
+            slug: browser_cookies(PORT, f"{slug}.{portal_host}", token)
+            for slug, token in TOKENS.items()
+        }
+        status, home = fetch(PORT, f"big.{portal_host}", "/", cookies["big"])
         if status != 200 or "Welcome" not in home:
             raise SystemExit(f"the portal's home page answered {status}, not the signed-in page")
         baseline_env = {
@@ -208,16 +237,16 @@ def run(dataset: Dataset) -> list[dict]:
         )
         for label, slug, path in PAGES:
             for _ in range(20):  # both workers warm: templates compiled, caches filled
-                status, _page = fetch(PORT, f"{slug}.{portal_host}", path, TOKENS[slug])
+                status, _page = fetch(PORT, f"{slug}.{portal_host}", path, cookies[slug])
                 if status != 200:
                     raise SystemExit(f"{label} ({path}) answered {status}")
         for _ in range(20):
-            fetch(PORT + 1, "localhost", "/", BIG_ADMIN_TOKEN)
+            fetch(PORT + 1, "localhost", "/", BASELINE_COOKIES)
         results = []
         for connections in CONCURRENCY:
             for label, slug, path in PAGES:
-                base = wrk(PORT + 1, "localhost", "/", BIG_ADMIN_TOKEN, connections)
-                page = wrk(PORT, f"{slug}.{portal_host}", path, TOKENS[slug], connections)
+                base = wrk(PORT + 1, "localhost", "/", BASELINE_COOKIES, connections)
+                page = wrk(PORT, f"{slug}.{portal_host}", path, cookies[slug], connections)
                 drained(PORT)
                 results.append(
                     {

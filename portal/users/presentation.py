@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from portal.roles.policy import PartnerPolicy
 from portal.template_urls import row_links
-from portal.users.models import User
 
 
 class ShownUser(NamedTuple):
@@ -24,8 +23,9 @@ class ShownUser(NamedTuple):
     created: str
 
 
-def shown_users(users: Iterable[User], policy: PartnerPolicy) -> list[ShownUser]:
-    """The rows of a page of users, in its order (`policy`: the partner's, for role labels)."""
+def shown_users(users: Iterable[Any], policy: PartnerPolicy) -> list[ShownUser]:
+    """The rows of a page of users (`Page.items`: their listed columns), in its order
+    (`policy`: the partner's, for role labels)."""
     link = row_links("users_admin.detail", "user_id")
     labels = {role: policy.label(role) for role in policy.roles}
     return [

@@ -36,6 +36,18 @@ SORTS = {
     "last_login": User.last_login_at,
 }
 PER_PAGE = 25
+# What a list shows of each user: read as columns of a row, not made into entities (the
+# identity map, the attributes' instrumentation), a tenth of the list's time at 25 users.
+LISTED = (
+    User.id,
+    User.email,
+    User.display_name,
+    User.role,
+    User.status,
+    User.is_support,
+    User.created_at,
+    User.last_login_at,
+)
 # The subscription filter: a state the user has a subscription in, or none live at all.
 NO_SUBSCRIPTION = "none"
 SUBSCRIPTION_FILTERS = (
@@ -103,7 +115,7 @@ class Page:
     """A page of the list. `total` is how many match when `counted`; otherwise more than
     `total - 1` do (they were counted up to `total`), and `pages` is unknown (None)."""
 
-    items: list[User]
+    items: list[Row]  # each user's `LISTED` columns, by name
     total: int
     query: UserQuery
     per_page: int = PER_PAGE
@@ -210,9 +222,9 @@ def search_users(
     for row in rows:
         if with_subscription and row.Subscription is not None:
             set_committed_value(row.Subscription, "plan", row.Plan)
-            subscriptions[row.User.id] = row.Subscription
+            subscriptions[row.id] = row.Subscription
     return Page(
-        items=[row.User for row in rows],
+        items=rows,
         total=total,
         query=replace(query, page=page),
         per_page=per_page,
@@ -281,7 +293,7 @@ def _page_statement(
         bindparam("page_offset"),
         None if count_all else bindparam("count_limit"),
     )
-    stmt = select(User, keys.c.total).join(keys, keys.c.id == User.id).order_by(*ordering)
+    stmt = select(*LISTED, keys.c.total).join(keys, keys.c.id == User.id).order_by(*ordering)
     if indexed:
         stmt = stmt.add_columns(search.found_count(search.dialect()).label("candidates"))
     if with_subscription:
