@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
-    Row,
     Select,
     String,
     and_,
@@ -33,6 +32,7 @@ from portal.audit.models import AuditEvent
 from portal.clock import utcnow
 from portal.extensions import db
 from portal.operator.models import Operator
+from portal.records import records
 from portal.sessions.devices import device_label
 from portal.sessions.models import UserSession
 from portal.subscriptions.models import Plan, Subscription
@@ -285,7 +285,7 @@ def _where(shape: tuple[str, ...]) -> list[ColumnElement[bool]]:
 # --- Keyset pages ---------------------------------------------------------------------------
 
 
-def encode_cursor(event: Row[Any]) -> str:
+def encode_cursor(event: Any) -> str:
     raw = f"{event.created_at.isoformat()}|{event.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -311,7 +311,7 @@ class EventPage:
     made in an impersonation, that one's reason, ticket and user (`support_*`, else None);
     whether more follow."""
 
-    events: list[Row[Any]]
+    events: list[Any]  # `records`: named tuples of the columns
     has_next: bool
 
 
@@ -327,13 +327,14 @@ def page_of(filters: AuditFilter, cursor: str, per_page: int) -> EventPage:
     if after is not None:
         values["before_at"], values["before_id"] = after
     statement = _page_statement(filters.shape(), after is not None)
-    rows = db.session.execute(statement, values).all()
+    rows = records(db.session.execute(statement, values))
     return EventPage(events=rows[:per_page], has_next=len(rows) > per_page)
 
 
-def event_by_id(event_id: int) -> Row[Any] | None:
+def event_by_id(event_id: int) -> Any | None:
     """One event of the partner's, as a page's rows are; None if there is none by that id."""
-    return db.session.execute(_one_event(), {"event_id": event_id}).first()
+    found = records(db.session.execute(_one_event(), {"event_id": event_id}))
+    return found[0] if found else None
 
 
 def _events() -> Select[Any]:
@@ -428,7 +429,7 @@ _NAMING: dict[str, tuple[Callable[[], Select[Any]], Callable[[int, str | None], 
 }
 
 
-def target_names(events: Iterable[Row[Any] | AuditEvent]) -> dict[tuple[str, str], str]:
+def target_names(events: Iterable[Any]) -> dict[tuple[str, str], str]:
     """A readable name for each (target_type, target_id) of `events`, whatever their kinds, in
     one statement: one lookup by id per kind shown, side by side (UNION ALL)."""
     wanted: dict[str, set[int]] = {}
@@ -461,7 +462,7 @@ def _naming_statement(kinds: tuple[str, ...]) -> Any:
     return lookups[0] if len(lookups) == 1 else union_all(*lookups)
 
 
-def target_label(event: Row[Any] | AuditEvent, names: dict[tuple[str, str], str]) -> str:
+def target_label(event: Any, names: dict[tuple[str, str], str]) -> str:
     if not event.target_type:
         return ""
     found = names.get((event.target_type, event.target_id or ""))
@@ -509,7 +510,7 @@ class ShownEvent(NamedTuple):
 
 
 def shown(
-    events: Iterable[Row[Any]],
+    events: Iterable[Any],
     names: dict[tuple[str, str], str],
     link: Callable[[int], str],
 ) -> list[ShownEvent]:
@@ -531,7 +532,7 @@ def shown(
     ]
 
 
-def support_note(event: Row[Any]) -> str:
+def support_note(event: Any) -> str:
     """What support did it as: the user acted as, the reason, the ticket ("" if not support)."""
     if event.support_reason is None:
         return ""

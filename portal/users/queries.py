@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Row,
     ScalarSelect,
     Select,
     and_,
@@ -22,6 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.extensions import db
 from portal.paging import count_of, counting_limit, page_keys
+from portal.records import records
 from portal.roles.models import Role
 from portal.subscriptions.models import Plan, Subscription, SubscriptionState
 from portal.users import search
@@ -115,7 +116,7 @@ class Page:
     """A page of the list. `total` is how many match when `counted`; otherwise more than
     `total - 1` do (they were counted up to `total`), and `pages` is unknown (None)."""
 
-    items: list[Row]  # each user's `LISTED` columns, by name
+    items: list[Any]  # `records`: each user's `LISTED` columns, by name
     total: int
     query: UserQuery
     per_page: int = PER_PAGE
@@ -261,12 +262,12 @@ def _ordered(column: ColumnElement, direction: str, indexed: bool) -> ColumnElem
 
 def _page_rows(
     statement: Select, page: int, per_page: int, values: dict[str, object], count_all: bool
-) -> list[Row]:
+) -> list[Any]:
     offset = (page - 1) * per_page
     bound = {**values, "page_limit": per_page, "page_offset": offset}
     if not count_all:
         bound["count_limit"] = counting_limit(offset, per_page)
-    return list(db.session.execute(statement, bound).all())
+    return records(db.session.execute(statement, bound))
 
 
 @lru_cache(maxsize=512)
