@@ -21,7 +21,7 @@ from portal.extensions import db
 from portal.roles.models import Role
 from portal.tenancy.models import Partner
 from portal.tenancy.scope import partner_scope, raw_sql, unscoped
-from portal.users import search
+from portal.users import queries, search
 from portal.users.models import User
 from portal.users.queries import UserQuery, search_users, users_after
 
@@ -568,3 +568,22 @@ def test_the_function_migration_comes_undone_on_postgresql(
     finally:
         with superuser.begin() as conn:
             hand_search_function_over(conn, f"{app_role}_owner")
+
+
+def test_a_count_made_before_the_read_never_truncates_it(
+    people, acme: Partner, monkeypatch
+) -> None:
+    """Whatever the candidates were counted at (users may be added between that count and the
+    read), the read that follows it takes every candidate, not the first few: the API's
+    cursor pages and a list's count past its last page read after such a count."""
+    monkeypatch.setattr(search, "FEW", 1)  # the first-few page says "many" and is not used
+    with partner_scope(acme):
+        # As if the count had found fewer than FEW (before users were added).
+        monkeypatch.setattr(queries, "_through_index", lambda _query, _values: True)
+        query = UserQuery.from_args({"q": "user050"})
+        by_id = [u.email for u in users_after(query, None, 100)]
+        page = search_users(UserQuery.from_args({"q": "user050", "page": "9"}), per_page=1)
+    expected = found(acme, "user050", indexed=False)
+    assert len(expected) > 1
+    assert sorted(by_id) == expected
+    assert page.total == len(expected)

@@ -146,26 +146,31 @@ def _params(query: UserQuery) -> dict[str, object]:
     return values
 
 
-def _filtered(query: UserQuery, *, indexed: bool = False) -> Select:
+def _filtered(query: UserQuery, *, indexed: bool = False, first: bool = False) -> Select:
     """The users the list shows; `indexed`: the search's candidates found through the trigram
     index first (the same users, found another way: `portal/users/search.py`)."""
     subscription = query.subscription
     if subscription and subscription != NO_SUBSCRIPTION:
         subscription = "state"
     through = search.dialect() if indexed else ""
-    return _filtered_as(bool(query.q), through, bool(query.role), bool(query.status), subscription)
+    return _filtered_as(
+        bool(query.q), through, first, bool(query.role), bool(query.status), subscription
+    )
 
 
 # Statements are built once per shape of the list's state and bound per request: the tenancy
 # layer then works out what a statement reads once, not on every search.
 @lru_cache(maxsize=256)
-def _filtered_as(q: bool, through: str, role: bool, status: bool, subscription: str) -> Select:
-    """`through`: the database whose index finds the search's candidates ("": none)."""
+def _filtered_as(
+    q: bool, through: str, first: bool, role: bool, status: bool, subscription: str
+) -> Select:
+    """`through`: the database whose index finds the search's candidates ("": none); `first`:
+    only its first few (`search.among_candidates`)."""
     stmt = select(User)
     if q:
         stmt = stmt.where(search.matches())
         if through:
-            stmt = stmt.where(search.among_candidates(through))
+            stmt = stmt.where(search.among_candidates(through, first=first))
     if role:
         stmt = stmt.where(User.role == bindparam("role"))
     if status:
@@ -199,9 +204,8 @@ def search_users(
         # a few). Fewer, and they were all of them: this is the page, read with one search of
         # the index. Else the partner's rows are read as below; and a page with no row to
         # say is decided by counting the candidates on their own.
-        rows = _page_rows(
-            _statement(query, True, with_subscription), page, per_page, values, query.count_all
-        )
+        first = _statement(query, True, with_subscription, first=True)
+        rows = _page_rows(first, page, per_page, values, query.count_all)
         if not (rows and rows[0].candidates < search.FEW):
             indexed = not rows and _through_index(query, values)
             rows = rows if indexed else None
@@ -234,12 +238,17 @@ def search_users(
     )
 
 
-def _statement(query: UserQuery, indexed: bool, with_subscription: bool) -> Select:
+def _statement(
+    query: UserQuery, indexed: bool, with_subscription: bool, *, first: bool = False
+) -> Select:
+    """The page's statement; `first`: through the index's first few candidates, saying how
+    many it read (`candidates`)."""
     return _page_statement(
-        _filtered(query, indexed=indexed),
+        _filtered(query, indexed=indexed, first=first),
         query.sort,
         query.direction,
         indexed,
+        first,
         with_subscription,
         query.count_all,
     )
@@ -276,6 +285,7 @@ def _page_statement(
     sort: str,
     direction: str,
     indexed: bool,
+    first: bool,
     with_subscription: bool,
     count_all: bool,
 ) -> Select:
@@ -295,7 +305,7 @@ def _page_statement(
         None if count_all else bindparam("count_limit"),
     )
     stmt = select(*LISTED, keys.c.total).join(keys, keys.c.id == User.id).order_by(*ordering)
-    if indexed:
+    if first:
         stmt = stmt.add_columns(search.found_count(search.dialect()).label("candidates"))
     if with_subscription:
         stmt = (

@@ -140,34 +140,36 @@ def _candidates(kind: str, limit: ColumnElement | None) -> Select:
     return stmt if limit is None else stmt.limit(limit)
 
 
-def among_candidates(kind: str) -> ColumnElement[bool]:
-    """Users among the index's first `FEW` candidates for the text: when it finds fewer (the
-    caller has counted them, or reads `found_count` with the page), every user `matches()`
-    holds for, and maybe more (on PostgreSQL exactly those, of the partner in scope).
-    """
-    return User.id.in_(select(_found(kind).c[0]))
+def among_candidates(kind: str, *, first: bool = False) -> ColumnElement[bool]:
+    """Users the index finds for the text: every user `matches()` holds for, and maybe more
+    (on PostgreSQL exactly those, of the partner in scope). `first`: among its first `FEW`
+    candidates only, which are all of them when `found_count`, read in the same statement,
+    is under `FEW` (a count made in an earlier statement cannot say so: users may have been
+    added since)."""
+    return User.id.in_(select(_found(kind, first).c[0]))
 
 
 def found_count(kind: str) -> ColumnElement[int]:
-    """A column: how many candidates `among_candidates` read, `FEW` at most; `FEW` on
-    PostgreSQL when the function may not be used (see `candidate_count`)."""
-    count = select(func.count()).select_from(_found(kind)).scalar_subquery()
+    """A column: how many candidates `among_candidates(first=True)` read, `FEW` at most;
+    `FEW` on PostgreSQL when the function may not be used (see `candidate_count`)."""
+    count = select(func.count()).select_from(_found(kind, True)).scalar_subquery()
     if kind != "postgresql":
         return count
     few = sa.bindparam("few", type_=sa.Integer)
     return sa.case((_function_escapes_policies(), count), else_=few)
 
 
-@lru_cache(maxsize=4)
-def _found(kind: str) -> CTE:
-    """The candidates (`FEW` at most), a common table expression, materialized: a list reads
-    them for its page, its count and how many there were, and the index is searched once for
-    all three. One object per database kind: a statement naming it twice names one table."""
-    limit = sa.bindparam("few", type_=sa.Integer)
-    candidates = _candidates(kind, limit)
-    if kind == "postgresql":
+@lru_cache(maxsize=8)
+def _found(kind: str, first: bool) -> CTE:
+    """The candidates (with `first`, `FEW` at most), a common table expression, materialized:
+    a list reads them for its page, its count and how many there were, and the index is
+    searched once for all three. One object per kind: a statement naming it twice names one
+    table."""
+    candidates = _candidates(kind, sa.bindparam("few", type_=sa.Integer) if first else None)
+    if kind == "postgresql" and first:
         # Never run when it may not be used (`candidate_count`): a condition on no row, which
-        # PostgreSQL decides once, before the function would be called.
+        # PostgreSQL decides once, before the function would be called. (Without `first` the
+        # caller has asked `candidate_count` first, which says so.)
         candidates = candidates.where(_function_escapes_policies())
     return candidates.cte("candidates").prefix_with("MATERIALIZED")
 
