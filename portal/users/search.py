@@ -152,11 +152,7 @@ def among_candidates(kind: str, *, first: bool = False) -> ColumnElement[bool]:
 def found_count(kind: str) -> ColumnElement[int]:
     """A column: how many candidates `among_candidates(first=True)` read, `FEW` at most;
     `FEW` on PostgreSQL when the function may not be used (see `candidate_count`)."""
-    count = select(func.count()).select_from(_found(kind, True)).scalar_subquery()
-    if kind != "postgresql":
-        return count
-    few = sa.bindparam("few", type_=sa.Integer)
-    return sa.case((_function_escapes_policies(), count), else_=few)
+    return _counted_if_usable(kind, select(func.count()).select_from(_found(kind, True)))
 
 
 @lru_cache(maxsize=8)
@@ -183,10 +179,19 @@ def candidate_count(kind: str) -> ColumnElement[int]:
     run then (a subquery in the CASE's other branch).
     """
     few = sa.bindparam("few", type_=sa.Integer)
-    count = select(func.count()).select_from(_candidates(kind, few).subquery()).scalar_subquery()
+    return _counted_if_usable(
+        kind, select(func.count()).select_from(_candidates(kind, few).subquery())
+    )
+
+
+def _counted_if_usable(kind: str, count: Select) -> ColumnElement[int]:
+    """`count` as a column; on PostgreSQL `FEW` instead (the count not run: the CASE's other
+    branch) when the function may not be used."""
+    counted = count.scalar_subquery()
     if kind != "postgresql":
-        return count
-    return sa.case((_function_escapes_policies(), count), else_=few)
+        return counted
+    few = sa.bindparam("few", type_=sa.Integer)
+    return sa.case((_function_escapes_policies(), counted), else_=few)
 
 
 # The catalog, for `_function_escapes_policies` (no tenant data; their own metadata).
