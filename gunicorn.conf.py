@@ -34,6 +34,10 @@ keepalive = 5
 # A worker is replaced after this many requests (with jitter, so not all at once).
 max_requests = int(_number("GUNICORN_MAX_REQUESTS", 10_000))
 max_requests_jitter = max_requests // 10
+# The app is loaded once, in the master, and warmed there (`when_ready` below): each worker,
+# and each that replaces one, is a fork that starts with its templates compiled. New code is
+# therefore read by a restart, not by a HUP (which would fork the old code again).
+preload_app = True
 limit_request_line = 8190
 # No control socket shared with other deployments on the machine (gunicorn ≥ 23 has none
 # by default; nothing here opens one). The temporary heartbeat files stay in memory.
@@ -62,11 +66,14 @@ forwarded_allow_ips = ""
 proxy_allow_ips = ""
 
 # Prometheus multiprocess mode: every worker writes its metrics to files in this directory and
-# /metrics adds them up. It must exist, empty, before the first worker imports the portal.
+# /metrics adds them up. It must exist before the master imports the portal (preload_app),
+# and is emptied once that is done (on_starting): a worker writes its own files, named by its
+# pid, from its first request on.
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if not _metrics_dir:
     _metrics_dir = tempfile.mkdtemp(prefix="portal-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+os.makedirs(_metrics_dir, exist_ok=True)
 
 
 def on_starting(server) -> None:
@@ -86,6 +93,15 @@ def on_starting(server) -> None:
     # stopped the arbiter with an ImportError (exit status 1 on a plain SIGTERM). Not at the
     # top of this file: the package reads PROMETHEUS_MULTIPROC_DIR when first imported.
     import prometheus_client.multiprocess  # noqa: F401
+
+
+def when_ready(server) -> None:
+    """In the master, the app loaded (preload_app), before the first worker is forked: the
+    portal warms up (portal/warmup.py). Another app served with this file (the benchmark's
+    baseline) has nothing to warm."""
+    app = server.app.wsgi()
+    if hasattr(app, "warm"):
+        app.warm()
 
 
 def child_exit(server, worker) -> None:

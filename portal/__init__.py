@@ -20,6 +20,7 @@ from portal import (
     template_urls,
     theming,
     unit_of_work,
+    warmup,
     web,
 )
 from portal.account.routes import bp as account_bp
@@ -92,6 +93,10 @@ class PortalFlask(Flask):
         response = super().dispatch_request()
         unit_of_work.commit(last=True)
         return response
+
+    def warm(self) -> None:
+        """Before the first request, in gunicorn's master (gunicorn.conf.py): portal/warmup.py."""
+        warmup.warm(self)
 
     def log_exception(self, exc_info: Any) -> None:
         """Nothing here: the 500 handler writes the one log line, with the request id."""

@@ -520,6 +520,13 @@ def test_metrics_add_up_across_two_gunicorn_workers(
             )
             assert answer.status_code == 200
             answered += 1
+        # Each worker asks the database on its own connection: the master's (its start-up
+        # check of row-level security) was closed before the fork.
+        for _ in range(10):
+            ready = requests.get(
+                f"{base}/readyz", headers={**host, "Connection": "close"}, timeout=5
+            )
+            assert ready.status_code == 200 and ready.json()["database"] == "ok"
         unauthorised = requests.get(f"{base}/metrics", headers=host, timeout=5)
         assert unauthorised.status_code == 401
         scraped = requests.get(
@@ -540,6 +547,10 @@ def test_metrics_add_up_across_two_gunicorn_workers(
     ]
     assert any(line["endpoint"] == "monitoring.metrics" for line in request_lines)
     assert TOKEN not in output
+    # Warmed once, in the master, before the first worker was forked (gunicorn.conf.py).
+    warmed = [n for n, line in enumerate(output.splitlines()) if '"portal.warmup"' in line]
+    booted = [n for n, line in enumerate(output.splitlines()) if "Booting worker" in line]
+    assert len(warmed) == 1 and booted and warmed[0] < booted[0], output[-3000:]
 
 
 # --- The append-only audit trail ---------------------------------------------------------------
