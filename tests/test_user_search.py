@@ -587,3 +587,39 @@ def test_a_count_made_before_the_read_never_truncates_it(
     assert len(expected) > 1
     assert sorted(by_id) == expected
     assert page.total == len(expected)
+
+
+def test_the_trigram_indexes_take_new_entries_at_once_on_postgresql(
+    data: Flask, make_app, owner_engine
+) -> None:
+    """PostgreSQL: 0021 turns the pending list of both trigram indexes off (a search read all
+    of it: 15.8 ms instead of 2.6 at 100,000 users); downgraded, the default is back."""
+    postgres_only()
+    superuser, app_url = owner_engine
+    owner_url = sa.engine.make_url(app_url).set(
+        username=f"{sa.engine.make_url(app_url).username}_owner"
+    )
+
+    def options() -> dict[str, list[str] | None]:
+        with superuser.connect() as conn:
+            found = conn.execute(
+                sa.text(
+                    "SELECT relname, reloptions FROM pg_class"
+                    " WHERE relname IN ('ix_users_email_trgm', 'ix_users_display_name_trgm')"
+                )
+            ).all()
+        return dict(found)
+
+    assert options() == {
+        "ix_users_email_trgm": ["fastupdate=off"],
+        "ix_users_display_name_trgm": ["fastupdate=off"],
+    }
+    migrator = make_app(
+        fresh=True, SQLALCHEMY_DATABASE_URI=owner_url.render_as_string(hide_password=False)
+    )
+    with migrator.app_context():
+        downgrade(directory=MIGRATIONS, revision="0020_audit_actor_index")
+        assert options() == {"ix_users_email_trgm": None, "ix_users_display_name_trgm": None}
+        upgrade(directory=MIGRATIONS)
+        assert set(map(tuple, options().values())) == {("fastupdate=off",)}
+        db.engine.dispose()
