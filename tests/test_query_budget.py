@@ -280,3 +280,33 @@ def test_the_first_statement_finds_the_plan_by_the_users_subscription(
     assert subscriptions == [
         "SEARCH subscriptions USING INDEX uq_subscriptions_one_held_per_user (user_id=?)"
     ], plan
+
+
+def test_only_the_first_statement_keeps_one_plan_on_postgresql(
+    app: Flask, acme: Partner, acme_admin: User
+) -> None:
+    """PostgreSQL plans the partner-and-session statement once per connection (unique keys
+    all the way: 1.1 ms of planning a request saved) and every other statement for each run's
+    own values: a plan made for no partner in particular read a million audit events for a
+    page of 50. psycopg prepares a statement on its fifth run; PostgreSQL may settle on a
+    generic plan after five more: 15 runs make 10 prepared ones."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("plan_cache_mode is PostgreSQL's")
+    for i in range(3):
+        record_audit("test.event", target=acme_admin, actor=None, details={"i": i})
+    admin = logged_in(app, acme_admin)
+    with app.app_context():
+        db.engine.dispose()  # from here one connection, taken back by each request in turn
+    for _ in range(15):
+        assert admin.get("/admin/audit/").status_code == 200
+    with app.app_context(), db.engine.connect() as connection:
+        plans = {
+            " ".join(statement.split())[:40]: (generic, custom)
+            for statement, generic, custom in connection.exec_driver_sql(
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+            )
+        }
+    first = plans["SELECT partners.id, partners.slug, partn"]
+    page = plans["SELECT audit_events.id, audit_events.cre"]
+    assert first[0] >= 4, plans  # generic from the sixth prepared run on
+    assert page[0] == 0 and page[1] >= 9, plans  # prepared, and still planned each run
