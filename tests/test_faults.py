@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 import redis
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ from test_migrations import MIGRATIONS
 from test_throttle import fail
 
 from portal.auth.guards import public
-from portal.database import BoundedConnection
+from portal.database import BoundedConnection, DescribingCursor
 from portal.extensions import db
 from portal.tenancy.models import Partner
 from portal.users.models import User
@@ -186,6 +187,40 @@ def test_statement_and_lock_timeouts_are_set_on_every_connection(make_app: Any) 
         dbapi_connection = conn.connection.dbapi_connection
         assert isinstance(dbapi_connection, BoundedConnection)
         assert dbapi_connection.limit == 2.0  # the statement timeout and half a second
+
+
+def test_a_cursor_describes_its_result_as_psycopg_does(make_app: Any) -> None:
+    """The portal's cursor makes a result's columns only when they are read (SQLAlchemy reads
+    none of a statement it has run before); read, they are psycopg's own."""
+    app = make_app()
+    with app.app_context(), db.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            pytest.skip("psycopg's cursor")
+        raw = conn.connection.dbapi_connection
+        assert isinstance(raw, BoundedConnection)
+        query = "SELECT 1 AS one, 'x'::varchar(5) AS two, now() AS three, NULL::jsonb AS four"
+        cursor, plain = raw.cursor(), psycopg.Cursor(raw)
+        assert isinstance(cursor, DescribingCursor)
+        cursor.execute(query)
+        plain.execute(query)
+        described, expected = cursor.description, plain.description
+        assert expected is not None and len(described) == len(expected) == 4
+        assert [tuple(c) for c in described] == [tuple(c) for c in expected]
+        assert [c.name for c in described[1:3]] == ["two", "three"]
+        assert described[-1].type_code == expected[-1].type_code
+        assert described[1].internal_size == expected[1].internal_size
+        cursor.execute("SELECT 2 AS later")  # read after the cursor moved on: still its own
+        assert [c.name for c in described] == ["one", "two", "three", "four"]
+        assert [c.name for c in cursor.description] == ["later"]
+        cursor.execute("SELECT")  # rows, and no column
+        assert cursor.description is not None and len(cursor.description) == 0
+        cursor.execute("SET LOCAL work_mem = '4MB'")  # no rows
+        assert cursor.description is None
+        conn.rollback()
+        # Through SQLAlchemy: a statement run before finds its columns by name as the first did.
+        for _ in range(2):
+            row = conn.exec_driver_sql(query).mappings().one()
+            assert (row["one"], row["two"], row["four"]) == (1, "x", None)
 
 
 def test_a_slow_statement_is_cancelled_and_the_connection_stays_usable(make_app: Any) -> None:
