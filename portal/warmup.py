@@ -32,6 +32,9 @@ from portal.tenancy.models import BASE_THEMES
 from portal.theming import PREFIX
 
 log = logging.getLogger("portal.warmup")
+# What the templates directory holds: pages and mails. Anything else there (an editor's swap
+# file) is no template, and compiling it would stop the server from starting.
+TEMPLATE_SUFFIXES = (".html", ".txt")
 
 
 def every_template(app: Flask) -> list[str]:
@@ -39,7 +42,11 @@ def every_template(app: Flask) -> list[str]:
     is part of the name, so each theme's copy is compiled and cached on its own."""
     loader = app.jinja_loader
     assert isinstance(loader, ChoiceLoader)  # theming.init_app: overrides, then the defaults
-    names = sorted(n for n in loader.loaders[-1].list_templates() if not n.startswith("themes/"))
+    names = sorted(
+        name
+        for name in loader.loaders[-1].list_templates()
+        if name.endswith(TEMPLATE_SUFFIXES) and not name.startswith("themes/")
+    )
     return [f"{PREFIX}{theme}/{name}" for theme in BASE_THEMES for name in names]
 
 

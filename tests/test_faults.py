@@ -27,7 +27,7 @@ from test_migrations import MIGRATIONS
 from test_throttle import fail
 
 from portal.auth.guards import public
-from portal.database import BoundedConnection, DescribingCursor
+from portal.database import BoundedConnection, DescribingCursor, _Description
 from portal.extensions import db
 from portal.tenancy.models import Partner
 from portal.users.models import User
@@ -189,7 +189,9 @@ def test_statement_and_lock_timeouts_are_set_on_every_connection(make_app: Any) 
         assert dbapi_connection.limit == 2.0  # the statement timeout and half a second
 
 
-def test_a_cursor_describes_its_result_as_psycopg_does(make_app: Any) -> None:
+def test_a_cursor_describes_its_result_as_psycopg_does(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The portal's cursor makes a result's columns only when they are read (SQLAlchemy reads
     none of a statement it has run before); read, they are psycopg's own."""
     app = make_app()
@@ -217,10 +219,23 @@ def test_a_cursor_describes_its_result_as_psycopg_does(make_app: Any) -> None:
         cursor.execute("SET LOCAL work_mem = '4MB'")  # no rows
         assert cursor.description is None
         conn.rollback()
-        # Through SQLAlchemy: a statement run before finds its columns by name as the first did.
-        for _ in range(2):
-            row = conn.exec_driver_sql(query).mappings().one()
-            assert (row["one"], row["two"], row["four"]) == (1, "x", None)
+        # Through SQLAlchemy: a statement run before finds its columns by name as the first
+        # did, from the compiled statement's cache, and its description is never made.
+        made: list[int] = []
+        making = _Description._made
+
+        def counted(self: _Description) -> Any:
+            made.append(len(self))
+            return making(self)
+
+        monkeypatch.setattr(_Description, "_made", counted)
+        statement = sa.select(sa.literal(1).label("one"), sa.literal("x").label("two"))
+        assert conn.execute(statement).mappings().one() == {"one": 1, "two": "x"}
+        assert made  # the first run: SQLAlchemy reads the columns' names
+        made.clear()
+        for _ in range(3):
+            assert conn.execute(statement).mappings().one() == {"one": 1, "two": "x"}
+        assert made == []
 
 
 def test_a_slow_statement_is_cancelled_and_the_connection_stays_usable(make_app: Any) -> None:

@@ -520,8 +520,9 @@ def test_metrics_add_up_across_two_gunicorn_workers(
             )
             assert answer.status_code == 200
             answered += 1
-        # Each worker asks the database on its own connection: the master's (its start-up
-        # check of row-level security) was closed before the fork.
+        # Both workers reach the database. (That each does on a connection of its own, none
+        # kept from the master's start-up check of row-level security, test_config checks:
+        # requests one at a time would not tell.)
         for _ in range(10):
             ready = requests.get(
                 f"{base}/readyz", headers={**host, "Connection": "close"}, timeout=5

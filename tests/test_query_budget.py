@@ -300,13 +300,24 @@ def test_only_the_first_statement_keeps_one_plan_on_postgresql(
     for _ in range(15):
         assert admin.get("/admin/audit/").status_code == 200
     with app.app_context(), db.engine.connect() as connection:
-        plans = {
-            " ".join(statement.split())[:40]: (generic, custom)
-            for statement, generic, custom in connection.exec_driver_sql(
-                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
-            )
-        }
-    first = plans["SELECT partners.id, partners.slug, partn"]
-    page = plans["SELECT audit_events.id, audit_events.cre"]
+        plans = connection.exec_driver_sql(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+        ).all()
+
+    def runs(*marks: str) -> tuple[int, int]:
+        (found,) = [(g, c) for s, g, c in plans if all(mark in s for mark in marks)]
+        return found
+
+    first = runs("partners.slug", "user_sessions.token_hash")
+    page = runs("FROM audit_events", "ORDER BY audit_events.created_at DESC")
     assert first[0] >= 4, plans  # generic from the sixth prepared run on
     assert page[0] == 0 and page[1] >= 9, plans  # prepared, and still planned each run
+    # What it costs: the scope settings go once with the first statement, as before, and
+    # once more to set the custom plans back for the page's own statements; a page of one
+    # statement (home) sends them once.
+    with counted(app) as statements:
+        admin.get("/admin/audit/")
+    assert statements.settings == 2, statements.report()
+    with counted(app) as statements:
+        admin.get("/")
+    assert len(statements) == 1 and statements.settings == 1, statements.report()

@@ -28,6 +28,11 @@ INDEXES = ("ix_users_email_trgm", "ix_users_display_name_trgm")
 def upgrade():
     if op.get_bind().dialect.name != "postgresql":
         return
+    # The pending entries moved first, while queries on users still run: ALTER INDEX locks
+    # the index (and so the planning of every query on users) until the migration commits.
+    # Moved again after, for the few written in between.
+    for index in INDEXES:
+        op.execute(f"SELECT gin_clean_pending_list('{index}'::regclass)")
     for index in INDEXES:
         op.execute(f"ALTER INDEX {index} SET (fastupdate = off)")
         op.execute(f"SELECT gin_clean_pending_list('{index}'::regclass)")
