@@ -485,6 +485,9 @@ def test_metrics_add_up_across_two_gunicorn_workers(
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "2",
+        # Workers replaced every 20-21 requests: the replacements, forked from the master's
+        # warmed app, must answer as the first ones did.
+        "GUNICORN_MAX_REQUESTS": "20",
     }
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
@@ -552,6 +555,7 @@ def test_metrics_add_up_across_two_gunicorn_workers(
     warmed = [n for n, line in enumerate(output.splitlines()) if '"portal.warmup"' in line]
     booted = [n for n, line in enumerate(output.splitlines()) if "Booting worker" in line]
     assert len(warmed) == 1 and booted and warmed[0] < booted[0], output[-3000:]
+    assert len(booted) > 2 and "Autorestarting worker" in output  # replaced, and answered
 
 
 # --- The append-only audit trail ---------------------------------------------------------------
