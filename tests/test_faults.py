@@ -77,9 +77,14 @@ def assert_unavailable(response: Any, seconds: float) -> None:
 
 
 def assert_healthz_quick(client: HostClient) -> None:
-    health, seconds = timed(client, "/healthz")
-    assert health.status_code == 200 and health.json == {"status": "ok"}
-    assert seconds < QUICK, f"/healthz took {seconds:.2f} s"
+    # The quickest of three answers: a dependency /healthz waited on would hold up each of
+    # them; a pause of the test process itself (a full garbage collection of the suite's
+    # objects, the other pass's browser on the same two cores: 1.24 s once in CI) one.
+    answers = [timed(client, "/healthz") for _ in range(3)]
+    for health, _seconds in answers:
+        assert health.status_code == 200 and health.json == {"status": "ok"}
+    seconds = min(seconds for _health, seconds in answers)
+    assert seconds < QUICK, f"/healthz took {seconds:.2f} s at best"
 
 
 def assert_recovers(client: HostClient) -> None:
