@@ -230,6 +230,24 @@ class ThemedEnvironment(Environment):
         return super().get_template(name, parent, globals)
 
 
+# What the templates directory holds: pages and mails. Anything else there (an editor's swap
+# file) is no template, and compiling it would stop the server from starting (portal/warmup.py).
+TEMPLATE_SUFFIXES = (".html", ".txt")
+
+
+def every_template(app: Flask) -> list[str]:
+    """Each template as a request of each base theme names it (`@<theme>/<name>`): the theme
+    is part of the name, so each theme's copy is compiled and cached on its own."""
+    loader = app.jinja_loader
+    assert isinstance(loader, ChoiceLoader)  # init_app: overrides, then the defaults
+    names = sorted(
+        name
+        for name in loader.loaders[-1].list_templates()
+        if name.endswith(TEMPLATE_SUFFIXES) and not name.startswith("themes/")
+    )
+    return [f"{PREFIX}{theme}/{name}" for theme in BASE_THEMES for name in names]
+
+
 def init_app(app: Flask, templates_dir: Path) -> None:
     app.jinja_loader = ChoiceLoader(
         [ThemeOverrideLoader(templates_dir / "themes"), DefaultLoader(templates_dir)]

@@ -24,30 +24,12 @@ import logging
 import time
 
 from flask import Flask
-from jinja2 import ChoiceLoader
 
 from portal.extensions import db
 from portal.sessions.devices import load_rules
-from portal.tenancy.models import BASE_THEMES
-from portal.theming import PREFIX
+from portal.theming import every_template
 
 log = logging.getLogger("portal.warmup")
-# What the templates directory holds: pages and mails. Anything else there (an editor's swap
-# file) is no template, and compiling it would stop the server from starting.
-TEMPLATE_SUFFIXES = (".html", ".txt")
-
-
-def every_template(app: Flask) -> list[str]:
-    """Each template as a request of each base theme names it (`@<theme>/<name>`): the theme
-    is part of the name, so each theme's copy is compiled and cached on its own."""
-    loader = app.jinja_loader
-    assert isinstance(loader, ChoiceLoader)  # theming.init_app: overrides, then the defaults
-    names = sorted(
-        name
-        for name in loader.loaders[-1].list_templates()
-        if name.endswith(TEMPLATE_SUFFIXES) and not name.startswith("themes/")
-    )
-    return [f"{PREFIX}{theme}/{name}" for theme in BASE_THEMES for name in names]
 
 
 def warm(app: Flask) -> None:

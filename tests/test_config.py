@@ -294,7 +294,8 @@ def test_warming_up_compiles_every_template_reads_the_rules_and_keeps_no_connect
 import gc, json, ua_parser, wsgi
 from sqlalchemy import text
 from portal.extensions import db
-from portal.warmup import every_template, warm
+from portal.theming import every_template
+from portal.warmup import warm
 app = wsgi.app
 with app.app_context():
     with db.engine.connect() as connection:  # as the check of row-level security does
