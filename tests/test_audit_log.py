@@ -16,7 +16,7 @@ from conftest import (
     set_feature,
 )
 from flask import Flask
-from querybudget import sqlite_plan
+from querybudget import counted, sqlite_plan
 from test_reports import FIREFOX_LINUX
 from test_subscriptions import plan
 from test_support import REASON, acting_as
@@ -282,6 +282,29 @@ def test_targets_of_every_kind_are_named_in_one_statement(
         "plan #999999",
         "someone@else.test",
     ]
+
+
+def test_targets_are_named_by_one_statement_text_whatever_their_number(
+    data: Flask, acme: Partner
+) -> None:
+    """On PostgreSQL a kind's ids travel as one array: the statement that names them reads
+    the same for one target as for sixty, so it is compiled once and prepared by the driver
+    (an IN list is written out again for every run; SQLite keeps it, having no arrays)."""
+    made = [make_user(acme, f"u{n:02d}@acme.test", role=Role.BASIC) for n in range(60)]
+    users = [(u.id, u.email) for u in made]
+    sent: list[str] = []
+    with partner_scope(acme), counted(data) as statements:
+        for some in (users[:1], users):
+            events = [AuditEvent(target_type="users", target_id=str(ident)) for ident, _ in some]
+            names = target_names(events)
+            assert [target_label(e, names) for e in events] == [f"user {e}" for _, e in some]
+            sent.append(statements[-1])
+    assert len(statements) == 2
+    if db.engine.dialect.name == "postgresql":
+        assert sent[0] == sent[1]
+        assert "ANY" in sent[0]
+    else:
+        assert sent[0] != sent[1]  # the IN list, written out for each number of ids
 
 
 def test_a_row_names_the_support_session_and_links_to_its_event(

@@ -14,9 +14,11 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     String,
     and_,
+    any_,
     bindparam,
     cast,
     func,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 
 from portal.audit.models import AuditEvent
@@ -444,21 +447,28 @@ def target_names(events: Iterable[Any]) -> dict[tuple[str, str], str]:
     if not wanted:
         return names
     values = {f"{kind}_ids": sorted(ids) for kind, ids in wanted.items()}
-    for ident, text, kind in db.session.execute(_naming_statement(tuple(sorted(wanted))), values):
+    statement = _naming_statement(tuple(sorted(wanted)), db.session.get_bind().dialect.name)
+    for ident, text, kind in db.session.execute(statement, values):
         names[(kind, str(ident))] = _NAMING[kind][1](ident, text)
     return names
 
 
 @lru_cache(maxsize=64)
-def _naming_statement(kinds: tuple[str, ...]) -> Any:
+def _naming_statement(kinds: tuple[str, ...], dialect: str) -> Any:
     """The names of targets of `kinds`, each kind's ids bound per request (built once per
-    combination of kinds, as a page's statement is)."""
+    combination of kinds, as a page's statement is). On PostgreSQL each kind's ids are one
+    array (`= ANY(:ids)`): the statement's text is the same whatever their number, so it is
+    compiled once and psycopg prepares it, where an `IN` list is written out again for
+    every run (SQLite has no arrays)."""
     lookups = []
     for kind in kinds:
         lookup = _NAMING[kind][0]()
         key = lookup.selected_columns[0]
-        ids = bindparam(f"{kind}_ids", expanding=True)
-        lookups.append(lookup.add_columns(literal(kind).label("kind")).where(key.in_(ids)))
+        if dialect == "postgresql":
+            matches = key == any_(bindparam(f"{kind}_ids", type_=ARRAY(Integer)))
+        else:
+            matches = key.in_(bindparam(f"{kind}_ids", expanding=True))
+        lookups.append(lookup.add_columns(literal(kind).label("kind")).where(matches))
     return lookups[0] if len(lookups) == 1 else union_all(*lookups)
 
 
