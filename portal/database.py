@@ -10,8 +10,10 @@ recovers by itself when the database answers again.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -26,6 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from portal.extensions import db
+from portal.resolver import resolve
 
 RV = TypeVar("RV")
 
@@ -167,7 +170,7 @@ def bound(engine: Engine, statement_timeout: float) -> None:
 
     @event.listens_for(engine, "do_connect")
     def connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> BoundedConnection:
-        connection = BoundedConnection.connect(*cargs, **cparams)
+        connection = BoundedConnection.connect(*cargs, **looked_up(cparams))
         connection.limit = statement_limit
         connection.cursor_factory = DescribingCursor
         return connection
@@ -182,6 +185,67 @@ def bound(engine: Engine, statement_timeout: float) -> None:
     def after_ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         if isinstance(dbapi_connection, BoundedConnection):
             dbapi_connection.limit = statement_limit
+
+
+def looked_up(cparams: dict[str, Any]) -> dict[str, Any]:
+    """The connection's parameters with the server's name already looked up, within the
+    connect timeout.
+
+    libpq looks a host name up itself, before its `connect_timeout` starts counting, and the
+    system resolver retries for seconds on its own: a DNS that stopped answering would hold
+    each new connection (and the request waiting for it) that long. The name is looked up
+    here instead, with a deadline (`portal.resolver`), and each address found is handed to
+    libpq as `hostaddr` beside the name, which libpq still uses for TLS verification and the
+    password file. A Unix socket or an address is passed on as it is.
+    """
+    host = cparams.get("host")
+    if not host or cparams.get("hostaddr"):
+        return cparams
+    names = str(host).split(",")
+    ports = str(cparams.get("port") or "").split(",")
+    if len(ports) == 1:
+        ports *= len(names)
+    if len(ports) != len(names):
+        return cparams  # libpq refuses it, with its own message
+    timeout = float(cparams.get("connect_timeout") or 2)
+    deadline = time.monotonic() + timeout
+    hosts: list[str] = []
+    addresses: list[str] = []
+    for_ports: list[str] = []
+    for name, port in zip(names, ports, strict=True):
+        found = [""]  # libpq's own handling: a socket directory, an address
+        if _is_name(name):
+            try:
+                found = resolve(name, int(port or 5432), deadline - time.monotonic())
+            except TimeoutError:
+                raise psycopg.OperationalError(
+                    f"the database server's name {name} could not be resolved within {timeout:g} s"
+                ) from None
+            except (OSError, UnicodeError) as exc:
+                raise psycopg.OperationalError(
+                    f'could not translate host name "{name}" to address: {exc}'
+                ) from None
+        for address in found:
+            hosts.append(name)
+            addresses.append(address)
+            for_ports.append(port)
+    if not any(addresses):
+        return cparams
+    looked = {**cparams, "host": ",".join(hosts), "hostaddr": ",".join(addresses)}
+    if any(for_ports):
+        looked["port"] = ",".join(for_ports)
+    return looked
+
+
+def _is_name(host: str) -> bool:
+    """Whether libpq would look `host` up: not empty, not a socket directory, no address."""
+    if not host or host.startswith(("/", "@")):
+        return False
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return True
+    return False
 
 
 def _sqlite_pragmas(busy_ms: int) -> Any:

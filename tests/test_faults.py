@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 import redis
+import redis.connection
 import sqlalchemy as sa
 from conftest import PASSWORD, HostClient, host_client, logged_in
 from faultproxy import FaultProxy
@@ -27,7 +30,8 @@ from test_migrations import MIGRATIONS
 from test_throttle import fail
 
 from portal.auth.guards import public
-from portal.database import BoundedConnection, DescribingCursor, _Description
+from portal.auth.throttle import LookedUpSSLConnection
+from portal.database import BoundedConnection, DescribingCursor, _Description, looked_up
 from portal.extensions import db
 from portal.tenancy.models import Partner
 from portal.users.models import User
@@ -178,6 +182,102 @@ def test_signed_in_page_while_the_database_is_silent(
     assert_unavailable(*timed(alice, "/"))
     postgres_proxy.forward()
     assert alice.get("/").status_code == 200
+
+
+SLOW_DB_HOST = "slow-db.portal.test"
+WAIT = 10.0  # seconds: what a test waits, at most, for something it set in motion
+
+
+def test_a_database_name_the_resolver_does_not_answer_is_503_within_seconds(
+    make_app: Any, database_url: str, acme: Partner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server is named, and the name's lookup hangs: the request gets its 503 when the
+    connect timeout (2 s) runs out, not after the resolver's own retries; once the name
+    answers, connections go to the address it gave (libpq is never asked to look it up)."""
+    url = sa.engine.make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("PostgreSQL's connections (PORTAL_TEST_DB=postgres)")
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+    real = socket.getaddrinfo
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != SLOW_DB_HOST:
+            return real(host, *args, **kwargs)
+        entered.set()
+        try:
+            assert release.wait(WAIT), "the test never released the lookup"
+            return real(url.host or "127.0.0.1", *args, **kwargs)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    named = url.set(host=SLOW_DB_HOST).render_as_string(hide_password=False)
+    app = make_app(fresh=True, SQLALCHEMY_DATABASE_URI=named)
+    visitor = host_client(app, "acme")
+    try:
+        response, seconds = timed(visitor, "/login")
+        assert_unavailable(response, seconds)
+        assert seconds >= 1.5  # the connect timeout's, the lookup never answered
+        assert entered.is_set() and not finished.is_set()
+        assert_healthz_quick(visitor)
+    finally:
+        release.set()
+    assert finished.wait(WAIT)  # the late lookup ends on its own thread, unwaited
+    assert_recovers(visitor)
+
+
+def fake_lookup(found: dict[str, list[str]]) -> Any:
+    """A resolver that knows `found` (names and their addresses), addresses, no other name."""
+    real = socket.getaddrinfo
+
+    def lookup(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in found:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in found[host]]
+        if str(host).replace(".", "").isdigit():
+            return real(host, port, *args, **kwargs)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    return lookup
+
+
+def test_the_database_lookup_keeps_each_name_and_leaves_sockets_and_addresses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every address of every name is an attempt of its own, its name kept beside it (TLS
+    verification, the password file); a socket directory and an address need no lookup."""
+    found = {"db1.test": ["10.0.0.1", "10.0.0.2"], "db2.test": ["10.0.0.3"]}
+    monkeypatch.setattr(socket, "getaddrinfo", fake_lookup(found))
+    socket_dir = {"host": "/run/postgresql", "dbname": "portal"}
+    assert looked_up(socket_dir) == socket_dir
+    assert looked_up({"host": "10.1.2.3", "port": 5432}) == {"host": "10.1.2.3", "port": 5432}
+    assert looked_up({"host": "db1.test,db2.test", "port": "5432,5433"}) == {
+        "host": "db1.test,db1.test,db2.test",
+        "hostaddr": "10.0.0.1,10.0.0.2,10.0.0.3",
+        "port": "5432,5432,5433",
+    }
+    with pytest.raises(psycopg.OperationalError, match=r'host name "elsewhere\.test" to address'):
+        looked_up({"host": "elsewhere.test", "port": 5432})
+
+
+def test_a_tls_redis_connection_goes_to_the_address_and_is_wrapped_for_the_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", fake_lookup({"tls-redis.test": ["127.0.0.1"]}))
+    wrapped: dict[str, Any] = {}
+
+    def wrap(connection: Any, sock: socket.socket) -> socket.socket:
+        wrapped.update(host=connection.host, peer=sock.getpeername())
+        return sock
+
+    monkeypatch.setattr(redis.connection.SSLConnection, "_wrap_socket_with_ssl", wrap)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        connection = LookedUpSSLConnection(
+            host="tls-redis.test", port=port, socket_connect_timeout=0.5
+        )
+        connection._connect().close()
+    assert wrapped == {"host": "tls-redis.test", "peer": ("127.0.0.1", port)}
+    assert connection.host == "tls-redis.test"
 
 
 def test_statement_and_lock_timeouts_are_set_on_every_connection(make_app: Any) -> None:
@@ -394,3 +494,57 @@ def test_silent_redis_keeps_sign_in_fast_and_throttled(
     assert_healthz_quick(client)
     ready, seconds = timed(host_client(throttled, None), "/readyz")
     assert ready.status_code == 200 and ready.json["ratelimit"] == "degraded"
+
+
+SLOW_REDIS_HOST = "slow-redis.portal.test"
+
+
+def test_a_redis_name_the_resolver_does_not_answer_keeps_sign_in_fast_and_throttled(
+    make_app: Any,
+    redis_url: str,
+    acme_user: User,
+    caplog: pytest.LogCaptureFixture,
+    frozen_clock: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis is named, and the name's lookup hangs: sign-in waits only the connect timeout
+    (0.5 s), not the resolver's retries, and counts in memory meanwhile; once the name
+    answers, the counters are shared again, through the address it gave."""
+    caplog.set_level(logging.INFO)
+    parts = urlsplit(redis_url)
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+    real = socket.getaddrinfo
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != SLOW_REDIS_HOST:
+            return real(host, *args, **kwargs)
+        entered.set()
+        try:
+            assert release.wait(WAIT), "the test never released the lookup"
+            return real(parts.hostname or "127.0.0.1", *args, **kwargs)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@" if credentials else ""
+    named = urlunsplit(parts._replace(netloc=f"{netloc}{SLOW_REDIS_HOST}:{parts.port or 6379}"))
+    prefix = f"portal-test-{secrets.token_hex(4)}"
+    app = make_app(fresh=True, RATELIMIT_STORAGE_URL=named, RATELIMIT_KEY_PREFIX=prefix)
+    try:
+        signed_in, seconds = timed_login(host_client(app, "acme"), acme_user.email, PASSWORD)
+        assert signed_in.status_code == 302 and seconds < BUDGET
+        assert entered.is_set() and not finished.is_set()
+        assert fail(app, "acme", acme_user.email, 5) == [422] * 5
+        refused, seconds = timed_login(host_client(app, "acme"), acme_user.email, PASSWORD)
+        assert refused.status_code == 429 and seconds < BUDGET  # counted in memory meanwhile
+        assert [r.levelname for r in throttle_records(caplog)] == ["WARNING"]
+    finally:
+        release.set()
+    assert finished.wait(WAIT)  # the late lookup ends on its own thread, unwaited
+    frozen_clock.advance(timedelta(seconds=31))
+    ready = host_client(app, None).get("/readyz")
+    assert ready.json == {"status": "ok", "database": "ok", "ratelimit": "ok"}
+    with redis.Redis.from_url(redis_url) as client:
+        for key in client.scan_iter(f"*{prefix}*"):
+            client.delete(key)

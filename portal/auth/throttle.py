@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -52,10 +53,13 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from redis.backoff import NoBackoff
+from redis.connection import Connection, SSLConnection
+from redis.exceptions import TimeoutError as RedisTimeout
 from redis.retry import Retry
 
 from portal.clock import utcnow
 from portal.exceptions import PortalError
+from portal.resolver import resolve
 
 log = logging.getLogger("portal.throttle")
 
@@ -107,6 +111,50 @@ class Limits:
     api_per_client: RateLimitItem
 
 
+class LookedUpConnection(Connection):
+    """redis-py's TCP connection, with the server's name looked up within the connect timeout.
+
+    redis-py asks the system resolver itself, before its connect timeout starts, and the
+    resolver retries for seconds on its own: a DNS that stopped answering would hold every
+    sign-in that long. The name is looked up with a deadline (`portal.resolver`) and the
+    connection made to the addresses found; the name is kept for everything else (TLS).
+    """
+
+    def _connect(self) -> socket.socket:
+        name = self.host
+        timeout = self.socket_connect_timeout or 0.5
+        try:
+            addresses = resolve(name, self.port, timeout)
+        except TimeoutError:
+            raise RedisTimeout(
+                f"Redis's name {name} could not be resolved within {timeout:g} s"
+            ) from None
+        failed: OSError = OSError(f"no address for {name}")
+        for address in addresses:
+            self.host = address  # an address: redis-py's own lookup of it answers at once
+            try:
+                return super()._connect()
+            except OSError as exc:
+                failed = exc
+            finally:
+                self.host = name
+        raise failed
+
+
+class LookedUpSSLConnection(SSLConnection, LookedUpConnection):
+    """The TLS connection (`rediss://`): the socket made as above, wrapped for the name."""
+
+
+def _connection_class(url: str) -> dict[str, type[Connection]]:
+    """The connection class for a Redis URL that names a server over TCP (none for a Unix
+    socket, a Sentinel or a cluster, which redis-py connects its own way)."""
+    if url.startswith("redis://"):
+        return {"connection_class": LookedUpConnection}
+    if url.startswith("rediss://"):
+        return {"connection_class": LookedUpSSLConnection}
+    return {}
+
+
 class Throttle:
     """Moving-window counters shared by every process (Redis), or per process meanwhile."""
 
@@ -131,6 +179,7 @@ class Throttle:
                 # No retries inside the client: the fallback below is the retry policy, and
                 # redis-py's default backoff would hold a sign-in for seconds.
                 retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]
+                **_connection_class(storage_url),
             )
             self.shared = MovingWindowRateLimiter(storage)
         self.prefix = prefix
