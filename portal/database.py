@@ -28,7 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from portal.extensions import db
-from portal.resolver import resolve
+from portal.resolver import addresses, lookup
 
 RV = TypeVar("RV")
 
@@ -188,15 +188,17 @@ def bound(engine: Engine, statement_timeout: float) -> None:
 
 
 def looked_up(cparams: dict[str, Any]) -> dict[str, Any]:
-    """The connection's parameters with the server's name already looked up, within the
+    """The connection's parameters with the servers' names already looked up, within the
     connect timeout.
 
-    libpq looks a host name up itself, before its `connect_timeout` starts counting, and the
-    system resolver retries for seconds on its own: a DNS that stopped answering would hold
-    each new connection (and the request waiting for it) that long. The name is looked up
-    here instead, with a deadline (`portal.resolver`), and each address found is handed to
-    libpq as `hostaddr` beside the name, which libpq still uses for TLS verification and the
-    password file. A Unix socket or an address is passed on as it is.
+    psycopg looks a host name up itself, before its `connect_timeout` starts counting, and
+    the system resolver retries for seconds on its own: a DNS that stopped answering would
+    hold each new connection (and the request waiting for it) that long. The names are looked
+    up here instead, at once and against one deadline (`portal.resolver`), and each address
+    found becomes an attempt of its own (`hostaddr`), its name beside it (`host`, which libpq
+    still uses for TLS verification and the password file). A Unix socket or an address is
+    passed on as it is. As psycopg does, a name that fails is left out while another host
+    remains to be tried; when none does, the connection fails with what went wrong.
     """
     host = cparams.get("host")
     if not host or cparams.get("hostaddr"):
@@ -206,33 +208,46 @@ def looked_up(cparams: dict[str, Any]) -> dict[str, Any]:
     if len(ports) == 1:
         ports *= len(names)
     if len(ports) != len(names):
-        return cparams  # libpq refuses it, with its own message
+        return cparams  # psycopg refuses it, with its own message
     timeout = float(cparams.get("connect_timeout") or 2)
     deadline = time.monotonic() + timeout
+    pending = {
+        name: lookup(name, int(port or 5432))
+        for name, port in zip(names, ports, strict=True)
+        if _is_name(name)
+    }
     hosts: list[str] = []
-    addresses: list[str] = []
+    hostaddrs: list[str] = []
     for_ports: list[str] = []
+    failures: list[str] = []
     for name, port in zip(names, ports, strict=True):
-        found = [""]  # libpq's own handling: a socket directory, an address
-        if _is_name(name):
+        found = [""]  # psycopg's and libpq's own handling: a socket directory, an address
+        if name in pending:
             try:
-                found = resolve(name, int(port or 5432), deadline - time.monotonic())
+                found = addresses(pending[name], deadline - time.monotonic())
             except TimeoutError:
-                raise psycopg.OperationalError(
+                found = []
+                failures.append(
                     f"the database server's name {name} could not be resolved within {timeout:g} s"
-                ) from None
+                )
             except (OSError, UnicodeError) as exc:
-                raise psycopg.OperationalError(
-                    f'could not translate host name "{name}" to address: {exc}'
-                ) from None
+                found = []
+                failures.append(f'could not translate host name "{name}" to address: {exc}')
+            else:
+                if not found:
+                    failures.append(f'host name "{name}" has no address')
         for address in found:
             hosts.append(name)
-            addresses.append(address)
+            hostaddrs.append(address)
             for_ports.append(port)
-    if not any(addresses):
+    if not hosts:
+        raise psycopg.OperationalError("; ".join(failures))
+    if not pending:
         return cparams
-    looked = {**cparams, "host": ",".join(hosts), "hostaddr": ",".join(addresses)}
-    if any(for_ports):
+    looked = {**cparams, "host": ",".join(hosts)}
+    if any(hostaddrs):
+        looked["hostaddr"] = ",".join(hostaddrs)
+    if "port" in cparams:
         looked["port"] = ",".join(for_ports)
     return looked
 

@@ -9,7 +9,8 @@ time in the queue and is then dropped, never started.
 from __future__ import annotations
 
 import socket
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 RESOLVER_THREADS = 4
 
@@ -19,10 +20,19 @@ _pool = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="portal-resolve"
 def resolve(host: str, port: int, timeout: float) -> list[str]:
     """The addresses of `host` (each once, in the resolver's order), within `timeout`
     seconds: `TimeoutError` after that; `OSError` or `UnicodeError` for a name that fails."""
-    future = _pool.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    return addresses(lookup(host, port), timeout)
+
+
+def lookup(host: str, port: int) -> Future[Any]:
+    """Start looking `host` up (several names at once: start each, then wait for each)."""
+    return _pool.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+
+
+def addresses(found: Future[Any], timeout: float) -> list[str]:
+    """What a `lookup` found, waited for at most `timeout` seconds (as `resolve`)."""
     try:
-        infos = future.result(timeout=max(timeout, 0))
+        infos = found.result(timeout=max(timeout, 0))
     except TimeoutError:
-        future.cancel()  # still queued: never started
+        found.cancel()  # still queued: never started
         raise
     return list(dict.fromkeys(str(info[4][0]) for info in infos))

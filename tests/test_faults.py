@@ -193,7 +193,7 @@ def test_a_database_name_the_resolver_does_not_answer_is_503_within_seconds(
 ) -> None:
     """The server is named, and the name's lookup hangs: the request gets its 503 when the
     connect timeout (2 s) runs out, not after the resolver's own retries; once the name
-    answers, connections go to the address it gave (libpq is never asked to look it up)."""
+    answers, connections go to the address it gave."""
     url = sa.engine.make_url(database_url)
     if url.get_backend_name() != "postgresql":
         pytest.skip("PostgreSQL's connections (PORTAL_TEST_DB=postgres)")
@@ -226,12 +226,14 @@ def test_a_database_name_the_resolver_does_not_answer_is_503_within_seconds(
     assert_recovers(visitor)
 
 
-def fake_lookup(found: dict[str, list[str]]) -> Any:
-    """A resolver that knows `found` (names and their addresses), addresses, no other name."""
+def fake_lookup(found: dict[str, list[str]], threads: list[str]) -> Any:
+    """A resolver that knows `found` (names and their addresses), addresses, no other name;
+    the thread each name was looked up on goes to `threads`."""
     real = socket.getaddrinfo
 
     def lookup(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
         if host in found:
+            threads.append(threading.current_thread().name)
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in found[host]]
         if str(host).replace(".", "").isdigit():
             return real(host, port, *args, **kwargs)
@@ -244,16 +246,31 @@ def test_the_database_lookup_keeps_each_name_and_leaves_sockets_and_addresses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Every address of every name is an attempt of its own, its name kept beside it (TLS
-    verification, the password file); a socket directory and an address need no lookup."""
+    verification, the password file), looked up on the resolver's threads; a socket
+    directory and an address need no lookup; a name that fails is left out while another
+    host remains, as psycopg does, and is the error when none does."""
     found = {"db1.test": ["10.0.0.1", "10.0.0.2"], "db2.test": ["10.0.0.3"]}
-    monkeypatch.setattr(socket, "getaddrinfo", fake_lookup(found))
+    threads: list[str] = []
+    monkeypatch.setattr(socket, "getaddrinfo", fake_lookup(found, threads))
     socket_dir = {"host": "/run/postgresql", "dbname": "portal"}
     assert looked_up(socket_dir) == socket_dir
     assert looked_up({"host": "10.1.2.3", "port": 5432}) == {"host": "10.1.2.3", "port": 5432}
+    assert threads == []
     assert looked_up({"host": "db1.test,db2.test", "port": "5432,5433"}) == {
         "host": "db1.test,db1.test,db2.test",
         "hostaddr": "10.0.0.1,10.0.0.2,10.0.0.3",
         "port": "5432,5432,5433",
+    }
+    assert threads and all(t.startswith("portal-resolve") for t in threads)
+    # Several hosts and no port (SQLAlchemy passes one empty port per host).
+    assert looked_up({"host": "db1.test,/run/postgresql", "port": ","}) == {
+        "host": "db1.test,db1.test,/run/postgresql",
+        "hostaddr": "10.0.0.1,10.0.0.2,",
+        "port": ",,",
+    }
+    assert looked_up({"host": "elsewhere.test,db2.test"}) == {
+        "host": "db2.test",
+        "hostaddr": "10.0.0.3",
     }
     with pytest.raises(psycopg.OperationalError, match=r'host name "elsewhere\.test" to address'):
         looked_up({"host": "elsewhere.test", "port": 5432})
@@ -262,7 +279,10 @@ def test_the_database_lookup_keeps_each_name_and_leaves_sockets_and_addresses(
 def test_a_tls_redis_connection_goes_to_the_address_and_is_wrapped_for_the_name(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(socket, "getaddrinfo", fake_lookup({"tls-redis.test": ["127.0.0.1"]}))
+    threads: list[str] = []
+    monkeypatch.setattr(
+        socket, "getaddrinfo", fake_lookup({"tls-redis.test": ["127.0.0.1"]}, threads)
+    )
     wrapped: dict[str, Any] = {}
 
     def wrap(connection: Any, sock: socket.socket) -> socket.socket:
@@ -278,6 +298,7 @@ def test_a_tls_redis_connection_goes_to_the_address_and_is_wrapped_for_the_name(
         connection._connect().close()
     assert wrapped == {"host": "tls-redis.test", "peer": ("127.0.0.1", port)}
     assert connection.host == "tls-redis.test"
+    assert len(threads) == 1 and threads[0].startswith("portal-resolve")  # with its deadline
 
 
 def test_statement_and_lock_timeouts_are_set_on_every_connection(make_app: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from browser import LiveServer, signed_in
 from conftest import PASSWORD, make_user, rows, set_feature
+from playwright.sync_api import expect
 
 from portal.audit.models import AuditEvent
 from portal.auth.passwords import hash_password
@@ -156,7 +157,7 @@ def test_keyboard_only_sign_in_menu_and_invite(
     page = browser.new_context().new_page()
     page.goto(live_server.url("acme", "/login"))
     # The first Tab reaches the skip link; the email field has the focus from the start.
-    assert page.evaluate("document.activeElement.id") == "email"
+    expect(page.locator("#email")).to_be_focused()
     page.keyboard.type(acme_admin.email)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
@@ -181,7 +182,7 @@ def test_keyboard_only_sign_in_menu_and_invite(
     tab_to(page, "a[href$='/admin/users/invite']")
     page.keyboard.press("Enter")
     page.wait_for_url("**/admin/users/invite")
-    assert page.evaluate("document.activeElement.id") == "email"  # focused on arrival
+    expect(page.locator("#email")).to_be_focused()  # focused on arrival
     page.keyboard.type("kb@acme.test")
     page.keyboard.press("Enter")
     page.wait_for_selector(".flash >> text=Invitation sent to kb@acme.test.")
@@ -263,7 +264,7 @@ def test_keyboard_only_support_agent_acts_as_a_user_and_stops(
     page.keyboard.press("Enter")  # submits the form from its last field
     page.wait_for_selector("#reason-errors")
     # Refused: the reason's field has the focus again, with its message, and keeps the text.
-    assert page.evaluate("document.activeElement.id") == "reason"
+    expect(page.locator("#reason")).to_be_focused()  # once the swapped form has settled
     assert "in at least 10 characters" in page.locator("#reason-errors").inner_text()
     assert page.input_value("#reason") == "too short"
     assert rows(Impersonation) == []
@@ -314,7 +315,7 @@ def test_keyboard_only_operator_onboards_a_partner(
     page = browser.new_context().new_page()
     page.context.set_default_timeout(10_000)
     page.goto(live_server.url(None, "/login"))
-    assert page.evaluate("document.activeElement.id") == "email"
+    expect(page.locator("#email")).to_be_focused()
     page.keyboard.type("op@portal.test")
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
@@ -323,7 +324,7 @@ def test_keyboard_only_operator_onboards_a_partner(
     tab_to(page, "a[href$='/operator/partners/new']")
     page.keyboard.press("Enter")
     page.wait_for_url("**/operator/partners/new")
-    assert page.evaluate("document.activeElement.id") == "name"  # focused on arrival
+    expect(page.locator("#name")).to_be_focused()  # focused on arrival
     page.keyboard.type("Initech")
     page.keyboard.press("Tab")
     page.keyboard.type("acme")  # taken
@@ -386,7 +387,7 @@ def test_keyboard_only_paging_keeps_the_place(
     tab_to(page, "#support-table a[rel=next]", limit=PER_PAGE + 20)
     page.keyboard.press("Enter")
     page.wait_for_selector("#support-table >> text=Page 2 of 2")
-    assert page.evaluate("document.activeElement.id") == "support-table"
+    expect(page.locator("#support-table")).to_be_focused()
     assert page.evaluate("location.search").endswith("&page=2")  # the address follows
     page.keyboard.press("Tab")  # on to the first user of page 2, in the list's order
     assert focused(page) == "user24@acme.test"

@@ -131,7 +131,10 @@ class LookedUpConnection(Connection):
             ) from None
         failed: OSError = OSError(f"no address for {name}")
         for address in addresses:
-            self.host = address  # an address: redis-py's own lookup of it answers at once
+            # An address: redis-py's own lookup of it answers at once. The connection is its
+            # thread's alone while it connects (with RESP2, the default: RESP3's maintenance
+            # notifications would have the pool read connections' hosts from other threads).
+            self.host = address
             try:
                 return super()._connect()
             except OSError as exc:
