@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -596,3 +597,73 @@ def test_the_audit_trail_refuses_update_and_delete_on_postgresql(acme: Partner) 
             db.session.execute(sa.text("DELETE FROM audit_events"))
             db.session.commit()
             assert db.session.execute(sa.text("SELECT count(*) FROM audit_events")).scalar() == 0
+
+
+# --- Backups: the restore rehearsal ----------------------------------------------------------
+
+
+def test_a_backup_restores_in_the_rehearsal_with_every_partners_rows(
+    owner_engine: tuple[Any, str], acme: Partner, globex: Partner, tmp_path: Path
+) -> None:
+    """`deploy/restore-rehearsal.sh` as docs/deployment.md runs it: a custom-format pg_dump
+    of the live database (by the server's superuser, whom row-level security does not hold)
+    restored into a scratch database as the owner, the migration revision and each partner's
+    counts printed, the scratch database dropped, the live one untouched."""
+    import sqlalchemy as sa
+
+    superuser, app_url = owner_engine
+    if superuser.dialect.name != "postgresql":
+        pytest.skip("pg_dump and pg_restore are PostgreSQL's")
+    make_user(acme, "ann@acme.test")
+    make_user(acme, "bob@acme.test")
+    make_user(globex, "gus@globex.test")
+    with partner_scope(acme):
+        record_audit("test.event", actor=None)
+        db.session.commit()
+    url = superuser.url
+    env = {
+        **os.environ,
+        "PGHOST": url.host or "127.0.0.1",
+        "PGPORT": str(url.port or 5432),
+        "PGUSER": url.username or "postgres",
+    }
+    dump = tmp_path / "portal.dump"
+    subprocess.run(
+        ["pg_dump", "--format=custom", f"--file={dump}", url.database],
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    owner = f"{sa.engine.make_url(app_url).username}_owner"
+    script = Path(__file__).parent.parent / "deploy" / "restore-rehearsal.sh"
+    rehearsal = subprocess.run(
+        ["sh", str(script), str(dump), owner],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rehearsal.returncode == 0, rehearsal.stdout + rehearsal.stderr
+    out = rehearsal.stdout
+    scratch = re.search(r"into (portal_rehearsal_\d+)", out)
+    assert scratch is not None, out
+    with superuser.connect() as conn:
+        live_head = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        live = conn.execute(
+            sa.text(
+                "SELECT p.slug, (SELECT count(*) FROM users u WHERE u.partner_id = p.id),"
+                " (SELECT count(*) FROM audit_events a WHERE a.partner_id = p.id)"
+                " FROM partners p ORDER BY p.slug"
+            )
+        ).all()
+        left = conn.execute(
+            sa.text("SELECT count(*) FROM pg_database WHERE datname = :n"),
+            {"n": scratch.group(1)},
+        ).scalar()
+    assert live_head in out
+    assert [(slug, users) for slug, users, _events in live] == [("acme", 2), ("globex", 1)]
+    for slug, users, events in live:  # each partner's row as psql aligns it: the same counts
+        row = rf"\n\s*{slug}\s*\|\s*active\s*\|\s*{users}\s*\|\s*0\s*\|\s*{events}\s*\|"
+        assert re.search(row, out), out
+    assert "The rehearsal passed" in out
+    assert left == 0  # dropped
