@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -188,6 +189,34 @@ SLOW_DB_HOST = "slow-db.portal.test"
 WAIT = 10.0  # seconds: what a test waits, at most, for something it set in motion
 
 
+@dataclass
+class HeldLookup:
+    """A name's lookup, held until the test releases it (`hold_lookup`)."""
+
+    entered: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+def hold_lookup(monkeypatch: pytest.MonkeyPatch, name: str, answer_as: str) -> HeldLookup:
+    """Every lookup of `name` waits for the release, then answers what `answer_as` has."""
+    held = HeldLookup()
+    real = socket.getaddrinfo
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != name:
+            return real(host, *args, **kwargs)
+        held.entered.set()
+        try:
+            assert held.release.wait(WAIT), "the test never released the lookup"
+            return real(answer_as, *args, **kwargs)
+        finally:
+            held.finished.set()
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    return held
+
+
 def test_a_database_name_the_resolver_does_not_answer_is_503_within_seconds(
     make_app: Any, database_url: str, acme: Partner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -197,20 +226,7 @@ def test_a_database_name_the_resolver_does_not_answer_is_503_within_seconds(
     url = sa.engine.make_url(database_url)
     if url.get_backend_name() != "postgresql":
         pytest.skip("PostgreSQL's connections (PORTAL_TEST_DB=postgres)")
-    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
-    real = socket.getaddrinfo
-
-    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host != SLOW_DB_HOST:
-            return real(host, *args, **kwargs)
-        entered.set()
-        try:
-            assert release.wait(WAIT), "the test never released the lookup"
-            return real(url.host or "127.0.0.1", *args, **kwargs)
-        finally:
-            finished.set()
-
-    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    held = hold_lookup(monkeypatch, SLOW_DB_HOST, url.host or "127.0.0.1")
     named = url.set(host=SLOW_DB_HOST).render_as_string(hide_password=False)
     app = make_app(fresh=True, SQLALCHEMY_DATABASE_URI=named)
     visitor = host_client(app, "acme")
@@ -218,11 +234,11 @@ def test_a_database_name_the_resolver_does_not_answer_is_503_within_seconds(
         response, seconds = timed(visitor, "/login")
         assert_unavailable(response, seconds)
         assert seconds >= 1.5  # the connect timeout's, the lookup never answered
-        assert entered.is_set() and not finished.is_set()
+        assert held.entered.is_set() and not held.finished.is_set()
         assert_healthz_quick(visitor)
     finally:
-        release.set()
-    assert finished.wait(WAIT)  # the late lookup ends on its own thread, unwaited
+        held.release.set()
+    assert held.finished.wait(WAIT)  # the late lookup ends on its own thread, unwaited
     assert_recovers(visitor)
 
 
@@ -533,20 +549,7 @@ def test_a_redis_name_the_resolver_does_not_answer_keeps_sign_in_fast_and_thrott
     answers, the counters are shared again, through the address it gave."""
     caplog.set_level(logging.INFO)
     parts = urlsplit(redis_url)
-    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
-    real = socket.getaddrinfo
-
-    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host != SLOW_REDIS_HOST:
-            return real(host, *args, **kwargs)
-        entered.set()
-        try:
-            assert release.wait(WAIT), "the test never released the lookup"
-            return real(parts.hostname or "127.0.0.1", *args, **kwargs)
-        finally:
-            finished.set()
-
-    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    held = hold_lookup(monkeypatch, SLOW_REDIS_HOST, parts.hostname or "127.0.0.1")
     credentials = parts.netloc.rpartition("@")[0]
     netloc = f"{credentials}@" if credentials else ""
     named = urlunsplit(parts._replace(netloc=f"{netloc}{SLOW_REDIS_HOST}:{parts.port or 6379}"))
@@ -555,14 +558,14 @@ def test_a_redis_name_the_resolver_does_not_answer_keeps_sign_in_fast_and_thrott
     try:
         signed_in, seconds = timed_login(host_client(app, "acme"), acme_user.email, PASSWORD)
         assert signed_in.status_code == 302 and seconds < BUDGET
-        assert entered.is_set() and not finished.is_set()
+        assert held.entered.is_set() and not held.finished.is_set()
         assert fail(app, "acme", acme_user.email, 5) == [422] * 5
         refused, seconds = timed_login(host_client(app, "acme"), acme_user.email, PASSWORD)
         assert refused.status_code == 429 and seconds < BUDGET  # counted in memory meanwhile
         assert [r.levelname for r in throttle_records(caplog)] == ["WARNING"]
     finally:
-        release.set()
-    assert finished.wait(WAIT)  # the late lookup ends on its own thread, unwaited
+        held.release.set()
+    assert held.finished.wait(WAIT)  # the late lookup ends on its own thread, unwaited
     frozen_clock.advance(timedelta(seconds=31))
     ready = host_client(app, None).get("/readyz")
     assert ready.json == {"status": "ok", "database": "ok", "ratelimit": "ok"}
